@@ -1,0 +1,1 @@
+"""What data exists: one Dagster asset per table or report."""

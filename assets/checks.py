@@ -1,0 +1,93 @@
+"""Blocking checks: when one fails, nothing is published and readers keep the previous warehouse."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.tables import key_of
+from pipelines.reports.summary import markdown_table
+from pipelines.resources import Warehouse
+from pipelines.sql_models import SqlModel, sql_models
+
+
+def grain_check(model: SqlModel) -> dg.AssetChecksDefinition:
+    """Return a check that the model's key columns are unique and never null."""
+    keys = ", ".join(model.key_columns)
+    any_null = " or ".join(f"{column} is null" for column in model.key_columns)
+
+    @dg.asset_check(
+        asset=key_of(model.table),
+        name="grain_is_unique_and_not_null",
+        blocking=True,
+        description=f"({keys}) identifies one row of {model.table}: unique, never null.",
+    )
+    def check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.connect() as con:
+            duplicate_keys, null_keys = con.execute(
+                f"select count(*) - count(distinct ({keys})), count(*) filter (where {any_null}) from {model.table}"
+            ).fetchone()
+        return dg.AssetCheckResult(
+            passed=duplicate_keys == 0 and null_keys == 0,
+            metadata={"duplicate_keys": duplicate_keys, "null_keys": null_keys},
+        )
+
+    check.__name__ = f"grain_{model.schema}_{model.name}"
+    return check
+
+
+@dg.asset_check(
+    asset=key_of("quarantine.file_accounts"),
+    name="no_row_is_lost",
+    blocking=True,
+    description="Per file: rows read = rows accepted + rows rejected + exact duplicates removed.",
+)
+def no_row_is_lost(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        accounts = con.sql("select * from quarantine.file_accounts").pl()
+    balance = accounts["rows_accepted"] + accounts["rows_rejected"] + accounts["duplicates_removed"]
+    return dg.AssetCheckResult(
+        passed=bool((accounts["rows_read"] == balance).all()),
+        metadata={"row_accounts": dg.MetadataValue.md(markdown_table(accounts.rows(), accounts.columns))},
+    )
+
+
+@dg.asset_check(
+    asset=key_of("staging.assessments"),
+    name="scores_within_instrument_range",
+    blocking=True,
+    description="Every accepted score lies within its instrument's range in seeds.instruments.",
+)
+def scores_within_instrument_range(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        outside = con.execute(
+            """
+            select count(*) from staging.assessments as a
+            left join seeds.instruments as i using (instrument)
+            where i.instrument is null or a.score is null or a.score not between i.score_min and i.score_max
+            """
+        ).fetchone()[0]
+    return dg.AssetCheckResult(passed=outside == 0, metadata={"scores_outside_range": outside})
+
+
+@dg.asset_check(
+    asset=key_of("marts.treatment_series"),
+    name="every_series_has_an_infusion",
+    blocking=True,
+    description="Every series counts at least one infusion and has its first infusion among the accepted ones.",
+)
+def every_series_has_an_infusion(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connect() as con:
+        empty = con.execute(
+            """
+            select count(*) from marts.treatment_series as s
+            where s.infusion_count < 1 or not exists (
+                select 1 from staging.infusions as i
+                where i.patient_id = s.patient_id and i.infused_at = s.series_start_at
+            )
+            """
+        ).fetchone()[0]
+    return dg.AssetCheckResult(passed=empty == 0, metadata={"series_without_infusion": empty})
+
+
+grain_checks = [grain_check(model) for model in sql_models()]
+all_checks = [*grain_checks, no_row_is_lost, scores_within_instrument_range, every_series_has_an_infusion]

@@ -1,0 +1,67 @@
+"""The outcome engine's tables: series, baselines, follow-ups and per-series outcomes (Polars)."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from pipelines.outcomes import (
+    assessment_outcomes_from_follow_ups,
+    baselines_from_assessments,
+    infusions_numbered_from_infusions,
+    series_from_numbered_infusions,
+    series_outcomes_from_assessment_outcomes,
+)
+from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from
+
+OUTCOME_TABLES = {
+    "infusions_numbered": "One row per accepted infusion with its series_number and infusion_number in the series.",
+    "infusion_series": "One row per treatment series (patient_id, series_number): kind, bounds, size (spec §3).",
+    "series_baselines": "One row per (series, outcome instrument the patient has): its baseline, if any (spec §4).",
+    "follow_up_assessments": "One row per follow-up assessment of an outcome instrument, judged against its baseline.",
+    "series_instrument_outcomes": "One row per (series, instrument): status, response, remission, relief (spec §4).",
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key=["intermediate", name],
+            group_name="intermediate",
+            description=description,
+            kinds={"polars", "duckdb"},
+            deps=[["staging", "infusions"], ["staging", "assessments"], ["seeds", "instruments"]],
+        )
+        for name, description in OUTCOME_TABLES.items()
+    ],
+)
+def outcome_tables(warehouse: Warehouse, rules: RulesResource):
+    """Compute the outcome tables in one pass so that staging is read once."""
+    outcome_rules = rules_from(rules)
+    with warehouse.connect() as con:
+        infusions = con.sql("select patient_id, infused_at from staging.infusions").pl().lazy()
+        assessments = con.sql("select patient_id, instrument, administered_at, score from staging.assessments").pl().lazy()
+        instruments = con.sql("select * from seeds.instruments").pl().lazy()
+
+        numbered = infusions_numbered_from_infusions(infusions, outcome_rules).collect()
+        series = series_from_numbered_infusions(numbered.lazy(), outcome_rules).collect()
+        baselines = baselines_from_assessments(series.lazy(), assessments, instruments, outcome_rules).collect()
+        follow_ups = assessment_outcomes_from_follow_ups(
+            assessments, numbered.lazy(), series.lazy(), baselines.lazy(), instruments, outcome_rules
+        ).collect()
+        outcomes = series_outcomes_from_assessment_outcomes(
+            baselines.lazy(), follow_ups.lazy(), series.lazy(), instruments
+        ).collect()
+
+        tables: dict[str, pl.DataFrame] = {
+            "infusions_numbered": numbered,
+            "infusion_series": series,
+            "series_baselines": baselines,
+            "follow_up_assessments": follow_ups,
+            "series_instrument_outcomes": outcomes,
+        }
+        for name, frame in tables.items():
+            replace_table(con, f"intermediate.{name}", frame)
+            yield dg.MaterializeResult(
+                asset_key=["intermediate", name], metadata={"row_count": frame.height}
+            )

@@ -1,0 +1,32 @@
+"""Publication: the one step that replaces what readers see, reached only when every blocking check passed."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.reports import refresh_summary_report
+from assets.tables import key_of
+from pipelines.resources import Reports, Warehouse
+from pipelines.sql_models import sql_models
+
+PUBLISHED_INPUTS = [key_of(model.table) for model in sql_models()] + [refresh_summary_report.key]
+
+
+@dg.asset(
+    key=["published_warehouse"],
+    group_name="publication",
+    deps=PUBLISHED_INPUTS,
+    kinds={"duckdb"},
+)
+def published_warehouse(warehouse: Warehouse, reports: Reports) -> dg.MaterializeResult:
+    """The warehouse and reports readers use, replaced atomically from this run's working copy."""
+    path = warehouse.publish()
+    folder = reports.publish()
+    return dg.MaterializeResult(
+        metadata={
+            "warehouse": dg.MetadataValue.path(str(path)),
+            "reports": dg.MetadataValue.path(str(folder)),
+            "size_mb": round(path.stat().st_size / 1e6, 1),
+            "as_of": warehouse.as_of_time.isoformat(),
+        }
+    )

@@ -1,0 +1,1 @@
+"""infusion-outcomes: outcomes analytics for ketamine infusion clinics."""

@@ -1,0 +1,49 @@
+"""The single Dagster Definitions object: what `dagster dev`, the schedule and the CLI all load."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.checks import all_checks
+from assets.ingest import raw_assets
+from assets.outcomes import outcome_tables
+from assets.publication import published_warehouse
+from assets.reports import refresh_summary_report
+from assets.tables import seed_assets, sql_assets
+from pipelines.resources import Settings, resources_from
+from pipelines.schedules import nightly_schedule
+from pipelines.sensors import inbox_sensor
+
+REFRESH_JOB = "refresh"
+
+
+def build_definitions(settings=None) -> dg.Definitions:
+    """Return the Definitions configured from settings (default: the environment)."""
+    settings = settings or Settings()
+    # In-process: DuckDB allows one writer process, and a process per step would
+    # re-import Dagster for every step.
+    refresh_job = dg.define_asset_job(
+        REFRESH_JOB,
+        selection=dg.AssetSelection.all(),
+        executor_def=dg.in_process_executor,
+        description="Read the inbox, validate, compute outcomes, check, and publish warehouse and reports.",
+    )
+    return dg.Definitions(
+        assets=[
+            *raw_assets,
+            *seed_assets,
+            *sql_assets,
+            outcome_tables,
+            refresh_summary_report,
+            published_warehouse,
+        ],
+        asset_checks=all_checks,
+        jobs=[refresh_job],
+        schedules=[nightly_schedule(refresh_job, settings.schedule_cron, settings.schedule_timezone)],
+        sensors=[inbox_sensor(refresh_job, settings.sensor_interval_seconds)],
+        resources=resources_from(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

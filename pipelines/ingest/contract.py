@@ -1,0 +1,64 @@
+"""The CSV inbox contract: which file holds which record type and which columns it must have."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordContract:
+    """The columns of one record type's file; every value is read as text and typed in SQL."""
+
+    record_type: str
+    file_name: str
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    has_items: bool = False
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+PATIENTS = RecordContract(
+    record_type="patients",
+    file_name="patients.csv",
+    required=("patient_id", "clinic_id", "primary_indication"),
+    optional=("birth_year", "sex", "referral_source"),
+)
+INFUSIONS = RecordContract(
+    record_type="infusions",
+    file_name="infusions.csv",
+    required=("patient_id", "infused_at"),
+    optional=(
+        "dose_mg_per_kg",
+        "duration_min",
+        "provider_id",
+        "bp_systolic_pre",
+        "bp_diastolic_pre",
+        "bp_systolic_max",
+        "bp_diastolic_max",
+        "heart_rate_max",
+        "spo2_min",
+        "adverse_events",
+        "rescue_medication",
+    ),
+)
+ASSESSMENTS = RecordContract(
+    record_type="assessments",
+    file_name="assessments.csv",
+    required=("patient_id", "instrument", "administered_at", "score"),
+    has_items=True,
+)
+CONTRACTS = (PATIENTS, INFUSIONS, ASSESSMENTS)
+
+ITEM_COLUMN = re.compile(r"item_([1-9][0-9]?)")
+
+# Columns the reader adds to every raw table. They start with an underscore so
+# that they cannot collide with a clinic's own column names.
+SOURCE_FILE = "_source_file"
+ROW_NUMBER = "_row_number"
+ITEM_VALUES = "_item_values"
+PARSE_ERROR = "_parse_error"
+BOOKKEEPING_COLUMNS = (SOURCE_FILE, ROW_NUMBER, ITEM_VALUES, PARSE_ERROR)

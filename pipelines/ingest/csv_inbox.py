@@ -1,0 +1,138 @@
+"""Read one inbox CSV into a raw table: every original column kept as text, every row numbered."""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from pathlib import Path
+
+import polars as pl
+
+from pipelines.ingest.contract import (
+    ITEM_COLUMN,
+    ITEM_VALUES,
+    PARSE_ERROR,
+    ROW_NUMBER,
+    SOURCE_FILE,
+    RecordContract,
+)
+
+
+class InboxError(Exception):
+    """A file that cannot be used at all: the run stops and nothing is published."""
+
+
+def text_from_bytes(data: bytes, file_label: str) -> str:
+    """Return the file's text, honouring a UTF-8 or UTF-16 byte-order mark; fail naming the file otherwise."""
+    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+        if data.startswith(bom):
+            return data.decode(encoding)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise InboxError(
+            f"{file_label}: not UTF-8 text (byte 0x{data[error.start]:02x} on line {line}); "
+            "export the file as UTF-8 (CSV UTF-8 in Excel) and run again"
+        ) from None
+
+
+def frame_from_text(text: str) -> pl.DataFrame:
+    """Return the rows of a CSV text as strings with a 1-based row number, flagging rows with too many fields.
+
+    Polars reads well-formed files; a file with a row longer than its header
+    is read again with the csv module so that the long rows can be kept and
+    quarantined instead of failing the whole file.
+    """
+    try:
+        frame = pl.read_csv(
+            text.encode("utf-8"),
+            infer_schema=False,
+            empty_string_is_null=False,
+            row_index_name=ROW_NUMBER,
+            row_index_offset=1,
+            raise_if_empty=False,
+        )
+        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
+    except pl.exceptions.ComputeError:
+        return frame_from_ragged_text(text)
+
+
+def frame_from_ragged_text(text: str) -> pl.DataFrame:
+    """Return the rows of a CSV with ragged rows; a row longer than the header keeps its text in _parse_error."""
+    rows = csv.reader(io.StringIO(text, newline=""))
+    header = next(rows, [])
+    width = len(header)
+    records: dict[str, list] = {name: [] for name in header}
+    errors: list[str | None] = []
+    for fields in rows:
+        if not fields:
+            continue
+        if len(fields) > width:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(fields)
+            errors.append(f"row has {len(fields)} fields but the header has {width}: {buffer.getvalue()}")
+        else:
+            errors.append(None)
+        padded = fields[:width] + [None] * (width - len(fields))
+        for name, value in zip(header, padded):
+            records[name].append(value)
+    frame = pl.DataFrame(records, schema={name: pl.String for name in header})
+    return frame.with_row_index(ROW_NUMBER, offset=1).with_columns(pl.Series(PARSE_ERROR, errors, dtype=pl.String))
+
+
+def canonical_header(columns: list[str], contract: RecordContract, file_label: str) -> dict[str, str]:
+    """Return renames that give contract columns their canonical names (matched ignoring case and spaces)."""
+    wanted = {name: name for name in contract.columns}
+    renames: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for column in columns:
+        if column in (ROW_NUMBER, PARSE_ERROR):
+            continue
+        key = column.strip().lower()
+        if column.startswith("_"):
+            raise InboxError(f"{file_label}: column '{column}' starts with '_', which is reserved for the pipeline")
+        if key in seen:
+            raise InboxError(f"{file_label}: columns '{seen[key]}' and '{column}' have the same name")
+        seen[key] = column
+        if key in wanted or (contract.has_items and ITEM_COLUMN.fullmatch(key)):
+            renames[column] = key
+    return renames
+
+
+def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) -> pl.DataFrame:
+    """Return the raw table of one inbox file, or raise InboxError naming the file and what is wrong.
+
+    Columns: _source_file, _row_number, _parse_error, every column of the file
+    (contract columns renamed to their canonical spelling, optional ones that
+    are absent added empty) and, for assessments, _item_values: item_1..item_n
+    as one list.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InboxError(f"{source_file}: cannot be read ({error.strerror})") from None
+    frame = frame_from_text(text_from_bytes(data, source_file))
+    frame = frame.rename(canonical_header(frame.columns, contract, source_file))
+    missing = [name for name in contract.required if name not in frame.columns]
+    if missing:
+        found = ", ".join(c for c in frame.columns if c not in (ROW_NUMBER, PARSE_ERROR)) or "none"
+        raise InboxError(f"{source_file}: required column '{missing[0]}' is missing (columns found: {found})")
+    absent = [pl.lit(None, dtype=pl.String).alias(name) for name in contract.optional if name not in frame.columns]
+    frame = frame.with_columns(*absent, pl.lit(source_file).alias(SOURCE_FILE))
+    if contract.has_items:
+        frame = frame.with_columns(item_values(frame.columns))
+    leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]
+    return frame.select(*leading, pl.exclude(leading)).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
+
+
+def item_values(columns: list[str]) -> pl.Expr:
+    """Return item_1..item_n (n = the highest item column present) as one list, gaps as nulls."""
+    numbers = [int(m.group(1)) for c in columns if (m := ITEM_COLUMN.fullmatch(c))]
+    if not numbers:
+        return pl.lit(None, dtype=pl.List(pl.String)).alias(ITEM_VALUES)
+    items = [
+        pl.col(f"item_{k}") if f"item_{k}" in columns else pl.lit(None, dtype=pl.String) for k in range(1, max(numbers) + 1)
+    ]
+    return pl.concat_list(items).alias(ITEM_VALUES)

@@ -1,0 +1,268 @@
+"""Baselines, follow-ups, response, remission and relief per series and instrument (shared spec §4)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.outcomes.rules import OutcomeRules
+from pipelines.outcomes.series import calendar_days
+
+PAIR_KEY = ["patient_id", "series_number", "instrument"]
+
+# A ratio computed in floating point can land one ulp short of an exact
+# threshold (e.g. a 30% drop on a decimal VAS score); this tolerance keeps
+# "reduction >= 30%" true at exactly 30% without admitting 29.99%.
+THRESHOLD_TOLERANCE = 1e-9
+
+
+def outcome_instruments(instruments: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the registry rows that define response (CADSS is a safety measure and has none)."""
+    return instruments.filter(pl.col("response_pct").is_not_null()).select(
+        "instrument", "score_min", "response_pct", "remission_max"
+    )
+
+
+def baselines_from_assessments(
+    series: pl.LazyFrame, assessments: pl.LazyFrame, instruments: pl.LazyFrame, rules: OutcomeRules
+) -> pl.LazyFrame:
+    """Return one row per (series, outcome instrument the patient has) with its baseline, if any.
+
+    The baseline is the latest assessment at or before the series start whose
+    date is at most baseline_window_days before the start date (§4).
+    """
+    scored = assessments.join(outcome_instruments(instruments), on="instrument", how="semi").select(
+        "patient_id", "instrument", "administered_at", "score"
+    )
+    pairs = series.select("patient_id", "series_number", "series_start_at").join(
+        scored.select("patient_id", "instrument").unique(), on="patient_id", how="inner"
+    )
+    nearest_before = pairs.sort("series_start_at").join_asof(
+        scored.sort("administered_at"),
+        left_on="series_start_at",
+        right_on="administered_at",
+        by=["patient_id", "instrument"],
+        strategy="backward",
+        allow_exact_matches=True,  # a score at the moment of the first infusion is pre-infusion (§1)
+        check_sortedness=False,  # sorted globally by time, hence within every group
+    )
+    in_window = calendar_days(pl.col("series_start_at"), pl.col("administered_at")) <= rules.baseline_window_days
+    return nearest_before.select(
+        *PAIR_KEY,
+        pl.when(in_window).then(pl.col("administered_at")).alias("baseline_at"),
+        pl.when(in_window).then(pl.col("score")).alias("baseline_score"),
+    )
+
+
+def pct_change() -> pl.Expr:
+    """Return 100 * (score - baseline) / baseline; null where the baseline is 0 (§4)."""
+    baseline = pl.col("baseline_score")
+    return pl.when(baseline > 0).then(100.0 * (pl.col("score") - baseline) / baseline).alias("pct_change")
+
+
+def meets_response() -> pl.Expr:
+    """Return whether the reduction from baseline is at least the instrument's response_pct."""
+    baseline = pl.col("baseline_score")
+    reduction_x100 = (baseline - pl.col("score")) * 100.0
+    threshold_x100 = pl.col("response_pct") * baseline
+    # Cross-multiplied so that an exact 50% drop compares exactly, not via a rounded quotient.
+    return (
+        pl.when(baseline > 0)
+        .then(reduction_x100 >= threshold_x100 - THRESHOLD_TOLERANCE * baseline)
+        .alias("meets_response")
+    )
+
+
+def meets_remission() -> pl.Expr:
+    """Return whether the score is at or below the instrument's remission cut-off."""
+    return pl.when(pl.col("baseline_score").is_not_null()).then(pl.col("score") <= pl.col("remission_max")).alias(
+        "meets_remission"
+    )
+
+
+def is_in_response_window(rules: OutcomeRules) -> pl.Expr:
+    """Return whether the follow-up is dated at most response_window_days after the series end date."""
+    return (calendar_days(pl.col("administered_at"), pl.col("series_end_at")) <= rules.response_window_days).alias(
+        "is_in_response_window"
+    )
+
+
+def is_after_series_end() -> pl.Expr:
+    """Return whether the follow-up is strictly after the last infusion: the assessments relief is judged on."""
+    return (pl.col("administered_at") > pl.col("series_end_at")).alias("is_after_series_end")
+
+
+def assessment_outcomes_from_follow_ups(
+    assessments: pl.LazyFrame,
+    infusions_numbered: pl.LazyFrame,
+    series: pl.LazyFrame,
+    baselines: pl.LazyFrame,
+    instruments: pl.LazyFrame,
+    rules: OutcomeRules,
+) -> pl.LazyFrame:
+    """Return one row per follow-up assessment of an outcome instrument, judged against its series baseline.
+
+    A follow-up of series s lies in (start of s, start of s+1]. The latest
+    infusion strictly before the assessment is therefore always an infusion
+    of s, and its position in s is the number of infusions received (§4).
+    """
+    scored = assessments.join(outcome_instruments(instruments), on="instrument", how="inner").select(
+        "patient_id", "instrument", "administered_at", "score", "score_min", "response_pct", "remission_max"
+    )
+    latest_infusion_before = scored.sort("administered_at").join_asof(
+        infusions_numbered.sort("infused_at").select(
+            "patient_id", "infused_at", "series_number", pl.col("infusion_number").alias("infusions_received")
+        ),
+        left_on="administered_at",
+        right_on="infused_at",
+        by="patient_id",
+        strategy="backward",
+        allow_exact_matches=False,  # a score at an infusion's own timestamp is that infusion's pre-infusion score
+        check_sortedness=False,
+    )
+    return (
+        latest_infusion_before.filter(pl.col("series_number").is_not_null())
+        .join(
+            series.select("patient_id", "series_number", "series_start_at", "series_end_at"),
+            on=["patient_id", "series_number"],
+            how="inner",
+        )
+        .join(baselines.select(*PAIR_KEY, "baseline_score"), on=PAIR_KEY, how="left")
+        .with_columns(
+            pct_change(),
+            meets_response(),
+            meets_remission(),
+            is_in_response_window(rules),
+            is_after_series_end(),
+        )
+        .select(
+            *PAIR_KEY,
+            "administered_at",
+            "score",
+            "baseline_score",
+            "pct_change",
+            "infusions_received",
+            "meets_response",
+            "meets_remission",
+            "is_in_response_window",
+            "is_after_series_end",
+        )
+        .sort(PAIR_KEY + ["administered_at"])
+    )
+
+
+def _last_in_window(column: str) -> pl.Expr:
+    window = pl.col("is_in_response_window")
+    return pl.col(column).filter(window).sort_by(pl.col("administered_at").filter(window)).last()
+
+
+def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return per (series, instrument) the end, best, first-response and relapse facts of its follow-ups."""
+    window = pl.col("is_in_response_window")
+    responding_in_window = window & pl.col("meets_response")
+    after_end = pl.col("is_after_series_end")
+    return assessment_outcomes.group_by(PAIR_KEY).agg(
+        window_follow_up_count=window.sum(),
+        end_score=_last_in_window("score"),
+        end_pct_change=_last_in_window("pct_change"),
+        end_meets_response=_last_in_window("meets_response"),
+        end_meets_remission=_last_in_window("meets_remission"),
+        best_score=pl.col("score").filter(window).min(),
+        best_pct_change=pl.col("pct_change").filter(window).min(),
+        first_response_at=pl.col("administered_at").filter(responding_in_window).min(),
+        infusions_to_response=pl.col("infusions_received")
+        .filter(responding_in_window)
+        .sort_by(pl.col("administered_at").filter(responding_in_window))
+        .first(),
+        relapse_at=pl.col("administered_at").filter(after_end & pl.col("meets_response").not_()).min(),
+        last_post_series_at=pl.col("administered_at").filter(after_end).max(),
+    )
+
+
+def status() -> pl.Expr:
+    """Return why a (series, instrument) cannot be judged, checked in the spec's order, or 'evaluable'."""
+    return (
+        pl.when(pl.col("baseline_score").is_null())
+        .then(pl.lit("no_baseline"))
+        .when(pl.col("baseline_score") <= pl.col("score_min"))
+        .then(pl.lit("baseline_at_floor"))
+        .when(pl.col("window_follow_up_count").fill_null(0) == 0)
+        .then(pl.lit("no_follow_up"))
+        .otherwise(pl.lit("evaluable"))
+        .alias("status")
+    )
+
+
+def relief_status() -> pl.Expr:
+    """Return relapsed, censored or no_post_series_follow_up for responders; null otherwise."""
+    return (
+        pl.when(~pl.col("is_responder").fill_null(False))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(pl.col("relapse_at").is_not_null())
+        .then(pl.lit("relapsed"))
+        .when(pl.col("last_post_series_at").is_not_null())
+        .then(pl.lit("censored"))
+        .otherwise(pl.lit("no_post_series_follow_up"))
+        .alias("relief_status")
+    )
+
+
+def relief_days() -> pl.Expr:
+    """Return days from the series end to relapse, or to the last follow-up when censored."""
+    relief_ends_at = (
+        pl.when(pl.col("relief_status") == "relapsed")
+        .then(pl.col("relapse_at"))
+        .when(pl.col("relief_status") == "censored")
+        .then(pl.col("last_post_series_at"))
+    )
+    return calendar_days(relief_ends_at, pl.col("series_end_at")).alias("relief_days")
+
+
+OUTCOME_COLUMNS = [
+    "end_score",
+    "end_pct_change",
+    "best_score",
+    "best_pct_change",
+    "is_responder",
+    "is_remitter",
+    "first_response_at",
+    "infusions_to_response",
+    "is_rapid_response",
+]
+
+
+def series_outcomes_from_assessment_outcomes(
+    baselines: pl.LazyFrame, assessment_outcomes: pl.LazyFrame, series: pl.LazyFrame, instruments: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Return one row per (series, instrument) pair with its status and end-of-series outcome (§4)."""
+    evaluable = pl.col("status") == "evaluable"
+    return (
+        baselines.join(follow_up_summary(assessment_outcomes), on=PAIR_KEY, how="left")
+        .join(outcome_instruments(instruments).select("instrument", "score_min"), on="instrument", how="left")
+        .join(
+            series.select("patient_id", "series_number", "series_kind", "series_end_at", "booster_interval_days"),
+            on=["patient_id", "series_number"],
+            how="left",
+        )
+        .with_columns(status())
+        .with_columns(
+            is_responder=pl.col("end_meets_response"),
+            is_remitter=pl.col("end_meets_remission"),
+            is_rapid_response=(pl.col("infusions_to_response") == 1).fill_null(False),
+        )
+        # Outcome columns of a series that is not evaluable are null (§4).
+        .with_columns([pl.when(evaluable).then(pl.col(c)).alias(c) for c in OUTCOME_COLUMNS])
+        .with_columns(relief_status())
+        .with_columns(relief_days())
+        .select(
+            *PAIR_KEY,
+            "series_kind",
+            "status",
+            "baseline_at",
+            "baseline_score",
+            *OUTCOME_COLUMNS,
+            "relief_days",
+            "relief_status",
+            "booster_interval_days",
+        )
+        .sort(PAIR_KEY)
+    )

@@ -1,0 +1,1 @@
+"""Plain functions from warehouse aggregates to published pages: no Dagster here."""

@@ -1,0 +1,244 @@
+"""Settings and Dagster resources: the only module that reads the environment.
+
+Every value has one default here; the environment (OUTCOMES_*), the CLI and
+the Dagster run config override it, in that order of precedence from lowest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import duckdb
+import filelock
+import polars as pl
+from pydantic import Field, PrivateAttr, create_model
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipelines.outcomes.rules import OutcomeRules, rule_fields
+
+
+def _rule_field_definitions() -> dict[str, Any]:
+    return {
+        field.name: (field.type if not isinstance(field.type, str) else eval(field.type), Field(  # noqa: S307
+            default=field.default, description=field.metadata["doc"]
+        ))
+        for field in rule_fields()
+    }
+
+
+class _SettingsBase(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTCOMES_", extra="ignore")
+
+    inbox: Path = Field(default=Path("data/inbox"), description="folder the clinics' files arrive in")
+    warehouse: Path = Field(
+        default=Path("data/warehouse/outcomes.duckdb"), description="the published DuckDB warehouse"
+    )
+    reports: Path = Field(default=Path("data/reports"), description="folder the published reports go to")
+    as_of: datetime | None = Field(
+        default=None, description="the time a refresh treats as now (future-dated rows are rejected); default: now"
+    )
+    clinic_timezone: str = Field(
+        default="America/Chicago",
+        description="local time of the clinics: bare dates are 00:00 there and offsets are converted to it",
+    )
+    schedule_timezone: str = Field(default="America/Chicago", description="timezone of the nightly schedule")
+    schedule_cron: str = Field(default="0 2 * * *", description="when the nightly refresh runs")
+    sensor_interval_seconds: int = Field(default=60, description="how often the inbox sensor looks for new files")
+
+
+Settings = create_model("Settings", __base__=_SettingsBase, **_rule_field_definitions())
+Settings.__doc__ = "Every setting of the pipeline, from OUTCOMES_* environment variables or defaults."
+
+
+def rules_from(config: Any) -> OutcomeRules:
+    """Return the OutcomeRules carried by a settings object or a RulesResource."""
+    return OutcomeRules(**{field.name: getattr(config, field.name) for field in rule_fields()})
+
+
+RulesResource = create_model(
+    "RulesResource", __base__=dg.ConfigurableResource, **_rule_field_definitions()
+)
+RulesResource.__doc__ = "The clinical parameters of shared spec §3-7, overridable in the run config."
+
+
+def now_in(timezone: str) -> datetime:
+    """Return the wall-clock time in a timezone, without the offset (the warehouse keeps local time)."""
+    return datetime.now(ZoneInfo(timezone)).replace(tzinfo=None, microsecond=0)
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another refresh is writing the same warehouse."""
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The DuckDB warehouse: a run writes a working copy; only the publish step replaces the published file.
+
+    Readers never hold the working copy, so a refresh is never blocked by an
+    analyst; an analyst who holds the published file open keeps reading the
+    version they opened until they reconnect.
+    """
+
+    path: str = Field(description="the published DuckDB file that readers and reports use")
+    clinic_timezone: str = Field(default="America/Chicago", description="local time of the clinics")
+    as_of: str | None = Field(default=None, description="the time treated as now (ISO 8601); default: run start")
+    memory_limit: str | None = Field(default=None, description="DuckDB memory_limit, e.g. '6GB'")
+
+    _lock: filelock.BaseFileLock | None = PrivateAttr(default=None)
+    _as_of: datetime | None = PrivateAttr(default=None)
+
+    @property
+    def published_path(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def working_path(self) -> Path:
+        return self.published_path.with_name(self.published_path.name + ".building")
+
+    @property
+    def scratch_path(self) -> Path:
+        """Raw inbox tables: needed while building, never published."""
+        return self.published_path.with_name(self.published_path.name + ".raw")
+
+    @property
+    def as_of_time(self) -> datetime:
+        if self._as_of is None:
+            self._as_of = datetime.fromisoformat(self.as_of) if self.as_of else now_in(self.clinic_timezone)
+        return self._as_of
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self.published_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = filelock.FileLock(str(self.published_path) + ".lock")
+        try:
+            self._lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise WarehouseBusyError(
+                f"another refresh is writing {self.published_path} (lock {self._lock.lock_file})"
+            ) from None
+        if not self.working_path.exists() and self.published_path.exists():
+            # Start from what is published, so that materializing one asset in the UI
+            # finds the tables upstream of it.
+            shutil.copyfile(self.published_path, self.working_path)
+        self.as_of_time  # fixed once per run: every step judges "future" against the same time
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection to the working copy, with the raw tables attached and the macros defined."""
+        con = duckdb.connect(str(self.working_path))
+        try:
+            if self.memory_limit:
+                con.execute(f"set memory_limit = '{self.memory_limit}'")
+            con.execute(f"attach '{self.scratch_path}' as raw")
+            con.execute("set variable as_of = ?::timestamp", [self.as_of_time])
+            con.execute("set variable clinic_timezone = ?", [self.clinic_timezone])
+            for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
+                con.execute(f"create schema if not exists {schema}")
+            yield con
+        finally:
+            con.close()
+
+    def publish(self) -> Path:
+        """Replace the published warehouse with the working copy in one rename; return the published path."""
+        with self.connect() as con:
+            con.execute("checkpoint")
+        staged = self.published_path.with_name(self.published_path.name + f".publishing-{os.getpid()}")
+        shutil.copyfile(self.working_path, staged)
+        with open(staged, "rb+") as handle:
+            os.fsync(handle.fileno())
+        # os.replace is atomic: a reader sees the old file or the new one, never a mix.
+        os.replace(staged, self.published_path)
+        return self.published_path
+
+
+def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Write a Polars frame as a table, replacing it; return its row count."""
+    con.register("frame_to_write", frame)
+    try:
+        con.execute(f"create or replace table {table} as select * from frame_to_write")
+    finally:
+        con.unregister("frame_to_write")
+    return frame.height
+
+
+class Inbox(dg.ConfigurableResource):
+    """The folder clinics' CSV exports arrive in."""
+
+    path: str = Field(description="folder holding patients.csv, infusions.csv and assessments.csv")
+
+    def file(self, name: str) -> Path:
+        return Path(self.path) / name
+
+    def fingerprint(self) -> str:
+        """Return a string that changes whenever a file in the inbox is added, removed or rewritten."""
+        folder = Path(self.path)
+        if not folder.is_dir():
+            return ""
+        entries = sorted(
+            f"{entry.name}:{entry.stat().st_size}:{entry.stat().st_mtime_ns}"
+            for entry in folder.iterdir()
+            if entry.is_file() and not entry.name.startswith(".")
+        )
+        return "|".join(entries)
+
+
+class Reports(dg.ConfigurableResource):
+    """The reports folder: a run writes into a working folder that is swapped in at publication."""
+
+    path: str = Field(description="the published reports folder")
+
+    @property
+    def published_dir(self) -> Path:
+        return Path(self.path)
+
+    @property
+    def working_dir(self) -> Path:
+        return self.published_dir.with_name(self.published_dir.name + ".building")
+
+    def prepare(self) -> Path:
+        """Return the working folder, started from the published one when there is none."""
+        if not self.working_dir.exists():
+            if self.published_dir.exists():
+                shutil.copytree(self.published_dir, self.working_dir)
+            else:
+                self.working_dir.mkdir(parents=True)
+        return self.working_dir
+
+    def publish(self) -> Path:
+        """Swap the working folder in for the published one; return the published folder."""
+        self.prepare()
+        staged = self.published_dir.with_name(self.published_dir.name + f".publishing-{os.getpid()}")
+        retired = self.published_dir.with_name(self.published_dir.name + f".retired-{os.getpid()}")
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.copytree(self.working_dir, staged)
+        # Two renames: the folder is absent only between them, never half-written.
+        if self.published_dir.exists():
+            os.replace(self.published_dir, retired)
+        os.replace(staged, self.published_dir)
+        shutil.rmtree(retired, ignore_errors=True)
+        return self.published_dir
+
+
+def resources_from(settings: Any) -> dict[str, dg.ConfigurableResource]:
+    """Return the Dagster resources configured from a Settings object."""
+    return {
+        "inbox": Inbox(path=str(settings.inbox)),
+        "warehouse": Warehouse(
+            path=str(settings.warehouse),
+            clinic_timezone=settings.clinic_timezone,
+            as_of=settings.as_of.isoformat() if settings.as_of else None,
+        ),
+        "reports": Reports(path=str(settings.reports)),
+        "rules": RulesResource(**dataclasses.asdict(rules_from(settings))),
+    }

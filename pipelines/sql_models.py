@@ -1,0 +1,82 @@
+"""The SQL files under sql/: one SELECT per file, file stem = table, folder = schema and Dagster group."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from functools import cache
+from pathlib import Path
+
+SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+# Layers in build order; a model may read only its own or an earlier layer (or raw and seeds).
+MODEL_SCHEMAS = ("quarantine", "staging", "marts")
+SEED_SCHEMA = "seeds"
+HEADER_LINE = re.compile(r"--\s*(Title|Grain|Inputs|Rule):\s*(.*)")
+
+
+@dataclasses.dataclass(frozen=True)
+class SqlModel:
+    """One table derived by one SELECT, with the header that documents it."""
+
+    schema: str
+    name: str
+    path: Path
+    title: str
+    grain: str
+    inputs: tuple[str, ...]
+    rule: str
+
+    @property
+    def table(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def select(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """Return the grain's key: 'one row per (a, b); ...' gives (a, b), 'one row per a' gives (a,)."""
+        stated = self.grain.removeprefix("one row per").split(";")[0].strip()
+        return tuple(column.strip() for column in stated.strip("()").split(","))
+
+    @property
+    def description(self) -> str:
+        return f"{self.title}. Grain: {self.grain}. Rule: {self.rule}."
+
+
+def header_of(path: Path) -> dict[str, str]:
+    """Return the Title/Grain/Inputs/Rule header of a SQL file; fail naming the file when one is missing."""
+    header: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        match = HEADER_LINE.match(line)
+        if match:
+            header[match.group(1).lower()] = match.group(2).strip()
+        elif not line.startswith("--"):
+            break
+    missing = {"title", "grain", "inputs", "rule"} - header.keys()
+    if missing:
+        raise ValueError(f"{path}: header lacks {', '.join(sorted(missing))}")
+    return header
+
+
+@cache
+def sql_models() -> tuple[SqlModel, ...]:
+    """Return every SQL model under sql/, in build order."""
+    models = []
+    for schema in MODEL_SCHEMAS:
+        for path in sorted((SQL_DIR / schema).glob("*.sql")):
+            header = header_of(path)
+            inputs = tuple(name.strip() for name in header["inputs"].split(",") if name.strip())
+            models.append(SqlModel(schema, path.stem, path, header["title"], header["grain"], inputs, header["rule"]))
+    return tuple(models)
+
+
+def seed_files() -> tuple[Path, ...]:
+    """Return the seed CSVs (sql/seeds/*.csv), each loaded as seeds.<stem>."""
+    return tuple(sorted((SQL_DIR / SEED_SCHEMA).glob("*.csv")))
+
+
+def functions_sql() -> str:
+    """Return the CREATE MACRO statements every connection runs before table SQL."""
+    return (SQL_DIR / "functions.sql").read_text()

@@ -1,0 +1,65 @@
+-- Title:   Parsing and checking macros shared by the quarantine SQL
+-- Grain:   none: CREATE MACRO statements, run on every connection before the table SQL
+-- Inputs:  seeds.value_ranges; variables as_of (TIMESTAMP) and clinic_timezone (VARCHAR)
+-- Rule:    shared spec §1 (timestamps) and §8 (reasons); each check returns a {reason, detail} struct or null
+
+-- Blank means empty or only white space: exports pad fields with spaces.
+create or replace macro blank_to_null(value) as nullif(trim(value), '');
+
+-- ISO 8601 only (spec §1): a date is 00:00 local clinic time; a date-time with
+-- an offset or Z is converted to the clinic's local time, without one it is
+-- already local. The regexes are strict because DuckDB's cast also accepts
+-- forms such as 2026-1-5 that are not ISO 8601.
+create or replace macro iso_timestamp(value) as (
+    case
+        when regexp_full_match(trim(value), '\d{4}-\d{2}-\d{2}')
+            then try_cast(trim(value) as date)::timestamp
+        when regexp_full_match(trim(value), '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?')
+            then try_cast(trim(value) as timestamp)
+        when regexp_full_match(trim(value), '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)')
+            then timezone(getvariable('clinic_timezone'), try_cast(trim(value) as timestamptz))
+    end
+);
+
+-- A plain decimal number; DuckDB's cast alone would also take 'nan', 'inf' and '1_000'.
+create or replace macro strict_number(value) as (
+    case
+        when regexp_full_match(trim(value), '[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?')
+            then try_cast(trim(value) as double)
+    end
+);
+
+create or replace macro missing_failure(field_name, value) as (
+    case when blank_to_null(value) is null
+        then {'reason': 'missing_field', 'detail': field_name || ' is empty'} end
+);
+
+create or replace macro timestamp_failure(field_name, value) as (
+    case when iso_timestamp(value) is null
+        then {'reason': 'unparseable_timestamp',
+              'detail': field_name || ' = ''' || value || ''' is not an ISO 8601 date or date-time'} end
+);
+
+create or replace macro number_failure(field_name, value) as (
+    case when blank_to_null(value) is not null and strict_number(value) is null
+        then {'reason': 'unparseable_number', 'detail': field_name || ' = ''' || value || ''' is not a number'} end
+);
+
+-- Plausible ranges are data (seeds.value_ranges); an empty maximum is the as-of year.
+create or replace macro range_failure(record, field_name, value) as (
+    select
+        case when value < r.min_value or value > coalesce(r.max_value, year(getvariable('as_of')))
+            then {'reason': 'value_out_of_range',
+                  'detail': field_name || ' = ' || value || ' is outside ' || r.min_value || ' to '
+                            || coalesce(r.max_value, year(getvariable('as_of')))}
+        end
+    from seeds.value_ranges as r
+    where r.record_type = record and r.field = field_name
+);
+
+create or replace macro future_failure(field_name, value) as (
+    case when value > getvariable('as_of')
+        then {'reason': 'future_timestamp',
+              'detail': field_name || ' ' || strftime(value, '%Y-%m-%dT%H:%M:%S') || ' is after the run''s as-of time '
+                        || strftime(getvariable('as_of'), '%Y-%m-%dT%H:%M:%S')} end
+);

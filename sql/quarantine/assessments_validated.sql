@@ -1,0 +1,150 @@
+-- Title:   Every row of the assessment files, typed and totalled, with the first reason it cannot be used
+-- Grain:   one row per (source_file, row_number); every data row read
+-- Inputs:  raw.assessments, seeds.instruments, staging.patients
+-- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
+
+with raw_rows as (
+    select * from raw.assessments
+),
+
+instruments as (
+    select * from seeds.instruments
+),
+
+accepted_patients as (
+    select patient_id from staging.patients
+),
+
+parsed as (
+    select
+        raw_rows.*,
+        blank_to_null(raw_rows.patient_id) as clean_patient_id,
+        lower(blank_to_null(raw_rows.instrument)) as clean_instrument,
+        iso_timestamp(administered_at) as parsed_administered_at,
+        blank_to_null(score) as score_text,
+        coalesce(list_transform(_item_values, lambda item: strict_number(item)), []) as item_scores,
+        -- The first item that is given but is not a number, named for the detail.
+        list_filter(
+            list_transform(coalesce(_item_values, []), lambda item, position:
+                case when blank_to_null(item) is not null and strict_number(item) is null
+                    then 'item_' || position || ' = ''' || item || '''' end),
+            lambda problem: problem is not null
+        )[1] as unparseable_item,
+        instruments.instrument is not null as is_known_instrument,
+        instruments.score_min,
+        instruments.score_max,
+        instruments.item_count,
+        instruments.item_min,
+        instruments.item_max,
+        instruments.total_is_item_sum
+    from raw_rows
+    left join instruments
+        on lower(blank_to_null(raw_rows.instrument)) = instruments.instrument
+),
+
+totalled as (
+    select
+        parsed.*,
+        -- The total is derived from the items only when the score is empty and the
+        -- instrument's total is the plain sum of all its items (not QIDS, not BPI).
+        score_text is null and total_is_item_sum
+            and len(item_scores) >= item_count
+            and list_count(item_scores[1:item_count]) = item_count as is_score_from_items,
+        case
+            when score_text is not null then strict_number(score_text)
+            when is_score_from_items then list_sum(item_scores[1:item_count])
+        end as total_score,
+        list_filter(
+            list_transform(item_scores, lambda item, position:
+                case when item < item_min or item > item_max
+                    then 'item_' || position || ' = ' || item || ' is outside ' || item_min || ' to ' || item_max end),
+            lambda problem: problem is not null
+        )[1] as out_of_range_item
+    from parsed
+),
+
+typed as (
+    select
+        _source_file as source_file,
+        _row_number as row_number,
+        clean_patient_id as patient_id,
+        clean_instrument as instrument,
+        parsed_administered_at as administered_at,
+        total_score as score,
+        case when is_score_from_items then 'items' else 'given' end as score_source,
+        item_scores,
+        case when clean_instrument = 'phq9' then item_scores[9] end as phq9_item9,
+        coalesce(
+            case when _parse_error is not null then {'reason': 'malformed_row', 'detail': _parse_error} end,
+            missing_failure('patient_id', raw_rows.patient_id),
+            missing_failure('instrument', raw_rows.instrument),
+            missing_failure('administered_at', raw_rows.administered_at),
+            case when score_text is null and not coalesce(is_score_from_items, false)
+                    and (is_known_instrument or len(list_filter(item_scores, lambda item: item is not null)) = 0)
+                then {'reason': 'missing_field',
+                      'detail': 'score is empty and the total cannot be derived from complete item columns'} end,
+            timestamp_failure('administered_at', raw_rows.administered_at),
+            number_failure('score', raw_rows.score),
+            case when unparseable_item is not null
+                then {'reason': 'unparseable_number', 'detail': unparseable_item || ' is not a number'} end,
+            case when not is_known_instrument
+                then {'reason': 'unknown_instrument',
+                      'detail': 'instrument ''' || raw_rows.instrument || ''' is not in the instrument registry'} end,
+            case when total_score < score_min or total_score > score_max
+                then {'reason': 'score_out_of_range',
+                      'detail': 'score ' || total_score || ' is outside ' || clean_instrument || ' range '
+                                || score_min || ' to ' || score_max} end,
+            case when out_of_range_item is not null
+                then {'reason': 'score_out_of_range', 'detail': out_of_range_item} end,
+            future_failure('administered_at', parsed_administered_at),
+            case when accepted_patients.patient_id is null then {
+                'reason': 'unknown_patient',
+                'detail': 'patient_id is not among the accepted patient records'} end
+        ) as failure
+    from totalled as raw_rows
+    left join accepted_patients
+        on raw_rows.clean_patient_id = accepted_patients.patient_id
+),
+
+key_variants as (
+    -- Two different scores for one questionnaire at one moment cannot both be right: every copy is rejected.
+    select
+        patient_id,
+        instrument,
+        administered_at,
+        count(distinct {'s': score, 'i': item_scores}) as variant_count,
+        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+    from typed
+    where failure is null
+    group by patient_id, instrument, administered_at
+),
+
+final as (
+    select
+        typed.* exclude (failure),
+        coalesce(
+            typed.failure,
+            case when key_variants.variant_count > 1 then {
+                'reason': 'duplicate_conflict',
+                'detail': 'rows ' || key_variants.row_numbers
+                          || ' share patient_id, instrument and administered_at with different values'} end
+        ) as failure,
+        typed.failure is null and key_variants.variant_count = 1
+            and row_number() over (
+                partition by typed.patient_id, typed.instrument, typed.administered_at, typed.failure is null
+                order by typed.row_number
+            ) > 1
+            as is_exact_duplicate
+    from typed
+    left join key_variants
+        on typed.failure is null
+        and typed.patient_id = key_variants.patient_id
+        and typed.instrument = key_variants.instrument
+        and typed.administered_at = key_variants.administered_at
+)
+
+select
+    * exclude (failure),
+    failure.reason as reason,
+    failure.detail as detail
+from final

@@ -1,0 +1,53 @@
+-- Title:   What became of every row of every file read: accepted, rejected or an exact duplicate
+-- Grain:   one row per source_file
+-- Inputs:  raw.patients, raw.infusions, raw.assessments, staging.patients, staging.infusions, staging.assessments, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated
+-- Rule:    shared spec §8: rows_read = rows_accepted + rows_rejected + duplicates_removed, checked before publication
+
+with rows_read as (
+    select 'patient' as record_type, _source_file as source_file, count(*) as row_count from raw.patients group by all
+    union all
+    select 'infusion', _source_file, count(*) from raw.infusions group by all
+    union all
+    select 'assessment', _source_file, count(*) from raw.assessments group by all
+),
+
+rows_accepted as (
+    select source_file, count(*) as row_count from staging.patients group by all
+    union all
+    select source_file, count(*) from staging.infusions group by all
+    union all
+    select source_file, count(*) from staging.assessments group by all
+),
+
+validated as (
+    select source_file, reason, is_exact_duplicate from quarantine.patients_validated
+    union all
+    select source_file, reason, is_exact_duplicate from quarantine.infusions_validated
+    union all
+    select source_file, reason, is_exact_duplicate from quarantine.assessments_validated
+),
+
+outcomes_of_rows as (
+    select
+        source_file,
+        count(*) filter (where reason is not null) as rows_rejected,
+        count(*) filter (where is_exact_duplicate) as duplicates_removed
+    from validated
+    group by source_file
+),
+
+final as (
+    select
+        rows_read.source_file,
+        rows_read.record_type,
+        rows_read.row_count as rows_read,
+        coalesce(rows_accepted.row_count, 0) as rows_accepted,
+        coalesce(outcomes_of_rows.rows_rejected, 0) as rows_rejected,
+        coalesce(outcomes_of_rows.duplicates_removed, 0) as duplicates_removed
+    from rows_read
+    left join rows_accepted using (source_file)
+    left join outcomes_of_rows using (source_file)
+)
+
+select * from final
+order by source_file

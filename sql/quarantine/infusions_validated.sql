@@ -1,0 +1,107 @@
+-- Title:   Every row of the infusion files, typed, with the first reason it cannot be used
+-- Grain:   one row per (source_file, row_number); every data row read
+-- Inputs:  raw.infusions, seeds.value_ranges, staging.patients
+-- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
+
+with raw_rows as (
+    select * from raw.infusions
+),
+
+accepted_patients as (
+    select patient_id from staging.patients
+),
+
+typed as (
+    select
+        _source_file as source_file,
+        _row_number as row_number,
+        blank_to_null(raw_rows.patient_id) as patient_id,
+        iso_timestamp(infused_at) as infused_at,
+        strict_number(dose_mg_per_kg) as dose_mg_per_kg,
+        strict_number(duration_min) as duration_min,
+        blank_to_null(provider_id) as provider_id,
+        strict_number(bp_systolic_pre) as bp_systolic_pre,
+        strict_number(bp_diastolic_pre) as bp_diastolic_pre,
+        strict_number(bp_systolic_max) as bp_systolic_max,
+        strict_number(bp_diastolic_max) as bp_diastolic_max,
+        strict_number(heart_rate_max) as heart_rate_max,
+        strict_number(spo2_min) as spo2_min,
+        -- Codes are kept as sent (lower-cased); the safety mart counts unlisted ones as 'other'.
+        list_filter(
+            list_transform(string_split(lower(coalesce(adverse_events, '')), ';'), lambda code: trim(code)),
+            lambda code: code <> ''
+        ) as adverse_events,
+        blank_to_null(rescue_medication) as rescue_medication,
+        coalesce(
+            case when _parse_error is not null then {'reason': 'malformed_row', 'detail': _parse_error} end,
+            missing_failure('patient_id', raw_rows.patient_id),
+            missing_failure('infused_at', infused_at),
+            timestamp_failure('infused_at', infused_at),
+            number_failure('dose_mg_per_kg', dose_mg_per_kg),
+            number_failure('duration_min', duration_min),
+            number_failure('bp_systolic_pre', bp_systolic_pre),
+            number_failure('bp_diastolic_pre', bp_diastolic_pre),
+            number_failure('bp_systolic_max', bp_systolic_max),
+            number_failure('bp_diastolic_max', bp_diastolic_max),
+            number_failure('heart_rate_max', heart_rate_max),
+            number_failure('spo2_min', spo2_min),
+            range_failure('infusions', 'dose_mg_per_kg', strict_number(dose_mg_per_kg)),
+            range_failure('infusions', 'duration_min', strict_number(duration_min)),
+            range_failure('infusions', 'bp_systolic_pre', strict_number(bp_systolic_pre)),
+            range_failure('infusions', 'bp_diastolic_pre', strict_number(bp_diastolic_pre)),
+            range_failure('infusions', 'bp_systolic_max', strict_number(bp_systolic_max)),
+            range_failure('infusions', 'bp_diastolic_max', strict_number(bp_diastolic_max)),
+            range_failure('infusions', 'heart_rate_max', strict_number(heart_rate_max)),
+            range_failure('infusions', 'spo2_min', strict_number(spo2_min)),
+            future_failure('infused_at', iso_timestamp(infused_at)),
+            case when accepted_patients.patient_id is null then {
+                'reason': 'unknown_patient',
+                'detail': 'patient_id is not among the accepted patient records'} end
+        ) as failure
+    from raw_rows
+    left join accepted_patients
+        on blank_to_null(raw_rows.patient_id) = accepted_patients.patient_id
+),
+
+key_variants as (
+    -- Two different records of one session cannot both be right: every copy is rejected.
+    select
+        patient_id,
+        infused_at,
+        count(distinct {
+            'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
+            'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
+            'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
+        }) as variant_count,
+        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+    from typed
+    where failure is null
+    group by patient_id, infused_at
+),
+
+final as (
+    select
+        typed.* exclude (failure),
+        coalesce(
+            typed.failure,
+            case when key_variants.variant_count > 1 then {
+                'reason': 'duplicate_conflict',
+                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id and infused_at with different values'} end
+        ) as failure,
+        typed.failure is null and key_variants.variant_count = 1
+            and row_number() over (
+                partition by typed.patient_id, typed.infused_at, typed.failure is null order by typed.row_number
+            ) > 1
+            as is_exact_duplicate
+    from typed
+    left join key_variants
+        on typed.failure is null
+        and typed.patient_id = key_variants.patient_id
+        and typed.infused_at = key_variants.infused_at
+)
+
+select
+    * exclude (failure),
+    failure.reason as reason,
+    failure.detail as detail
+from final

@@ -1,0 +1,48 @@
+-- Title:   Every row a clinic sent that the pipeline could not use, with why and the row as sent
+-- Grain:   one row per (source_file, row_number); only rows that were rejected
+-- Inputs:  quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated, raw.patients, raw.infusions, raw.assessments
+-- Rule:    shared spec §8: nothing is lost; raw_record is the whole original row as sent, as JSON
+
+with rejected as (
+    select source_file, row_number, 'patient' as record_type, reason, detail
+    from quarantine.patients_validated where reason is not null
+    union all
+    select source_file, row_number, 'infusion', reason, detail
+    from quarantine.infusions_validated where reason is not null
+    union all
+    select source_file, row_number, 'assessment', reason, detail
+    from quarantine.assessments_validated where reason is not null
+),
+
+-- The original rows, every column as text; the pipeline's own columns start with '_'.
+raw_records as (
+    select _source_file, _row_number, 'patient' as record_type,
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error)))) as raw_record
+    from raw.patients
+    union all
+    select _source_file, _row_number, 'infusion',
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error))))
+    from raw.infusions
+    union all
+    select _source_file, _row_number, 'assessment',
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error, _item_values))))
+    from raw.assessments
+),
+
+final as (
+    select
+        rejected.source_file,
+        rejected.row_number,
+        rejected.record_type,
+        rejected.reason,
+        rejected.detail,
+        raw_records.raw_record
+    from rejected
+    inner join raw_records
+        on rejected.source_file = raw_records._source_file
+        and rejected.row_number = raw_records._row_number
+        and rejected.record_type = raw_records.record_type
+)
+
+select * from final
+order by source_file, row_number
