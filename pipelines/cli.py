@@ -51,8 +51,8 @@ def failure_reason(result) -> str:
     return "the refresh failed; run `make ui` and open the run for details"
 
 
-def run_refresh(settings, verbose: bool = False) -> None:
-    """Materialize every asset through the Definitions the UI loads; exit non-zero with one line on failure."""
+def execute_refresh(settings, verbose: bool = False):
+    """Return the result of materializing every asset through the Definitions the UI loads."""
     from dagster import DagsterInstance
 
     from pipelines.definitions import REFRESH_JOB, build_definitions
@@ -62,11 +62,16 @@ def run_refresh(settings, verbose: bool = False) -> None:
     # With DAGSTER_HOME set (make ui) the run shows in the UI's history; otherwise it leaves no trace.
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
     log_level = "INFO" if verbose else "CRITICAL"
-    result = job.execute_in_process(
+    return job.execute_in_process(
         instance=instance,
         raise_on_error=False,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
     )
+
+
+def run_refresh(settings, verbose: bool = False) -> None:
+    """Refresh and print the summary; exit non-zero with one line on failure."""
+    result = execute_refresh(settings, verbose)
     if not result.success:
         raise click.ClickException(f"refresh failed: {failure_reason(result)}")
     print_summary(settings)

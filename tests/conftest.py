@@ -1,0 +1,55 @@
+"""Shared fixtures: small inboxes written from CSV text, and a refresh run in-process."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.cli import execute_refresh, failure_reason, settings_from
+
+FIXTURES = Path(__file__).parent / "fixtures"
+GOLDEN = FIXTURES / "golden"
+
+PATIENTS_HEADER = "patient_id,clinic_id,primary_indication\n"
+
+
+def write_inbox(folder: Path, patients: str = "", infusions: str = "", assessments: str = "") -> Path:
+    """Write the three inbox files from dedented CSV text (header included); return the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("patients.csv", patients), ("infusions.csv", infusions), ("assessments.csv", assessments)):
+        (folder / name).write_text(textwrap.dedent(text).lstrip())
+    return folder
+
+
+class Refresh:
+    """A refresh of one inbox into a warehouse under a temporary folder."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.warehouse = root / "warehouse" / "outcomes.duckdb"
+        self.reports = root / "reports"
+
+    def run(self, inbox: Path, **overrides):
+        settings = settings_from(
+            inbox=inbox, warehouse=self.warehouse, reports=self.reports, as_of="2026-11-01T00:00:00", **overrides
+        )
+        return execute_refresh(settings)
+
+    def ok(self, inbox: Path, **overrides):
+        result = self.run(inbox, **overrides)
+        assert result.success, failure_reason(result)
+        return result
+
+    def rows(self, sql: str, *params) -> list[dict]:
+        with duckdb.connect(str(self.warehouse), read_only=True) as con:
+            cursor = con.execute(sql, list(params))
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+
+
+@pytest.fixture
+def refresh(tmp_path: Path) -> Refresh:
+    return Refresh(tmp_path / "out")
