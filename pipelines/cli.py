@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -43,7 +44,8 @@ def failure_reason(result) -> str:
             while data.cause is not None:
                 data = data.cause
             message = data.message.strip().splitlines()[0] if data.message.strip() else data.cls_name
-            return message.removeprefix(f"{data.cls_name}: ").removeprefix(f"{data.cls_name.split('.')[-1]}: ")
+            # Dagster prefixes the exception's dotted class name; the operator needs only the sentence.
+            return re.sub(rf"^([\w.]*\.)?{re.escape(data.cls_name)}: ", "", message)
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     if failed_checks:
         check = failed_checks[0]

@@ -1,0 +1,82 @@
+"""Reading inbox files: what clinics' exports really look like, and files that cannot be used at all."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipelines.ingest.contract import ASSESSMENTS, PATIENTS
+from pipelines.ingest.csv_inbox import InboxError, raw_frame_from_file
+from tests.conftest import write_inbox
+
+
+def test_bom_crlf_and_quoted_commas_and_newlines_read_correctly(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_bytes(
+        b'\xef\xbb\xbfpatient_id,clinic_id,primary_indication,referral_source\r\n'
+        b'P1,austin,depression,"Dr Smith, MD"\r\n'
+        b'P2,austin,crps,"line one\r\nline two"\r\n'
+        b'P3,frisco,ptsd,self\r\n'
+    )
+    frame = raw_frame_from_file(path, PATIENTS, "patients.csv")
+    assert frame["patient_id"].to_list() == ["P1", "P2", "P3"]
+    assert frame["referral_source"].to_list() == ["Dr Smith, MD", "line one\r\nline two", "self"]
+    # Row numbers count data rows, not lines: P3 is the third row although the file's fifth line.
+    assert frame["_row_number"].to_list() == [1, 2, 3]
+
+
+def test_utf16_export_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_bytes("patient_id,clinic_id,primary_indication\nP1,zürich,depression\n".encode("utf-16"))
+    frame = raw_frame_from_file(path, PATIENTS, "patients.csv")
+    assert frame["clinic_id"].to_list() == ["zürich"]
+
+
+def test_file_in_another_encoding_fails_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_bytes("patient_id,clinic_id,primary_indication\nP1,münchen,depression\n".encode("latin-1"))
+    with pytest.raises(InboxError, match=r"^patients.csv: not UTF-8 text \(byte 0xfc on line 2\)"):
+        raw_frame_from_file(path, PATIENTS, "patients.csv")
+
+
+def test_missing_required_column_fails_naming_the_file_and_the_column(tmp_path):
+    path = tmp_path / "assessments.csv"
+    path.write_text("patient_id,instrument,administered_at\nP1,phq9,2026-01-01\n")
+    with pytest.raises(InboxError, match=r"^assessments.csv: required column 'score' is missing"):
+        raw_frame_from_file(path, ASSESSMENTS, "assessments.csv")
+
+
+def test_column_names_match_ignoring_case_and_spaces(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("Patient_ID , Clinic_Id,PRIMARY_INDICATION\nP1,austin,depression\n")
+    frame = raw_frame_from_file(path, PATIENTS, "patients.csv")
+    assert frame.row(0, named=True)["patient_id"] == "P1"
+
+
+def test_two_columns_with_the_same_name_fail_naming_both(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("patient_id,clinic_id,primary_indication,Clinic_ID\nP1,a,depression,b\n")
+    with pytest.raises(InboxError, match="columns 'clinic_id' and 'Clinic_ID' have the same name"):
+        raw_frame_from_file(path, PATIENTS, "patients.csv")
+
+
+def test_item_columns_become_one_list_in_item_order(tmp_path):
+    path = tmp_path / "assessments.csv"
+    path.write_text("patient_id,instrument,administered_at,score,item_2,item_1\nP1,phq9,2026-01-01,,2,1\n")
+    frame = raw_frame_from_file(path, ASSESSMENTS, "assessments.csv")
+    assert frame["_item_values"].to_list() == [["1", "2"]]
+
+
+def test_row_longer_than_the_header_is_quarantined_not_fatal(tmp_path, refresh):
+    inbox = write_inbox(
+        tmp_path / "inbox",
+        "patient_id,clinic_id,primary_indication\nP1,austin,depression\nP2,austin,depression,extra\nP3,a,crps\n",
+        "patient_id,infused_at\nP1,2026-01-05\n",
+        "patient_id,instrument,administered_at,score\nP1,phq9,2026-01-05,20\n",
+    )
+    refresh.ok(inbox)
+    rejected = refresh.rows("select row_number, reason, detail from quarantine.rejected_rows")
+    assert rejected == [{
+        "row_number": 2, "reason": "malformed_row",
+        "detail": "row has 4 fields but the header has 3: P2,austin,depression,extra",
+    }]
+    assert [r["patient_id"] for r in refresh.rows("select patient_id from staging.patients order by 1")] == ["P1", "P3"]
