@@ -73,6 +73,8 @@ def execute_refresh(settings, verbose: bool = False):
 
 def run_refresh(settings, verbose: bool = False) -> None:
     """Refresh and print the summary; exit non-zero with one line on failure."""
+    if not Path(settings.inbox).is_dir():
+        raise click.ClickException(f"the inbox folder {settings.inbox} does not exist")
     result = execute_refresh(settings, verbose)
     if not result.success:
         raise click.ClickException(f"refresh failed: {failure_reason(result)}")

@@ -33,9 +33,8 @@ class Refresh:
         self.reports = root / "reports"
 
     def run(self, inbox: Path, **overrides):
-        settings = settings_from(
-            inbox=inbox, warehouse=self.warehouse, reports=self.reports, as_of="2026-11-01T00:00:00", **overrides
-        )
+        overrides.setdefault("as_of", "2026-11-01T00:00:00")
+        settings = settings_from(inbox=inbox, warehouse=self.warehouse, reports=self.reports, **overrides)
         return execute_refresh(settings)
 
     def ok(self, inbox: Path, **overrides):
