@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from pipelines.outcomes.rules import rule_fields
+from pipelines.outcomes.rules import rule_fields, rule_type
 
 
 def rule_options(command):
@@ -20,7 +20,7 @@ def rule_options(command):
         command = click.option(
             "--" + field.name.replace("_", "-"),
             field.name,
-            type=int if field.type in (int, "int") else float,
+            type=rule_type(field),
             default=None,
             help=f"{field.metadata['doc']} [default: {field.default}]",
         )(command)

@@ -23,14 +23,12 @@ import polars as pl
 from pydantic import Field, PrivateAttr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.outcomes.rules import OutcomeRules, rule_fields
+from pipelines.outcomes.rules import OutcomeRules, rule_fields, rule_type
 
 
 def _rule_field_definitions() -> dict[str, Any]:
     return {
-        field.name: (field.type if not isinstance(field.type, str) else eval(field.type), Field(  # noqa: S307
-            default=field.default, description=field.metadata["doc"]
-        ))
+        field.name: (rule_type(field), Field(default=field.default, description=field.metadata["doc"]))
         for field in rule_fields()
     }
 
@@ -140,7 +138,8 @@ class Warehouse(dg.ConfigurableResource):
         try:
             if self.memory_limit:
                 con.execute(f"set memory_limit = '{self.memory_limit}'")
-            con.execute(f"attach '{self.scratch_path}' as raw")
+            scratch = str(self.scratch_path).replace("'", "''")
+            con.execute(f"attach '{scratch}' as raw")
             con.execute("set variable as_of = ?::timestamp", [self.as_of_time])
             con.execute("set variable clinic_timezone = ?", [self.clinic_timezone])
             for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):

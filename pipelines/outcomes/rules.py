@@ -8,6 +8,7 @@ parameter appears everywhere by adding it here.
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,3 +57,8 @@ class OutcomeRules:
 def rule_fields() -> list[dataclasses.Field]:
     """Return the dataclass fields of OutcomeRules, in declaration order."""
     return list(dataclasses.fields(OutcomeRules))
+
+
+def rule_type(field: dataclasses.Field) -> type:
+    """Return the Python type of a rule field (annotations are strings under postponed evaluation)."""
+    return typing.get_type_hints(OutcomeRules)[field.name]
