@@ -12,6 +12,7 @@ from pipelines.outcomes import (
     series_from_numbered_infusions,
     series_outcomes_from_assessment_outcomes,
 )
+from pipelines.dictionary import write_comments
 from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from
 
 OUTCOME_TABLES = {
@@ -62,6 +63,7 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         }
         for name, frame in tables.items():
             replace_table(con, f"intermediate.{name}", frame)
+            write_comments(con, f"intermediate.{name}", OUTCOME_TABLES[name])
             yield dg.MaterializeResult(
                 asset_key=["intermediate", name], metadata={"row_count": frame.height}
             )

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.reports import refresh_summary_report
 from assets.tables import key_of
-from pipelines.resources import Reports, Warehouse
+from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 from pipelines.sql_models import sql_models
 
 PUBLISHED_INPUTS = [key_of(model.table) for model in sql_models()] + [refresh_summary_report.key]
@@ -18,9 +18,9 @@ PUBLISHED_INPUTS = [key_of(model.table) for model in sql_models()] + [refresh_su
     deps=PUBLISHED_INPUTS,
     kinds={"duckdb"},
 )
-def published_warehouse(warehouse: Warehouse, reports: Reports) -> dg.MaterializeResult:
+def published_warehouse(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> dg.MaterializeResult:
     """The warehouse and reports readers use, replaced atomically from this run's working copy."""
-    path = warehouse.publish()
+    path = warehouse.publish(rules_from(rules))
     folder = reports.publish()
     return dg.MaterializeResult(
         metadata={

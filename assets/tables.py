@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.dictionary import write_comments
 from pipelines.resources import Warehouse
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
@@ -19,11 +20,13 @@ def key_of(table: str) -> dg.AssetKey:
 def seed_asset(path: Path) -> dg.AssetsDefinition:
     """Return the asset that loads one seed CSV as seeds.<stem>."""
 
+    description = f"Reference data kept in the repository: sql/seeds/{path.name}."
+
     @dg.asset(
         key=[SEED_SCHEMA, path.stem],
         group_name=SEED_SCHEMA,
         kinds={"csv", "duckdb"},
-        description=f"Reference data kept in the repository: sql/seeds/{path.name}.",
+        description=description,
         code_version=hashlib.sha256(path.read_bytes()).hexdigest()[:12],
     )
     def load_seed(warehouse: Warehouse) -> dg.MaterializeResult:
@@ -32,6 +35,7 @@ def seed_asset(path: Path) -> dg.AssetsDefinition:
                 f"create or replace table {SEED_SCHEMA}.{path.stem} as select * from read_csv(?, header = true)",
                 [str(path)],
             )
+            write_comments(con, f"{SEED_SCHEMA}.{path.stem}", description)
             row_count = con.execute(f"select count(*) from {SEED_SCHEMA}.{path.stem}").fetchone()[0]
         return dg.MaterializeResult(metadata={"row_count": row_count})
 
@@ -54,6 +58,7 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             con.execute(functions_sql())  # after the seeds exist: range_failure reads seeds.value_ranges
             con.execute(f"create or replace table {model.table} as {model.select}")
+            write_comments(con, model.table, model.description)
             row_count = con.execute(f"select count(*) from {model.table}").fetchone()[0]
         return dg.MaterializeResult(metadata={"row_count": row_count})
 

@@ -151,5 +151,137 @@ def demo(patients: int, clinics: int, seed: int, verbose: bool) -> None:
     run_refresh(settings, verbose)
 
 
+def warehouse_option(command):
+    return click.option(
+        "--warehouse", type=click.Path(path_type=Path), default=None,
+        help="warehouse file [default: the published one, env OUTCOMES_WAREHOUSE]",
+    )(command)
+
+
+def published_warehouse(warehouse: Path | None) -> Path:
+    return warehouse or settings_from().warehouse
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option("--file", "query_file", type=click.File("r"), default=None, help="read the SQL from a file")
+@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
+              show_default=True, help="how to print the rows")
+@click.option("--output", type=click.Path(path_type=Path), default=None, help="write to this file instead of stdout")
+@warehouse_option
+def sql(query: str | None, query_file, output_format: str, output: Path | None, warehouse: Path | None) -> None:
+    """Run SQL against the published warehouse, read-only.
+
+    \b
+    infusion-outcomes sql "select clinic_id, count(*) from marts.treatment_series group by all"
+    infusion-outcomes sql --file sql/examples/response_by_dose_band.sql --format csv --output out.csv
+    """
+    import duckdb
+
+    from pipelines.analyst import QueryRefused, connect_read_only, formatted, run_query
+
+    if (query is None) == (query_file is None):
+        raise click.UsageError("give the SQL as an argument or with --file, not both")
+    text = query if query is not None else query_file.read()
+    try:
+        with connect_read_only(published_warehouse(warehouse)) as con:
+            columns, rows = run_query(con, text)
+    except (QueryRefused, FileNotFoundError) as error:
+        raise click.ClickException(str(error)) from None
+    except duckdb.Error as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    rendered = formatted(columns, rows, output_format) if columns else "(no rows: the statement returns none)\n"
+    if output:
+        output.write_text(rendered)
+        click.echo(f"{len(rows)} rows written to {output}", err=True)
+    else:
+        click.echo(rendered, nl=False)
+
+
+@main.command()
+@warehouse_option
+def shell(warehouse: Path | None) -> None:
+    """An interactive, read-only DuckDB session on the published warehouse.
+
+    Uses the duckdb command-line tool installed with the project (the same
+    version as the pipeline's, so it reads the warehouse's file format), or a
+    minimal prompt when it is missing.
+    """
+    import shutil
+
+    path = published_warehouse(warehouse)
+    if not path.is_file():
+        raise click.ClickException(f"no warehouse at {path}; run `make demo` or `infusion-outcomes refresh` first")
+    binary = Path(sys.executable).with_name("duckdb")
+    binary = binary if binary.is_file() else shutil.which("duckdb")
+    if binary:
+        os.execv(str(binary), [str(binary), "-readonly", str(path)])
+    prompt_loop(path)
+
+
+def prompt_loop(path: Path) -> None:
+    """Read statements ending in ';' from the terminal and print their rows, until EOF or .quit."""
+    import duckdb
+
+    from pipelines.analyst import QueryRefused, connect_read_only, formatted, run_query
+
+    click.echo(f"read-only session on {path}; end statements with ';', .quit to leave")
+    buffer: list[str] = []
+    with connect_read_only(path) as con:
+        while True:
+            try:
+                line = input("D " if not buffer else "· ")
+            except EOFError:
+                break
+            if not buffer and line.strip() in (".quit", ".exit"):
+                break
+            buffer.append(line)
+            if not line.rstrip().endswith(";"):
+                continue
+            statement, buffer = "\n".join(buffer), []
+            try:
+                columns, rows = run_query(con, statement)
+                click.echo(formatted(columns, rows, "table") if columns else "ok", nl=not columns)
+            except (QueryRefused, duckdb.Error) as error:
+                click.echo(str(error).splitlines()[0], err=True)
+
+
+@main.command()
+@warehouse_option
+@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/data-dictionary.md"), show_default=True,
+              help="Markdown file to write")
+def docs(warehouse: Path | None, out: Path) -> None:
+    """Write the data dictionary (every table and column, with its type and meaning) as Markdown."""
+    from pipelines.analyst import connect_read_only
+    from pipelines.dictionary import dictionary_markdown
+
+    try:
+        with connect_read_only(published_warehouse(warehouse)) as con:
+            text = dictionary_markdown(con)
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    click.echo(f"data dictionary written to {out}")
+
+
+@main.command()
+@click.option("--format", "file_format", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
+              help="file format for BI tools")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write the files into")
+@warehouse_option
+def export(file_format: str, out: Path, warehouse: Path | None) -> None:
+    """Export every mart as one file, with manifest.json (tables, row counts, refresh time)."""
+    from pipelines.analyst import export_tables
+
+    path = published_warehouse(warehouse)
+    if not path.is_file():
+        raise click.ClickException(f"no warehouse at {path}; run `make demo` or `infusion-outcomes refresh` first")
+    manifest = export_tables(path, out, file_format)
+    for entry in manifest["tables"]:
+        click.echo(f"{out / entry['file']}: {entry['row_count']} rows")
+    click.echo(f"{out / 'manifest.json'}: refreshed at {manifest['refreshed_at']}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

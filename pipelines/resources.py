@@ -7,11 +7,13 @@ the Dagster run config override it, in that order of precedence from lowest.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -148,9 +150,10 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def publish(self) -> Path:
-        """Replace the published warehouse with the working copy in one rename; return the published path."""
+    def publish(self, rules: OutcomeRules) -> Path:
+        """Record the refresh, then replace the published warehouse with the working copy in one rename."""
         with self.connect() as con:
+            record_refresh(con, self.as_of_time, self.clinic_timezone, rules)
             con.execute("checkpoint")
         staged = self.published_path.with_name(self.published_path.name + f".publishing-{os.getpid()}")
         shutil.copyfile(self.working_path, staged)
@@ -159,6 +162,29 @@ class Warehouse(dg.ConfigurableResource):
         # os.replace is atomic: a reader sees the old file or the new one, never a mix.
         os.replace(staged, self.published_path)
         return self.published_path
+
+
+REFRESHES_DESCRIPTION = "One row per published refresh: when, as of when, and with which clinical parameters."
+
+
+def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timezone: str, rules: OutcomeRules) -> None:
+    """Append this refresh to meta.refreshes, the warehouse's own history of publications."""
+    from pipelines.dictionary import write_comments
+
+    con.execute("create schema if not exists meta")
+    con.execute(
+        """
+        create table if not exists meta.refreshes (
+            refreshed_at timestamp, as_of timestamp, clinic_timezone varchar, rules json, pipeline_version varchar
+        )
+        """
+    )
+    con.execute(
+        "insert into meta.refreshes values (?, ?, ?, ?, ?)",
+        [datetime.now(ZoneInfo("UTC")).replace(tzinfo=None), as_of, clinic_timezone,
+         json.dumps(dataclasses.asdict(rules)), version("infusion-outcomes")],
+    )
+    write_comments(con, "meta.refreshes", REFRESHES_DESCRIPTION)
 
 
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:

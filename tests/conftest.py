@@ -52,3 +52,17 @@ class Refresh:
 @pytest.fixture
 def refresh(tmp_path: Path) -> Refresh:
     return Refresh(tmp_path / "out")
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(tmp_path_factory) -> Path:
+    """A refreshed demo warehouse (2,000 patients, 4 clinics, 3 years to 2026-06-30), built once per session."""
+    from datetime import date
+
+    from pipelines.demo.generator import write_inbox as write_demo_inbox
+
+    root = tmp_path_factory.mktemp("demo-warehouse")
+    write_demo_inbox(root / "inbox", patients=2000, clinics=4, seed=7, end_date=date(2026, 6, 30), years=3.0)
+    refresh = Refresh(root / "out")
+    refresh.ok(root / "inbox", as_of="2026-06-30T00:00:00")
+    return refresh.warehouse

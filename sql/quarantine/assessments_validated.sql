@@ -124,7 +124,7 @@ final as (
         typed.* exclude (failure),
         coalesce(
             typed.failure,
-            case when key_variants.variant_count > 1 then {
+            case when typed.failure is null and key_variants.variant_count > 1 then {
                 'reason': 'duplicate_conflict',
                 'detail': 'rows ' || key_variants.row_numbers
                           || ' share patient_id, instrument and administered_at with different values'} end
@@ -137,8 +137,8 @@ final as (
             as is_exact_duplicate
     from typed
     left join key_variants
-        on typed.failure is null
-        and typed.patient_id = key_variants.patient_id
+        -- Equality only, so that DuckDB can hash-join; the conflict applies to passing rows alone.
+        on typed.patient_id = key_variants.patient_id
         and typed.instrument = key_variants.instrument
         and typed.administered_at = key_variants.administered_at
 )

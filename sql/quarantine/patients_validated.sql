@@ -52,7 +52,7 @@ final as (
         typed.referral_source,
         coalesce(
             typed.failure,
-            case when key_variants.variant_count > 1 then {
+            case when typed.failure is null and key_variants.variant_count > 1 then {
                 'reason': 'duplicate_conflict',
                 'detail': 'rows ' || key_variants.row_numbers || ' share patient_id with different values'} end
         ) as failure,
@@ -61,7 +61,8 @@ final as (
             as is_exact_duplicate
     from typed
     left join key_variants
-        on typed.failure is null and typed.patient_id = key_variants.patient_id
+        -- Equality only, so that DuckDB can hash-join; the conflict applies to passing rows alone.
+        on typed.patient_id = key_variants.patient_id
 )
 
 select
