@@ -455,8 +455,9 @@ def with_malformed_rows(rng: np.random.Generator, frames: dict[str, pl.DataFrame
         pick(infusions, max(2, some // 4)).with_columns(dose_mg_per_kg=pl.lit("-0.5")),
         pick(infusions, max(2, some // 4)),
     ]
+    # Bad rows sit among the patient's other rows, as they do in real exports.
     return {
         "patients.csv": frames["patients.csv"],
-        "infusions.csv": pl.concat([infusions, *bad_infusions]),
-        "assessments.csv": pl.concat([assessments, *bad_assessments]),
+        "infusions.csv": pl.concat([infusions, *bad_infusions]).sort("patient_id", maintain_order=True),
+        "assessments.csv": pl.concat([assessments, *bad_assessments]).sort("patient_id", maintain_order=True),
     }
