@@ -7,31 +7,32 @@ import dagster as dg
 from assets.tables import key_of
 from pipelines.reports.summary import markdown_table
 from pipelines.resources import Warehouse
-from pipelines.sql_models import SqlModel, sql_models
+from assets.statistics import STATISTICS_MARTS
+from pipelines.sql_models import sql_models
 
 
-def grain_check(model: SqlModel) -> dg.AssetChecksDefinition:
-    """Return a check that the model's key columns are unique and never null."""
-    keys = ", ".join(model.key_columns)
-    any_null = " or ".join(f"{column} is null" for column in model.key_columns)
+def grain_check(table: str, key_columns: tuple[str, ...]) -> dg.AssetChecksDefinition:
+    """Return a check that the table's key columns are unique and never null."""
+    keys = ", ".join(key_columns)
+    any_null = " or ".join(f"{column} is null" for column in key_columns)
 
     @dg.asset_check(
-        asset=key_of(model.table),
+        asset=key_of(table),
         name="grain_is_unique_and_not_null",
         blocking=True,
-        description=f"({keys}) identifies one row of {model.table}: unique, never null.",
+        description=f"({keys}) identifies one row of {table}: unique, never null.",
     )
     def check(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
             duplicate_keys, null_keys = con.execute(
-                f"select count(*) - count(distinct ({keys})), count(*) filter (where {any_null}) from {model.table}"
+                f"select count(*) - count(distinct ({keys})), count(*) filter (where {any_null}) from {table}"
             ).fetchone()
         return dg.AssetCheckResult(
             passed=duplicate_keys == 0 and null_keys == 0,
             metadata={"duplicate_keys": duplicate_keys, "null_keys": null_keys},
         )
 
-    check.__name__ = f"grain_{model.schema}_{model.name}"
+    check.__name__ = "grain_" + table.replace(".", "_")
     return check
 
 
@@ -89,5 +90,7 @@ def every_series_has_an_infusion(warehouse: Warehouse) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=empty == 0, metadata={"series_without_infusion": empty})
 
 
-grain_checks = [grain_check(model) for model in sql_models()]
+grain_checks = [grain_check(model.table, model.key_columns) for model in sql_models()] + [
+    grain_check(f"marts.{name}", key_columns) for name, (_, key_columns) in STATISTICS_MARTS.items()
+]
 all_checks = [*grain_checks, no_row_is_lost, scores_within_instrument_range, every_series_has_an_infusion]

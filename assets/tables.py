@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.dictionary import write_comments
-from pipelines.resources import Warehouse
+from pipelines.resources import RulesResource, Warehouse, rules_from, set_rule_variables
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
 
@@ -54,8 +54,9 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         description=model.description,
         metadata={"sql_file": str(model.path.relative_to(model.path.parents[2])), "grain": model.grain},
     )
-    def build_table(warehouse: Warehouse) -> dg.MaterializeResult:
+    def build_table(warehouse: Warehouse, rules: RulesResource) -> dg.MaterializeResult:
         with warehouse.connect() as con:
+            set_rule_variables(con, rules_from(rules))
             con.execute(functions_sql())  # after the seeds exist: range_failure reads seeds.value_ranges
             con.execute(f"create or replace table {model.table} as {model.select}")
             write_comments(con, model.table, model.description)

@@ -9,6 +9,7 @@ from assets.ingest import raw_assets
 from assets.outcomes import outcome_tables
 from assets.publication import published_warehouse
 from assets.reports import refresh_summary_report
+from assets.statistics import statistics_marts
 from assets.tables import seed_assets, sql_assets
 from pipelines.resources import Settings, resources_from
 from pipelines.schedules import nightly_schedule
@@ -34,6 +35,7 @@ def build_definitions(settings=None) -> dg.Definitions:
             *seed_assets,
             *sql_assets,
             outcome_tables,
+            statistics_marts,
             refresh_summary_report,
             published_warehouse,
         ],

@@ -187,6 +187,12 @@ def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timez
     write_comments(con, "meta.refreshes", REFRESHES_DESCRIPTION)
 
 
+def set_rule_variables(con: duckdb.DuckDBPyConnection, rules: OutcomeRules) -> None:
+    """Make every clinical parameter readable in SQL as getvariable('<name>')."""
+    for name, value in dataclasses.asdict(rules).items():
+        con.execute(f"set variable {name} = ?", [value])
+
+
 def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
     """Write a Polars frame as a table, replacing it; return its row count."""
     con.register("frame_to_write", frame)

@@ -1,0 +1,72 @@
+"""Cohort statistics marts (shared spec §5): rates with Wilson intervals, Kaplan-Meier relief, trajectories."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+
+from assets.tables import key_of
+from pipelines.dictionary import write_comments
+from pipelines.resources import Warehouse, replace_table
+from pipelines.stats.cohorts import (
+    relief_summary_from_survival,
+    relief_survival_from_series_outcomes,
+    response_rates_from_series_outcomes,
+    trajectories_from_assessment_outcomes,
+)
+
+KEY = "dimension, dimension_value, instrument"
+# table: (description shown in the UI and the warehouse, key columns)
+STATISTICS_MARTS = {
+    "response_rates": (
+        "Response, remission, rapid response and completed inductions over evaluable series, with 95% Wilson "
+        "intervals. Grain: one row per (dimension, dimension_value, instrument, series_kind); dimension is network, "
+        "clinic, indication, clinic_indication or start_month.",
+        ("dimension", "dimension_value", "instrument", "series_kind"),
+    ),
+    "relief_survival": (
+        "Kaplan-Meier relief curves over responders (event: relapse; otherwise censored) with Greenwood log(-log) "
+        "95% bands. Grain: one row per (dimension, dimension_value, instrument, series_kind, day).",
+        ("dimension", "dimension_value", "instrument", "series_kind", "day"),
+    ),
+    "relief_summary": (
+        "Median relief days with its 95% interval (null where not reached) and relief kept at 28 and 56 days. "
+        "Grain: one row per (dimension, dimension_value, instrument, series_kind).",
+        ("dimension", "dimension_value", "instrument", "series_kind"),
+    ),
+    "trajectories": (
+        "Mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions. "
+        "Grain: one row per (dimension, dimension_value, instrument, infusions_received).",
+        ("dimension", "dimension_value", "instrument", "infusions_received"),
+    ),
+}
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            key=["marts", name],
+            group_name="marts",
+            description=description,
+            kinds={"polars", "duckdb"},
+            deps=[key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
+        )
+        for name, (description, _) in STATISTICS_MARTS.items()
+    ],
+)
+def statistics_marts(warehouse: Warehouse):
+    """Compute the cohort statistics from the per-series marts, in one pass."""
+    with warehouse.connect() as con:
+        series_outcomes = con.sql("select * from marts.series_outcomes").pl().lazy()
+        assessment_outcomes = con.sql("select * from marts.assessment_outcomes").pl().lazy()
+        survival = relief_survival_from_series_outcomes(series_outcomes).collect()
+        tables: dict[str, pl.DataFrame] = {
+            "response_rates": response_rates_from_series_outcomes(series_outcomes).collect(),
+            "relief_survival": survival,
+            "relief_summary": relief_summary_from_survival(survival.lazy()).collect(),
+            "trajectories": trajectories_from_assessment_outcomes(assessment_outcomes).collect(),
+        }
+        for name, frame in tables.items():
+            replace_table(con, f"marts.{name}", frame)
+            write_comments(con, f"marts.{name}", STATISTICS_MARTS[name][0])
+            yield dg.MaterializeResult(asset_key=["marts", name], metadata={"row_count": frame.height})

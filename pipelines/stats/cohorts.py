@@ -1,0 +1,123 @@
+"""Cohort statistics marts (shared spec §5) from the per-series outcome marts."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.stats.intervals import mean_bounds, wilson_bounds
+from pipelines.stats.survival import kaplan_meier, survival_summary
+
+COHORT = ["dimension", "dimension_value"]
+RATE_KEY = [*COHORT, "instrument", "series_kind"]
+MAX_TRAJECTORY_INFUSIONS = 12
+
+
+def by_dimension(frame: pl.LazyFrame, with_month: bool = True) -> pl.LazyFrame:
+    """Return each row once per cohort it belongs to: the network, its clinic, indication, clinic and indication,
+    and (with_month) the month its series started."""
+    cohorts = [
+        ("network", pl.lit("all")),
+        ("clinic", pl.col("clinic_id")),
+        ("indication", pl.col("primary_indication")),
+        ("clinic_indication", pl.concat_str("clinic_id", pl.lit(" / "), "primary_indication")),
+    ]
+    if with_month:
+        cohorts.append(("start_month", pl.col("series_start_at").dt.strftime("%Y-%m")))
+    return pl.concat(
+        [frame.with_columns(dimension=pl.lit(name), dimension_value=value) for name, value in cohorts]
+    )
+
+
+def rate_columns(prefix: str, count: str) -> list[pl.Expr]:
+    low, high = wilson_bounds(pl.col(count), pl.col("evaluable_count"))
+    return [
+        (pl.col(count) / pl.col("evaluable_count")).alias(f"{prefix}_rate"),
+        low.alias(f"{prefix}_ci_low"),
+        high.alias(f"{prefix}_ci_high"),
+    ]
+
+
+def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return response and remission rates with Wilson intervals per cohort, instrument and series kind."""
+    evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
+    return (
+        by_dimension(evaluable)
+        .group_by(RATE_KEY)
+        .agg(
+            evaluable_count=pl.len().cast(pl.Int64),
+            responder_count=pl.col("is_responder").sum().cast(pl.Int64),
+            remitter_count=pl.col("is_remitter").sum().cast(pl.Int64),
+            rapid_response_count=pl.col("is_rapid_response").sum().cast(pl.Int64),
+            completed_induction_count=pl.col("is_completed_induction").sum().cast(pl.Int64),
+        )
+        .with_columns(*rate_columns("response", "responder_count"), *rate_columns("remission", "remitter_count"))
+        .select(
+            *RATE_KEY, "evaluable_count", "responder_count", "response_rate", "response_ci_low", "response_ci_high",
+            "remitter_count", "remission_rate", "remission_ci_low", "remission_ci_high", "rapid_response_count",
+            "completed_induction_count",
+        )
+        .sort(RATE_KEY)
+    )
+
+
+def relief_observations(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return responders with a relief duration: relapse is the event, otherwise censored (§5)."""
+    return series_outcomes.filter(pl.col("relief_days").is_not_null()).with_columns(
+        duration=pl.col("relief_days").cast(pl.Int64), is_event=pl.col("relief_status") == "relapsed"
+    )
+
+
+def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return Kaplan-Meier relief curves per cohort, instrument and series kind: one row per distinct day."""
+    curves = kaplan_meier(by_dimension(relief_observations(series_outcomes)), RATE_KEY)
+    return curves.rename({"duration": "day"}).sort([*RATE_KEY, "day"])
+
+
+def relief_summary_from_survival(relief_survival: pl.LazyFrame) -> pl.LazyFrame:
+    """Return per cohort, instrument and series kind: responders, relapses, median relief with its CI, S(28), S(56)."""
+    return survival_summary(relief_survival.rename({"day": "duration"}), RATE_KEY).sort(RATE_KEY)
+
+
+def trajectories_from_assessment_outcomes(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions.
+
+    Infusion 0 is the baseline itself (0% by definition); later points use the
+    scores of the response window, pre-infusion and after the series.
+    """
+    scored = assessment_outcomes.filter(
+        (pl.col("series_kind") == "induction")
+        & pl.col("is_in_response_window")
+        & pl.col("pct_change").is_not_null()
+        & (pl.col("infusions_received") <= MAX_TRAJECTORY_INFUSIONS)
+    )
+    # series_start_at is not on follow-ups; trajectories are not split by month.
+    key = [*COHORT, "instrument", "infusions_received"]
+    points = (
+        by_dimension(scored, with_month=False)
+        .group_by(key)
+        .agg(
+            score_count=pl.len().cast(pl.Int64),
+            mean_pct_change=pl.col("pct_change").mean(),
+            sd=pl.col("pct_change").std(),
+        )
+    )
+    low, high = mean_bounds(pl.col("mean_pct_change"), pl.col("sd"), pl.col("score_count"))
+    baselines = (
+        by_dimension(scored.unique(["series_id", "instrument"]), with_month=False)
+        .group_by([*COHORT, "instrument"])
+        .agg(score_count=pl.len().cast(pl.Int64))
+        .with_columns(
+            infusions_received=pl.lit(0, dtype=pl.Int32), mean_pct_change=pl.lit(0.0),
+            ci_low=pl.lit(0.0), ci_high=pl.lit(0.0),
+        )
+    )
+    return (
+        pl.concat(
+            [
+                points.with_columns(low.alias("ci_low"), high.alias("ci_high")).drop("sd"),
+                baselines.select(*key, "score_count", "mean_pct_change", "ci_low", "ci_high"),
+            ],
+            how="vertical_relaxed",
+        )
+        .sort(key)
+    )

@@ -1,0 +1,56 @@
+-- Title:   Infusion safety: hypertensive and desaturation events, blood pressure rise, adverse events per 100 infusions
+-- Grain:   one row per (dimension, dimension_value)
+-- Inputs:  staging.infusions, staging.patients
+-- Rule:    shared spec §6; hypertensive when systolic >= sbp_alert or diastolic >= dbp_alert, desaturation when SpO2 < spo2_alert
+
+with infusions as (
+    select
+        p.clinic_id,
+        p.primary_indication,
+        coalesce(i.bp_systolic_max >= getvariable('sbp_alert') or i.bp_diastolic_max >= getvariable('dbp_alert'), false)
+            as is_hypertensive,
+        coalesce(i.spo2_min < getvariable('spo2_alert'), false) as is_desaturation,
+        i.bp_systolic_max - i.bp_systolic_pre as systolic_rise,
+        i.adverse_events
+    from staging.infusions as i
+    inner join staging.patients as p using (patient_id)
+),
+
+cohorts as (
+    select
+        * exclude (clinic_id, primary_indication),
+        unnest([
+            {'dimension': 'network', 'dimension_value': 'all'},
+            {'dimension': 'clinic', 'dimension_value': clinic_id},
+            {'dimension': 'indication', 'dimension_value': primary_indication}
+        ], recursive := true)
+    from infusions
+),
+
+final as (
+    select
+        dimension,
+        dimension_value,
+        count(*) as infusion_count,
+        count(*) filter (where is_hypertensive) as hypertensive_count,
+        count(*) filter (where is_hypertensive) / count(*) as hypertensive_rate,
+        count(*) filter (where is_desaturation) as desaturation_count,
+        count(*) filter (where is_desaturation) / count(*) as desaturation_rate,
+        avg(systolic_rise) as mean_systolic_rise,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'nausea')) / count(*) as nausea_per_100,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'vomiting')) / count(*) as vomiting_per_100,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'dissociation')) / count(*) as dissociation_per_100,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'dysphoria')) / count(*) as dysphoria_per_100,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'headache')) / count(*) as headache_per_100,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'dizziness')) / count(*) as dizziness_per_100,
+        100.0 * count(*) filter (where list_contains(adverse_events, 'hypertension')) / count(*) as hypertension_per_100,
+        -- Codes outside the contract's list count as other.
+        100.0 * count(*) filter (where len(list_filter(adverse_events, lambda code: code not in (
+            'nausea', 'vomiting', 'dissociation', 'dysphoria', 'headache', 'dizziness', 'hypertension')
+        )) > 0) / count(*) as other_per_100
+    from cohorts
+    group by all
+)
+
+select * from final
+order by dimension, dimension_value
