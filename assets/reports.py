@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dagster as dg
+import polars as pl
 
 from assets.tables import key_of
+from pipelines.reports.dashboard import dashboard_data, write_dashboard
 from pipelines.reports.summary import refresh_summary, summary_html, summary_json, summary_lines
-from pipelines.resources import Reports, Warehouse
+from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 
 
 @dg.asset(
@@ -33,5 +35,42 @@ def refresh_summary_report(warehouse: Warehouse, reports: Reports) -> dg.Materia
         metadata={
             "path": dg.MetadataValue.path(str(reports.published_dir / page.name)),
             "summary": dg.MetadataValue.md("\n".join(f"- {line}" for line in summary_lines(summary))),
+        }
+    )
+
+
+DASHBOARD_INPUTS = [
+    "marts.response_rates", "marts.relief_survival", "marts.relief_summary", "marts.trajectories",
+    "marts.end_change_quantiles", "marts.completion_funnel", "marts.booster_intervals", "marts.safety_summary",
+    "marts.dissociation_by_infusion_number", "marts.measurement_adherence", "marts.series_outcomes",
+    "quarantine.rejected_rows", "staging.patients",
+]
+
+
+@dg.asset(
+    key=["reports", "dashboard"],
+    group_name="reports",
+    deps=[key_of(table) for table in DASHBOARD_INPUTS],
+    kinds={"plotly", "html"},
+)
+def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> dg.MaterializeResult:
+    """The directors' pages: index, network overview and one page per clinic (aggregates only)."""
+    with warehouse.connect() as con:
+        data = dashboard_data(con, rules_from(rules), warehouse.as_of_time.strftime("%Y-%m-%d %H:%M"))
+    folder = reports.prepare()
+    for stale in folder.glob("clinic-*.html"):
+        stale.unlink()  # a clinic that left the network keeps no page
+    pages = write_dashboard(folder, data)
+    network = data.response_rates.filter(
+        (pl.col("dimension") == "network") & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
+    headline = (
+        f"PHQ-9 response after induction: {network['response_rate'][0]:.0%} of {network['evaluable_count'][0]} "
+        "evaluable series" if network.height and network["response_rate"][0] is not None else "no PHQ-9 inductions"
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(reports.published_dir / "index.html")),
+            "pages": len(pages),
+            "summary": dg.MetadataValue.md(f"- {len(data.clinics)} clinic pages and a network overview\n- {headline}"),
         }
     )

@@ -9,6 +9,7 @@ from assets.tables import key_of
 from pipelines.dictionary import write_comments
 from pipelines.resources import Warehouse, replace_table
 from pipelines.stats.cohorts import (
+    end_change_quantiles_from_series_outcomes,
     relief_summary_from_survival,
     relief_survival_from_series_outcomes,
     response_rates_from_series_outcomes,
@@ -33,6 +34,12 @@ STATISTICS_MARTS = {
         "Median relief days with its 95% interval (null where not reached) and relief kept at 28 and 56 days. "
         "Grain: one row per (dimension, dimension_value, instrument, series_kind).",
         ("dimension", "dimension_value", "instrument", "series_kind"),
+    ),
+    "end_change_quantiles": (
+        "The 2.5%, 7.5%, ..., 97.5% quantiles of end-of-series % change over evaluable series: the published "
+        "waterfall, with no bar standing for one patient. Grain: one row per (dimension, dimension_value, instrument, "
+        "series_kind, quantile).",
+        ("dimension", "dimension_value", "instrument", "series_kind", "quantile"),
     ),
     "trajectories": (
         "Mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions. "
@@ -64,6 +71,7 @@ def statistics_marts(warehouse: Warehouse):
             "response_rates": response_rates_from_series_outcomes(series_outcomes).collect(),
             "relief_survival": survival,
             "relief_summary": relief_summary_from_survival(survival.lazy()).collect(),
+            "end_change_quantiles": end_change_quantiles_from_series_outcomes(series_outcomes).collect(),
             "trajectories": trajectories_from_assessment_outcomes(assessment_outcomes).collect(),
         }
         for name, frame in tables.items():

@@ -14,7 +14,7 @@ MAX_TRAJECTORY_INFUSIONS = 12
 
 def by_dimension(frame: pl.LazyFrame, with_month: bool = True) -> pl.LazyFrame:
     """Return each row once per cohort it belongs to: the network, its clinic, indication, clinic and indication,
-    and (with_month) the month its series started."""
+    and (with_month) the month its series started, network-wide and within the clinic."""
     cohorts = [
         ("network", pl.lit("all")),
         ("clinic", pl.col("clinic_id")),
@@ -22,7 +22,9 @@ def by_dimension(frame: pl.LazyFrame, with_month: bool = True) -> pl.LazyFrame:
         ("clinic_indication", pl.concat_str("clinic_id", pl.lit(" / "), "primary_indication")),
     ]
     if with_month:
-        cohorts.append(("start_month", pl.col("series_start_at").dt.strftime("%Y-%m")))
+        month = pl.col("series_start_at").dt.strftime("%Y-%m")
+        cohorts.append(("start_month", month))
+        cohorts.append(("clinic_start_month", pl.concat_str("clinic_id", pl.lit(" / "), month)))
     return pl.concat(
         [frame.with_columns(dimension=pl.lit(name), dimension_value=value) for name, value in cohorts]
     )
@@ -120,4 +122,32 @@ def trajectories_from_assessment_outcomes(assessment_outcomes: pl.LazyFrame) -> 
             how="vertical_relaxed",
         )
         .sort(key)
+    )
+
+
+QUANTILE_STEPS = 20
+
+
+def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the 2.5%, 7.5%, ..., 97.5% quantiles of end-of-series % change per cohort: a waterfall without patients.
+
+    Interpolated quantiles at bin midpoints summarise the distribution; the
+    minimum and maximum, which are one patient's values, are left out.
+    """
+    evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
+    levels = [(step + 0.5) / QUANTILE_STEPS for step in range(QUANTILE_STEPS)]
+    return (
+        by_dimension(evaluable, with_month=False)
+        .group_by(RATE_KEY)
+        .agg(
+            evaluable_count=pl.len().cast(pl.Int64),
+            quantiles=pl.concat_list(
+                [pl.col("end_pct_change").quantile(level, interpolation="linear") for level in levels]
+            ),
+        )
+        .with_columns(quantile=pl.lit(levels))
+        .explode("quantiles", "quantile")
+        .rename({"quantiles": "end_pct_change"})
+        .select(*RATE_KEY, "quantile", "end_pct_change", "evaluable_count")
+        .sort([*RATE_KEY, "quantile"])
     )
