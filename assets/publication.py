@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.reports import dashboard, refresh_summary_report
+from assets.reports import dashboard, patient_pages, refresh_summary_report
 from assets.statistics import STATISTICS_MARTS
 from assets.tables import key_of
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
@@ -13,7 +13,7 @@ from pipelines.sql_models import sql_models
 PUBLISHED_INPUTS = (
     [key_of(model.table) for model in sql_models()]
     + [key_of(f"marts.{name}") for name in STATISTICS_MARTS]
-    + [refresh_summary_report.key, dashboard.key]
+    + [refresh_summary_report.key, dashboard.key, patient_pages.key]
 )
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+
 import dagster as dg
 import polars as pl
 
 from assets.tables import key_of
 from pipelines.reports.dashboard import dashboard_data, write_dashboard
+from pipelines.reports.patient_pages import FOLDER as PATIENT_FOLDER
+from pipelines.reports.patient_pages import patient_frames, write_patient_pages
 from pipelines.reports.summary import refresh_summary, summary_html, summary_json, summary_lines
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 
@@ -73,4 +77,24 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
             "pages": len(pages),
             "summary": dg.MetadataValue.md(f"- {len(data.clinics)} clinic pages and a network overview\n- {headline}"),
         }
+    )
+
+
+@dg.asset(
+    key=["reports", "patient_pages"],
+    group_name="reports",
+    deps=[key_of(t) for t in ("staging.assessments", "staging.patients", "marts.treatment_series",
+                              "intermediate.series_baselines", "intermediate.infusions_numbered")],
+    kinds={"plotly", "html"},
+)
+def patient_pages(warehouse: Warehouse, reports: Reports) -> dg.MaterializeResult:
+    """Per-patient pages for clinicians in reports/patients/: written only when patient_pages is on."""
+    folder = reports.prepare()
+    shutil.rmtree(folder / PATIENT_FOLDER, ignore_errors=True)  # never publish a stale or unwanted copy
+    if not reports.patient_pages:
+        return dg.MaterializeResult(metadata={"pages": 0, "note": "off (set OUTCOMES_PATIENT_PAGES=true to write)"})
+    with warehouse.connect() as con:
+        count = write_patient_pages(folder, patient_frames(con))
+    return dg.MaterializeResult(
+        metadata={"pages": count, "path": dg.MetadataValue.path(str(reports.published_dir / PATIENT_FOLDER))}
     )

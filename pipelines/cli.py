@@ -125,6 +125,8 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
 @click.option("--warehouse", type=click.Path(path_type=Path), default=None, help="warehouse file [env OUTCOMES_WAREHOUSE]")
 @click.option("--reports", type=click.Path(path_type=Path), default=None, help="reports folder [env OUTCOMES_REPORTS]")
 @click.option("--as-of", type=str, default=None, help="ISO 8601 time treated as now [default: now]")
+@click.option("--patient-pages", is_flag=True, default=None,
+              help="also write identifiable per-patient pages for clinicians (reports/patients/)")
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
 @rule_options
 def refresh(verbose: bool, **options: Any) -> None:

@@ -8,7 +8,7 @@ from assets.checks import all_checks
 from assets.ingest import raw_assets
 from assets.outcomes import outcome_tables
 from assets.publication import published_warehouse
-from assets.reports import dashboard, refresh_summary_report
+from assets.reports import dashboard, patient_pages, refresh_summary_report
 from assets.statistics import statistics_marts
 from assets.tables import seed_assets, sql_assets
 from pipelines.resources import Settings, resources_from
@@ -38,6 +38,7 @@ def build_definitions(settings=None) -> dg.Definitions:
             statistics_marts,
             refresh_summary_report,
             dashboard,
+            patient_pages,
             published_warehouse,
         ],
         asset_checks=all_checks,

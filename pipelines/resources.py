@@ -53,6 +53,9 @@ class _SettingsBase(BaseSettings):
     schedule_timezone: str = Field(default="America/Chicago", description="timezone of the nightly schedule")
     schedule_cron: str = Field(default="0 2 * * *", description="when the nightly refresh runs")
     sensor_interval_seconds: int = Field(default=60, description="how often the inbox sensor looks for new files")
+    patient_pages: bool = Field(
+        default=False, description="also publish identifiable per-patient pages for clinicians (reports/patients/)"
+    )
 
 
 Settings = create_model("Settings", __base__=_SettingsBase, **_rule_field_definitions())
@@ -228,6 +231,9 @@ class Reports(dg.ConfigurableResource):
     """The reports folder: a run writes into a working folder that is swapped in at publication."""
 
     path: str = Field(description="the published reports folder")
+    patient_pages: bool = Field(
+        default=False, description="also write identifiable per-patient pages for clinicians into patients/"
+    )
 
     @property
     def published_dir(self) -> Path:
@@ -270,6 +276,6 @@ def resources_from(settings: Any) -> dict[str, dg.ConfigurableResource]:
             clinic_timezone=settings.clinic_timezone,
             as_of=settings.as_of.isoformat() if settings.as_of else None,
         ),
-        "reports": Reports(path=str(settings.reports)),
+        "reports": Reports(path=str(settings.reports), patient_pages=settings.patient_pages),
         "rules": RulesResource(**dataclasses.asdict(rules_from(settings))),
     }

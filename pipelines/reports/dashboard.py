@@ -423,7 +423,7 @@ main{padding:1rem 2rem;max-width:1280px;margin:auto}
 .tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:1rem;margin:1rem 0}
 .tile{background:#fff;border-radius:8px;padding:1rem;box-shadow:0 1px 3px #0002}
 .tile .value{font-size:1.8rem;font-weight:600}.tile .label{color:#5a6b7d;font-size:.9rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:1rem}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:1rem}
 .card{background:#fff;border-radius:8px;padding:.5rem;box-shadow:0 1px 3px #0002}
 .card h3{font-size:1rem;margin:.5rem .75rem 0}
 .empty{color:#5a6b7d;padding:2rem;text-align:center}.note{color:#5a6b7d;font-size:.85rem}

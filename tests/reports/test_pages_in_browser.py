@@ -17,6 +17,8 @@ FIGURES_DRAWN = """
     svg: plot.querySelectorAll('svg.main-svg').length,
     marks: Array.from(plot.querySelectorAll('g.trace path, g.trace .point'))
         .filter(mark => (mark.getAttribute('d') || '').length > 5).length,
+    fits: plot.querySelector('svg.main-svg').getBoundingClientRect().width
+        <= plot.closest('.card').getBoundingClientRect().width + 1,
 }))
 """
 
@@ -58,7 +60,7 @@ def test_every_page_loads_from_disk_offline_without_errors_and_draws_every_figur
         if path.name in ("network.html",) or path.name.startswith("clinic-"):
             assert len(figures) >= 8, (path.name, figures)
         for figure in figures:
-            assert figure["svg"] > 0 and figure["marks"] > 0, (path.name, figure)
+            assert figure["svg"] > 0 and figure["marks"] > 0 and figure["fits"], (path.name, figure)
         page.close()
     context.close()
 
