@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from assets.tables import key_of, polars_table_specs, write_tables
 from pipelines.outcomes import (
     assessment_outcomes_from_follow_ups,
     baselines_from_assessments,
@@ -12,8 +13,7 @@ from pipelines.outcomes import (
     series_from_numbered_infusions,
     series_outcomes_from_assessment_outcomes,
 )
-from pipelines.dictionary import write_comments
-from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from
+from pipelines.resources import RulesResource, Warehouse, rules_from
 
 OUTCOME_TABLES = {
     "infusions_numbered": "One row per accepted infusion with its series_number and infusion_number in the series.",
@@ -25,16 +25,10 @@ OUTCOME_TABLES = {
 
 
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            key=["intermediate", name],
-            group_name="intermediate",
-            description=description,
-            kinds={"polars", "duckdb"},
-            deps=[["staging", "infusions"], ["staging", "assessments"], ["seeds", "instruments"]],
-        )
-        for name, description in OUTCOME_TABLES.items()
-    ],
+    specs=polars_table_specs(
+        "intermediate", OUTCOME_TABLES, [key_of("staging.infusions"), key_of("staging.assessments"),
+                                         key_of("seeds.instruments")]
+    )
 )
 def outcome_tables(warehouse: Warehouse, rules: RulesResource):
     """Compute the outcome tables in one pass so that staging is read once."""
@@ -61,9 +55,4 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
             "follow_up_assessments": follow_ups,
             "series_instrument_outcomes": outcomes,
         }
-        for name, frame in tables.items():
-            replace_table(con, f"intermediate.{name}", frame)
-            write_comments(con, f"intermediate.{name}", OUTCOME_TABLES[name])
-            yield dg.MaterializeResult(
-                asset_key=["intermediate", name], metadata={"row_count": frame.height}
-            )
+        yield from write_tables(con, "intermediate", tables, OUTCOME_TABLES)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets.tables import key_of
-from pipelines.dictionary import write_comments
-from pipelines.resources import Warehouse, replace_table
+from assets.tables import key_of, polars_table_specs, write_tables
+from pipelines.resources import Warehouse
 from pipelines.stats.cohorts import (
     end_change_quantiles_from_series_outcomes,
     relief_summary_from_survival,
@@ -50,16 +49,10 @@ STATISTICS_MARTS = {
 
 
 @dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            key=["marts", name],
-            group_name="marts",
-            description=description,
-            kinds={"polars", "duckdb"},
-            deps=[key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
-        )
-        for name, (description, _) in STATISTICS_MARTS.items()
-    ],
+    specs=polars_table_specs(
+        "marts", {name: description for name, (description, _) in STATISTICS_MARTS.items()},
+        [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
+    )
 )
 def statistics_marts(warehouse: Warehouse):
     """Compute the cohort statistics from the per-series marts, in one pass."""
@@ -74,7 +67,4 @@ def statistics_marts(warehouse: Warehouse):
             "end_change_quantiles": end_change_quantiles_from_series_outcomes(series_outcomes).collect(),
             "trajectories": trajectories_from_assessment_outcomes(assessment_outcomes).collect(),
         }
-        for name, frame in tables.items():
-            replace_table(con, f"marts.{name}", frame)
-            write_comments(con, f"marts.{name}", STATISTICS_MARTS[name][0])
-            yield dg.MaterializeResult(asset_key=["marts", name], metadata={"row_count": frame.height})
+        yield from write_tables(con, "marts", tables, {name: text for name, (text, _) in STATISTICS_MARTS.items()})

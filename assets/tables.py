@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.dictionary import write_comments
-from pipelines.resources import RulesResource, Warehouse, rules_from, set_rule_variables
+from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from, set_rule_variables
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
 
@@ -69,3 +69,20 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
 
 seed_assets = [seed_asset(path) for path in seed_files()]
 sql_assets = [sql_asset(model) for model in sql_models()]
+
+
+def polars_table_specs(schema: str, descriptions: dict[str, str], deps: list[dg.AssetKey]) -> list[dg.AssetSpec]:
+    """Return the asset specs of tables that one Polars step computes together."""
+    return [
+        dg.AssetSpec(key=[schema, name], group_name=schema, description=description, kinds={"polars", "duckdb"},
+                     deps=deps)
+        for name, description in descriptions.items()
+    ]
+
+
+def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str]):
+    """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table."""
+    for name, frame in frames.items():
+        replace_table(con, f"{schema}.{name}", frame)
+        write_comments(con, f"{schema}.{name}", descriptions[name])
+        yield dg.MaterializeResult(asset_key=[schema, name], metadata={"row_count": frame.height})

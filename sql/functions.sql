@@ -63,3 +63,12 @@ create or replace macro future_failure(field_name, value) as (
               'detail': field_name || ' ' || strftime(value, '%Y-%m-%dT%H:%M:%S') || ' is after the run''s as-of time '
                         || strftime(getvariable('as_of'), '%Y-%m-%dT%H:%M:%S')} end
 );
+
+-- The cohorts a row counts in for the marts' (dimension, dimension_value) grain:
+-- the whole network, its clinic and its primary indication. Use with
+-- unnest(cohorts_of(clinic_id, primary_indication), recursive := true).
+create or replace macro cohorts_of(clinic, indication) as [
+    {'dimension': 'network', 'dimension_value': 'all'},
+    {'dimension': 'clinic', 'dimension_value': clinic},
+    {'dimension': 'indication', 'dimension_value': indication}
+];

@@ -17,11 +17,7 @@ followed_by_booster as (
 cohorts as (
     select
         booster_interval_days,
-        unnest([
-            {'dimension': 'network', 'dimension_value': 'all'},
-            {'dimension': 'clinic', 'dimension_value': clinic_id},
-            {'dimension': 'indication', 'dimension_value': primary_indication}
-        ], recursive := true)
+        unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
     from followed_by_booster
 ),
 

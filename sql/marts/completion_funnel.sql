@@ -10,11 +10,7 @@ with inductions as (
 cohorts as (
     select
         infusion_count,
-        unnest([
-            {'dimension': 'network', 'dimension_value': 'all'},
-            {'dimension': 'clinic', 'dimension_value': clinic_id},
-            {'dimension': 'indication', 'dimension_value': primary_indication}
-        ], recursive := true)
+        unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
     from inductions
 ),
 

@@ -33,11 +33,7 @@ cohorts as (
         infusion_number,
         has_dissociation,
         cadss_score,
-        unnest([
-            {'dimension': 'network', 'dimension_value': 'all'},
-            {'dimension': 'clinic', 'dimension_value': clinic_id},
-            {'dimension': 'indication', 'dimension_value': primary_indication}
-        ], recursive := true)
+        unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
     from with_cadss
 ),
 

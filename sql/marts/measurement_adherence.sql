@@ -35,11 +35,7 @@ infusions as (
 cohorts as (
     select
         has_pre_infusion_score,
-        unnest([
-            {'dimension': 'network', 'dimension_value': 'all'},
-            {'dimension': 'clinic', 'dimension_value': clinic_id},
-            {'dimension': 'indication', 'dimension_value': primary_indication}
-        ], recursive := true)
+        unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
     from infusions
 ),
 

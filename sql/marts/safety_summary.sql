@@ -19,11 +19,7 @@ with infusions as (
 cohorts as (
     select
         * exclude (clinic_id, primary_indication),
-        unnest([
-            {'dimension': 'network', 'dimension_value': 'all'},
-            {'dimension': 'clinic', 'dimension_value': clinic_id},
-            {'dimension': 'indication', 'dimension_value': primary_indication}
-        ], recursive := true)
+        unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
     from infusions
 ),
 
