@@ -285,5 +285,63 @@ def export(file_format: str, out: Path, warehouse: Path | None) -> None:
     click.echo(f"{out / 'manifest.json'}: refreshed at {manifest['refreshed_at']}")
 
 
+@main.group()
+def sources() -> None:
+    """The inbox's sources: the contract CSVs and the mapping files in its sources/ folder."""
+
+
+@sources.command("check")
+@click.option("--inbox", type=click.Path(path_type=Path), default=None, help="inbox folder [env OUTCOMES_INBOX]")
+def sources_check(inbox: Path | None) -> None:
+    """Read every source as a refresh would and print rows per record type and the first problems.
+
+    Nothing is written: the rows are validated by the pipeline's own SQL in memory.
+    """
+    import polars as pl
+
+    from assets.ingest import CSV_SOURCE, csv_frames, registry, source_names
+    from pipelines.ingest.csv_inbox import InboxError
+    from pipelines.ingest.dry_run import first_problems
+    from pipelines.ingest.fhir import fhir_frames
+    from pipelines.ingest.mapped import mapped_frames
+    from pipelines.ingest.mapping import MappingError, load_mapping, mapping_files
+    from pipelines.resources import now_in
+
+    settings = settings_from(**({"inbox": inbox} if inbox else {}))
+    folder = Path(settings.inbox)
+    if not folder.is_dir():
+        raise click.ClickException(f"the inbox folder {folder} does not exist")
+    instruments, loinc = registry()
+    everything: dict[str, list[pl.DataFrame]] = {}
+    failed = False
+    for name in source_names(folder):
+        try:
+            if name == CSV_SOURCE:
+                frames, skipped = csv_frames(folder), {}
+            else:
+                path = next(p for p in mapping_files(folder) if p.stem == name)
+                mapping = load_mapping(path)
+                if mapping.format == "fhir":
+                    frames, skipped = fhir_frames(folder, mapping, loinc)
+                else:
+                    frames, skipped = mapped_frames(folder, path.name, mapping, instruments), {}
+        except (MappingError, InboxError) as error:
+            click.echo(f"{name}: ERROR {error}")
+            failed = True
+            continue
+        counts = ", ".join(f"{frame.height} {record_type}" for record_type, frame in frames.items()) or "nothing"
+        click.echo(f"{name}: {counts}" + (f" (skipped: {dict(skipped)})" if skipped else ""))
+        for record_type, frame in frames.items():
+            everything.setdefault(record_type, []).append(frame)
+    if failed:
+        raise click.ClickException("a source cannot be read; nothing was checked further")
+    combined = {t: pl.concat(parts, how="diagonal_relaxed") for t, parts in everything.items()}
+    as_of = settings.as_of or now_in(settings.clinic_timezone)
+    problems = first_problems(combined, as_of, settings.clinic_timezone)
+    click.echo("first problems:" if problems else "no row would be rejected")
+    for source_file, row_number, record_type, reason, detail in problems:
+        click.echo(f"  {source_file} row {row_number} ({record_type}): {reason}: {detail}")
+
+
 if __name__ == "__main__":
     sys.exit(main())

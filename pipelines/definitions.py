@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.checks import all_checks
-from assets.ingest import raw_assets
+from assets.ingest import ingest_assets
 from assets.outcomes import outcome_tables
 from assets.publication import published_warehouse
 from assets.reports import dashboard, patient_pages, refresh_summary_report
@@ -31,7 +31,7 @@ def build_definitions(settings=None) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[
-            *raw_assets,
+            *ingest_assets(settings.inbox),
             *seed_assets,
             *sql_assets,
             outcome_tables,

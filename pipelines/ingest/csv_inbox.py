@@ -115,12 +115,22 @@ def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) 
         raise InboxError(f"{source_file}: cannot be read ({error.strerror})") from None
     frame = frame_from_text(text_from_bytes(data, source_file))
     frame = frame.rename(canonical_header(frame.columns, contract, source_file))
+    return contract_frame(frame, contract, source_file)
+
+
+def contract_frame(frame: pl.DataFrame, contract: RecordContract, source_file: str) -> pl.DataFrame:
+    """Return a frame with canonical column names as a raw table: bookkeeping first, absent optional columns added.
+
+    frame must hold _row_number and _parse_error; _source_file is added when missing.
+    """
     missing = [name for name in contract.required if name not in frame.columns]
     if missing:
         found = ", ".join(c for c in frame.columns if c not in (ROW_NUMBER, PARSE_ERROR)) or "none"
         raise InboxError(f"{source_file}: required column '{missing[0]}' is missing (columns found: {found})")
     absent = [pl.lit(None, dtype=pl.String).alias(name) for name in contract.optional if name not in frame.columns]
-    frame = frame.with_columns(*absent, pl.lit(source_file).alias(SOURCE_FILE))
+    frame = frame.with_columns(*absent)
+    if SOURCE_FILE not in frame.columns:
+        frame = frame.with_columns(pl.lit(source_file).alias(SOURCE_FILE))
     if contract.has_items:
         frame = frame.with_columns(item_values(frame.columns))
     leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]

@@ -46,7 +46,8 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     lines = []
     for account in summary["files"]:
         lines.append(
-            f"{account['source_file']}: {account['rows_read']} rows read, {account['rows_accepted']} accepted, "
+            f"{account['source_file']}{'' if account['source_file'].endswith('.csv') else ' (' + account['record_type'] + 's)'}: "
+            f"{account['rows_read']} rows read, {account['rows_accepted']} accepted, "
             f"{account['rows_rejected']} rejected, {account['duplicates_removed']} exact duplicates removed"
         )
     for rejection in summary["rejected_by_reason"]:

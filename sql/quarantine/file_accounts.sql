@@ -1,5 +1,5 @@
 -- Title:   What became of every row of every file read: accepted, rejected or an exact duplicate
--- Grain:   one row per source_file
+-- Grain:   one row per (source_file, record_type); a FHIR bundle or a visit export can hold several record types
 -- Inputs:  raw.patients, raw.infusions, raw.assessments, staging.patients, staging.infusions, staging.assessments, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated
 -- Rule:    shared spec §8: rows_read = rows_accepted + rows_rejected + duplicates_removed, checked before publication
 
@@ -12,28 +12,29 @@ with rows_read as (
 ),
 
 rows_accepted as (
-    select source_file, count(*) as row_count from staging.patients group by all
+    select 'patient' as record_type, source_file, count(*) as row_count from staging.patients group by all
     union all
-    select source_file, count(*) from staging.infusions group by all
+    select 'infusion', source_file, count(*) from staging.infusions group by all
     union all
-    select source_file, count(*) from staging.assessments group by all
+    select 'assessment', source_file, count(*) from staging.assessments group by all
 ),
 
 validated as (
-    select source_file, reason, is_exact_duplicate from quarantine.patients_validated
+    select 'patient' as record_type, source_file, reason, is_exact_duplicate from quarantine.patients_validated
     union all
-    select source_file, reason, is_exact_duplicate from quarantine.infusions_validated
+    select 'infusion', source_file, reason, is_exact_duplicate from quarantine.infusions_validated
     union all
-    select source_file, reason, is_exact_duplicate from quarantine.assessments_validated
+    select 'assessment', source_file, reason, is_exact_duplicate from quarantine.assessments_validated
 ),
 
 outcomes_of_rows as (
     select
+        record_type,
         source_file,
         count(*) filter (where reason is not null) as rows_rejected,
         count(*) filter (where is_exact_duplicate) as duplicates_removed
     from validated
-    group by source_file
+    group by all
 ),
 
 final as (
@@ -45,9 +46,9 @@ final as (
         coalesce(outcomes_of_rows.rows_rejected, 0) as rows_rejected,
         coalesce(outcomes_of_rows.duplicates_removed, 0) as duplicates_removed
     from rows_read
-    left join rows_accepted using (source_file)
-    left join outcomes_of_rows using (source_file)
+    left join rows_accepted using (record_type, source_file)
+    left join outcomes_of_rows using (record_type, source_file)
 )
 
 select * from final
-order by source_file
+order by source_file, record_type

@@ -1,5 +1,5 @@
 -- Title:   Every row a clinic sent that the pipeline could not use, with why and the row as sent
--- Grain:   one row per (source_file, row_number); only rows that were rejected
+-- Grain:   one row per (source_file, row_number, record_type); only rejected rows (one export row can hold two record types)
 -- Inputs:  quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated, raw.patients, raw.infusions, raw.assessments
 -- Rule:    shared spec §8: nothing is lost; raw_record is the whole original row as sent, as JSON
 
@@ -45,4 +45,4 @@ final as (
 )
 
 select * from final
-order by source_file, row_number
+order by source_file, row_number, record_type

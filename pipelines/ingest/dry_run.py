@@ -1,0 +1,62 @@
+"""Check an inbox's sources without touching the warehouse: read them and validate in an in-memory DuckDB."""
+
+from __future__ import annotations
+
+import dataclasses
+import graphlib
+from datetime import datetime
+
+import duckdb
+import polars as pl
+
+from pipelines.sql_models import functions_sql, seed_files, sql_models
+
+
+@dataclasses.dataclass
+class SourceReport:
+    """What one source would give: rows per record type, or the mistake that stops it."""
+
+    name: str
+    rows: dict[str, int]
+    error: str | None = None
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def validation_order() -> list:
+    """Return the quarantine and staging models in dependency order."""
+    models = {m.table: m for m in sql_models() if m.schema in ("quarantine", "staging")}
+    graph = {table: {i for i in model.inputs if i in models} for table, model in models.items()}
+    return [models[table] for table in graphlib.TopologicalSorter(graph).static_order()]
+
+
+def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_timezone: str, limit: int = 10
+                   ) -> list[tuple]:
+    """Return the first rejected rows (file, row, record type, reason, detail) the real validation SQL gives."""
+    from assets.ingest import RECORD_TYPES
+    from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER
+    from pipelines.ingest.csv_inbox import contract_frame
+
+    con = duckdb.connect()
+    for schema in ("raw", "seeds", "quarantine", "staging"):
+        con.execute(f"create schema {schema}")
+    for path in seed_files():
+        con.execute(f"create table seeds.{path.stem} as select * from read_csv(?, header = true)", [str(path)])
+    con.execute("set variable as_of = ?::timestamp", [as_of])
+    con.execute("set variable clinic_timezone = ?", [clinic_timezone])
+    con.execute(functions_sql())
+    for contract, record_type in zip(CONTRACTS, RECORD_TYPES):
+        frame = frames.get(record_type)
+        if frame is None:
+            frame = contract_frame(pl.DataFrame(schema={**{c: pl.String for c in contract.required},
+                                                        ROW_NUMBER: pl.Int64, PARSE_ERROR: pl.String}), contract, "")
+        con.register("frame", frame)
+        con.execute(f"create table raw.{record_type} as select * from frame")
+        con.unregister("frame")
+    for model in validation_order():
+        con.execute(f"create table {model.table} as {model.select}")
+    rejected = " union all ".join(
+        f"select source_file, row_number, '{t}' as record_type, reason, detail from quarantine.{t}_validated "
+        "where reason is not null" for t in RECORD_TYPES)
+    return con.execute(f"{rejected} order by 1, 2 limit {limit}").fetchall()
+
+
