@@ -54,6 +54,19 @@ def registry() -> tuple[set[str], dict[str, str]]:
     return set(seeds["instrument"]), loinc
 
 
+def frames_of_source(folder: Path, name: str) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """Return one source's raw tables per record type and, for FHIR, the skipped resources by type."""
+    if name == CSV_SOURCE:
+        return csv_frames(folder), {}
+    path = next(p for p in mapping_files(folder) if p.stem == name)
+    mapping = load_mapping(path)
+    instruments, loinc = registry()
+    if mapping.format == "fhir":
+        frames, skipped = fhir_frames(folder, mapping, loinc)
+        return frames, dict(skipped)
+    return mapped_frames(folder, path.name, mapping, instruments), {}
+
+
 def source_asset(name: str) -> dg.AssetsDefinition:
     """Return the asset that reads one source into raw.source_<name>__<record type> tables."""
     description = (
@@ -63,19 +76,7 @@ def source_asset(name: str) -> dg.AssetsDefinition:
 
     @dg.asset(key=["raw", f"source_{name}"], group_name="raw", kinds={"polars", "duckdb"}, description=description)
     def read_source(inbox: Inbox, warehouse: Warehouse) -> dg.MaterializeResult:
-        folder = Path(inbox.path)
-        skipped: dict[str, int] = {}
-        if name == CSV_SOURCE:
-            frames = csv_frames(folder)
-        else:
-            path = next(p for p in mapping_files(folder) if p.stem == name)
-            mapping = load_mapping(path)
-            instruments, loinc = registry()
-            if mapping.format == "fhir":
-                frames, skipped_resources = fhir_frames(folder, mapping, loinc)
-                skipped = dict(skipped_resources)
-            else:
-                frames = mapped_frames(folder, path.name, mapping, instruments)
+        frames, skipped = frames_of_source(Path(inbox.path), name)
         with warehouse.connect() as con:
             for record_type in RECORD_TYPES:
                 con.execute(f"drop table if exists {source_table(name, record_type)}")

@@ -299,38 +299,27 @@ def sources_check(inbox: Path | None) -> None:
     """
     import polars as pl
 
-    from assets.ingest import CSV_SOURCE, csv_frames, registry, source_names
+    from assets.ingest import frames_of_source, source_names
     from pipelines.ingest.csv_inbox import InboxError
     from pipelines.ingest.dry_run import first_problems
-    from pipelines.ingest.fhir import fhir_frames
-    from pipelines.ingest.mapped import mapped_frames
-    from pipelines.ingest.mapping import MappingError, load_mapping, mapping_files
+    from pipelines.ingest.mapping import MappingError
     from pipelines.resources import now_in
 
     settings = settings_from(**({"inbox": inbox} if inbox else {}))
     folder = Path(settings.inbox)
     if not folder.is_dir():
         raise click.ClickException(f"the inbox folder {folder} does not exist")
-    instruments, loinc = registry()
     everything: dict[str, list[pl.DataFrame]] = {}
     failed = False
     for name in source_names(folder):
         try:
-            if name == CSV_SOURCE:
-                frames, skipped = csv_frames(folder), {}
-            else:
-                path = next(p for p in mapping_files(folder) if p.stem == name)
-                mapping = load_mapping(path)
-                if mapping.format == "fhir":
-                    frames, skipped = fhir_frames(folder, mapping, loinc)
-                else:
-                    frames, skipped = mapped_frames(folder, path.name, mapping, instruments), {}
+            frames, skipped = frames_of_source(folder, name)
         except (MappingError, InboxError) as error:
             click.echo(f"{name}: ERROR {error}")
             failed = True
             continue
         counts = ", ".join(f"{frame.height} {record_type}" for record_type, frame in frames.items()) or "nothing"
-        click.echo(f"{name}: {counts}" + (f" (skipped: {dict(skipped)})" if skipped else ""))
+        click.echo(f"{name}: {counts}" + (f" (skipped: {skipped})" if skipped else ""))
         for record_type, frame in frames.items():
             everything.setdefault(record_type, []).append(frame)
     if failed:

@@ -117,6 +117,27 @@ def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMappi
     return frame
 
 
+def date_format_problems(mapping_file: str, index: int, record: RecordMapping, table: pl.DataFrame,
+                         label: str) -> list[str]:
+    """Return a problem for each timestamp column whose filled values the date format fits none of."""
+    if record.date_format is None:
+        return []
+    problems = []
+    for target in TIMESTAMP_COLUMNS:
+        source_column = record.columns.get(target)
+        if source_column is None or source_column not in table.columns:
+            continue
+        values = table.get_column(source_column).drop_nulls().str.strip_chars()
+        values = values.filter(values != "")
+        if values.is_empty():
+            continue
+        parsed = values.str.strptime(pl.Datetime("us"), record.date_format, strict=False)
+        if parsed.is_null().all():
+            problems.append(f"{mapping_file}: records[{index}].date_format: '{record.date_format}' fits none of the "
+                            f"values of '{source_column}' in {label} (e.g. '{values[0]}')")
+    return problems
+
+
 def mapped_frames(inbox: Path, mapping_file: str, source: SourceMapping, instruments: set[str]
                   ) -> dict[str, pl.DataFrame]:
     """Return the raw tables a CSV or Excel source gives, per record type; raise MappingError for any mistake."""
@@ -131,6 +152,7 @@ def mapped_frames(inbox: Path, mapping_file: str, source: SourceMapping, instrum
             header = [c for c in table.columns if c not in (ROW_NUMBER, PARSE_ERROR)]
             problems = check_record_mapping(mapping_file, index, record, label, header, instruments,
                                             {c for c in ("clinic_id", "primary_indication") if getattr(source, c)})
+            problems += date_format_problems(mapping_file, index, record, table, label)
             if problems:
                 raise MappingError("; ".join(problems))
             frame = record_frame(table, record, source, label)

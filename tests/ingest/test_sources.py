@@ -107,24 +107,49 @@ def test_fhir_resources_that_map_but_are_invalid_are_quarantined_with_file_and_e
     assert infusion == {"infused_at": datetime(2026, 1, 5, 10, 0), "dose_mg_per_kg": 0.5}
 
 
+def test_fhir_bulk_export_ndjson_reads_one_resource_per_line(tmp_path):
+    inbox = tmp_path / "inbox"
+    (inbox / "bulk").mkdir(parents=True)
+    (inbox / "bulk" / "Patient.ndjson").write_text(json.dumps(
+        {"resourceType": "Patient", "id": "p9", "gender": "male", "birthDate": "1970-05-01",
+         "managingOrganization": {"display": "denver"}}) + "\n")
+    observations = [{"resourceType": "Observation", "subject": {"reference": "Patient/p9"},
+                     "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+                     "effectiveDateTime": f"2026-02-0{day}", "valueInteger": score} for day, score in ((2, 8), (9, 4))]
+    (inbox / "bulk" / "Observation.ndjson").write_text("\n".join(json.dumps(o) for o in observations) + "\n")
+    mapping(inbox, "bulk", 'name: bulk\nformat: fhir\nfiles: "bulk/*.ndjson"\nprimary_indication: crps\n')
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    assert refresh.rows("select patient_id, clinic_id, primary_indication, sex from staging.patients") == [
+        {"patient_id": "p9", "clinic_id": "denver", "primary_indication": "crps", "sex": "M"}]
+    assert refresh.rows("select source_file, source_row_number, score from staging.assessments order by 2") == [
+        {"source_file": "bulk/Observation.ndjson", "source_row_number": 1, "score": 8.0},
+        {"source_file": "bulk/Observation.ndjson", "source_row_number": 2, "score": 4.0}]
+
+
 # REDCap -----------------------------------------------------------------------------------------------------
 
 
-def test_the_shared_redcap_longitudinal_export_reads_through_a_mapping(tmp_path):
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    shutil.copy(EXTERNAL / "redcap" / "longitudinal_data.csv", inbox / "redcap_export.csv")
-    mapping(inbox, "redcap", """
+def redcap_patients_mapping(inbox: Path, birth_year_column: str) -> None:
+    """Patients from the enrollment events of redcap_export.csv; REDCap codes sex 0 = female, 1 = male."""
+    mapping(inbox, "redcap", f"""
         name: redcap
         clinic_id: research_unit
         primary_indication: depression
         records:
           - type: patients
             files: redcap_export.csv
-            where: {redcap_event_name: "enrollment_arm_*"}
-            columns: {patient_id: study_id, sex: sex, birth_year: dob}
-            values: {sex: {"0": F, "1": M}}
+            where: {{redcap_event_name: "enrollment_arm_*"}}
+            columns: {{patient_id: study_id, sex: sex, birth_year: {birth_year_column}}}
+            values: {{sex: {{"0": F, "1": M}}}}
     """)
+
+
+def test_the_shared_redcap_longitudinal_export_reads_through_a_mapping(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(EXTERNAL / "redcap" / "longitudinal_data.csv", inbox / "redcap_export.csv")
+    redcap_patients_mapping(inbox, birth_year_column="dob")
     result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
     assert "redcap: 3 patients" in result.output
     refresh = Refresh(tmp_path / "out")
@@ -146,17 +171,7 @@ def test_redcap_patients_with_sex_coded_and_birth_year_given(tmp_path):
         writer.writeheader()
         for row in rows:
             writer.writerow({**row, "birth_year": row["dob"][:4]})
-    mapping(inbox, "redcap", """
-        name: redcap
-        clinic_id: research_unit
-        primary_indication: depression
-        records:
-          - type: patients
-            files: redcap_export.csv
-            where: {redcap_event_name: "enrollment_arm_*"}
-            columns: {patient_id: study_id, sex: sex, birth_year: birth_year}
-            values: {sex: {"0": F, "1": M}}
-    """)
+    redcap_patients_mapping(inbox, birth_year_column="birth_year")
     refresh = Refresh(tmp_path / "out")
     refresh.ok(inbox)
     assert refresh.rows("select patient_id, sex, birth_year from staging.patients order by 1") == [
@@ -336,6 +351,9 @@ def test_a_csv_of_phq9_questions_by_their_text_gives_the_canonical_outcomes(tmp_
      "survey.yaml: records[0]: instrument 'phq10' is not in the instrument registry"),
     ("columns: {patient_id: client_id, administered_at: date_submitted}\n    instrument_columns: {PHQ9Total: phq9}\n"
      "    date_format: 'month/day/year'", "survey.yaml: records.0.date_format"),
+    ("columns: {patient_id: client_id, administered_at: date_submitted}\n    instrument_columns: {PHQ9Total: phq9}\n"
+     "    date_format: '%d.%m.%Y'", "survey.yaml: records[0].date_format: '%d.%m.%Y' fits none of the values of "
+     "'date_submitted' in phq9_survey.csv (e.g. '1/5/2026')"),
     ("columns: {patient_id: client_id}\n    instrument_columns: {PHQ9Total: phq9}",
      "survey.yaml: records[0]: required field 'administered_at' is mapped from no column of phq9_survey.csv"),
 ])
