@@ -26,5 +26,8 @@ ui: $(INSTALLED)  ## the Dagster UI on http://127.0.0.1:3000 with a persistent i
 	cp -n pipelines/dagster_instance.yaml .dagster_home/dagster.yaml 2>/dev/null || true
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
+bench: $(INSTALLED)  ## refresh at 10k, 100k and 1M patients against DuckDB alone; results in benchmarks/results/
+	$(BIN)/python benchmarks/bench.py
+
 clean:  ## remove generated data, the Dagster instance and the virtual environment
 	rm -rf data .dagster_home $(VENV)

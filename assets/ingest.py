@@ -113,10 +113,13 @@ def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefiniti
             empty = contract_frame(
                 pl.DataFrame(schema={**{c: pl.String for c in contract.required}, ROW_NUMBER: pl.Int64,
                                      PARSE_ERROR: pl.String}), contract, "")
-            replace_table(con, "raw.empty_frame", empty)
-            union = " union all by name ".join(f"select * from {t}" for t in ["raw.empty_frame", *tables])
-            con.execute(f"create or replace table raw.{record_type} as {union}")
-            con.execute("drop table raw.empty_frame")
+            replace_table(con, f"raw.empty_{record_type}", empty)
+            union = " union all by name ".join(f"select * from {t}" for t in [f"raw.empty_{record_type}", *tables])
+            # A view: the sources' rows are read where they are, not copied again. A table of the same
+            # name, from a warehouse built before the views, gives way.
+            if record_type in present:
+                con.execute(f"drop table raw.{record_type}")
+            con.execute(f"create or replace view raw.{record_type} as {union}")
             by_file = con.execute(
                 f"select _source_file, count(*) from raw.{record_type} group by all order by 1").fetchall()
             malformed = con.execute(f"select count(*) from raw.{record_type} where {PARSE_ERROR} is not null"

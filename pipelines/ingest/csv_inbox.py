@@ -46,15 +46,7 @@ def frame_from_text(text: str) -> pl.DataFrame:
     quarantined instead of failing the whole file.
     """
     try:
-        frame = pl.read_csv(
-            text.encode("utf-8"),
-            infer_schema=False,
-            empty_string_is_null=False,
-            row_index_name=ROW_NUMBER,
-            row_index_offset=1,
-            raise_if_empty=False,
-        )
-        return frame.with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
+        return read_csv_text(text.encode("utf-8"))
     except pl.exceptions.ComputeError:
         return frame_from_ragged_text(text)
 
@@ -113,9 +105,32 @@ def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) 
         data = path.read_bytes()
     except OSError as error:
         raise InboxError(f"{source_file}: cannot be read ({error.strerror})") from None
-    frame = frame_from_text(text_from_bytes(data, source_file))
+    frame = frame_from_bytes(data, source_file)
     frame = frame.rename(canonical_header(frame.columns, contract, source_file))
     return contract_frame(frame, contract, source_file)
+
+
+def frame_from_bytes(data: bytes, file_label: str) -> pl.DataFrame:
+    """Return the rows of a CSV file's bytes; plain UTF-8 goes to Polars as it is, without a decoded copy."""
+    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return read_csv_text(data)
+        except pl.exceptions.ComputeError:
+            pass  # not UTF-8, or rows longer than the header: the careful path below says which
+    return frame_from_text(text_from_bytes(data, file_label))
+
+
+def read_csv_text(data: bytes) -> pl.DataFrame:
+    """Return well-formed CSV bytes as text columns with a 1-based row number; Polars skips a UTF-8 BOM."""
+    frame = pl.read_csv(
+        data,
+        infer_schema=False,
+        empty_string_is_null=False,
+        row_index_name=ROW_NUMBER,
+        row_index_offset=1,
+        raise_if_empty=False,
+    )
+    return frame.with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
 
 
 def contract_frame(frame: pl.DataFrame, contract: RecordContract, source_file: str) -> pl.DataFrame:

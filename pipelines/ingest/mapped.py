@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.ingest.contract import PARSE_ERROR, ROW_NUMBER, SOURCE_FILE
-from pipelines.ingest.csv_inbox import InboxError, contract_frame, frame_from_text, text_from_bytes
+from pipelines.ingest.csv_inbox import InboxError, contract_frame, frame_from_bytes
 from pipelines.ingest.mapping import (
     CONTRACT_BY_TYPE,
     TIMESTAMP_COLUMNS,
@@ -34,7 +34,7 @@ def read_table(path: Path, file_format: str, sheet: str | None, label: str) -> p
         data = path.read_bytes()
     except OSError as error:
         raise InboxError(f"{label}: cannot be read ({error.strerror})") from None
-    return frame_from_text(text_from_bytes(data, label))
+    return frame_from_bytes(data, label)
 
 
 def matching_files(inbox: Path, pattern: str) -> list[Path]:

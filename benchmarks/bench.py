@@ -1,0 +1,138 @@
+"""make bench: a full refresh at 10,000, 100,000 and 1,000,000 patients against the speed of DuckDB alone.
+
+For each size it prints input rows, wall seconds, rows per second, peak resident
+memory, and the floor: in the same run, the seconds DuckDB alone takes to load
+the same three CSV files into tables and do one sort-and-window pass over the
+assessments. Inboxes are generated once and cached in benchmarks/cache/.
+Results are written to benchmarks/results/<time>.json with the machine's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "benchmarks" / "cache"
+RESULTS = ROOT / "benchmarks" / "results"
+END_DATE = "2026-06-30"  # fixed, so that cached inboxes stay valid
+AS_OF = f"{END_DATE}T00:00:00"
+FILES = ("patients.csv", "infusions.csv", "assessments.csv")
+
+FLOOR = """
+import sys, time, duckdb
+inbox, database = sys.argv[1], sys.argv[2]
+started = time.perf_counter()
+con = duckdb.connect(database)
+for name in ("patients", "infusions", "assessments"):
+    con.execute(f"create table {name} as select * from read_csv('{inbox}/{name}.csv', header = true)")
+con.execute("create table windowed as select *, lag(score) over "
+            "(partition by patient_id, instrument order by administered_at) as previous_score from assessments")
+con.close()
+print(time.perf_counter() - started)
+"""
+
+
+def run(command: list[str]) -> tuple[float, int, str]:
+    """Return wall seconds, peak resident memory (bytes) and stdout of a command and its children."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    stdout, stderr = process.stdout.read(), process.stderr.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command[:4])} ... failed:\n{stderr[-2000:]}")
+    return seconds, usage.ru_maxrss * 1024, stdout
+
+
+def inbox_for(patients: int, clinics: int) -> tuple[Path, float | None]:
+    """Return the cached inbox of a size, generating it when missing (and the seconds that took)."""
+    folder = CACHE / f"{patients}-patients-{clinics}-clinics-seed-1-to-{END_DATE}"
+    if all((folder / name).is_file() for name in FILES):
+        return folder, None
+    shutil.rmtree(folder, ignore_errors=True)
+    seconds, _, _ = run([sys.executable, "-m", "pipelines.cli", "generate", "--out", str(folder), "--patients",
+                         str(patients), "--clinics", str(clinics), "--seed", "1", "--end-date", END_DATE])
+    return folder, seconds
+
+
+def data_rows(folder: Path) -> int:
+    """Return the data rows of the three files (lines minus headers; the generator writes no quoted newlines)."""
+    total = 0
+    for name in FILES:
+        with open(folder / name, "rb") as handle:
+            total += sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 24), b"")) - 1
+    return total
+
+
+def measure(patients: int) -> dict:
+    clinics = max(4, patients // 50_000)
+    inbox, generated_seconds = inbox_for(patients, clinics)
+    rows = data_rows(inbox)
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        refresh_seconds, peak_bytes, _ = run([
+            sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(inbox), "--warehouse",
+            f"{scratch}/outcomes.duckdb", "--reports", f"{scratch}/reports", "--as-of", AS_OF])
+        _, floor_peak, floor_out = run([sys.executable, "-c", FLOOR, str(inbox), f"{scratch}/floor.duckdb"])
+    floor_seconds = float(floor_out.strip())
+    return {
+        "patients": patients,
+        "clinics": clinics,
+        "input_rows": rows,
+        "generator_seconds": generated_seconds,
+        "refresh_seconds": round(refresh_seconds, 2),
+        "rows_per_second": round(rows / refresh_seconds),
+        "peak_memory_gb": round(peak_bytes / 1e9, 2),
+        "floor_seconds": round(floor_seconds, 2),
+        "floor_peak_memory_gb": round(floor_peak / 1e9, 2),
+        "refresh_over_floor": round(refresh_seconds / floor_seconds, 2),
+    }
+
+
+def machine() -> dict:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(memory / 1e9, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "duckdb": version("duckdb"),
+        "polars": version("polars"),
+        "dagster": version("dagster"),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="patients per run, comma-separated")
+    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    CACHE.mkdir(parents=True, exist_ok=True)
+    print(f"{'patients':>10} {'input rows':>12} {'refresh s':>10} {'rows/s':>10} {'peak GB':>8} "
+          f"{'floor s':>8} {'ratio':>6} {'generate s':>10}", flush=True)
+    results = []
+    for patients in sizes:
+        result = measure(patients)
+        results.append(result)
+        generated = "cached" if result["generator_seconds"] is None else f"{result['generator_seconds']:.1f}"
+        print(f"{patients:>10,} {result['input_rows']:>12,} {result['refresh_seconds']:>10.1f} "
+              f"{result['rows_per_second']:>10,} {result['peak_memory_gb']:>8.2f} {result['floor_seconds']:>8.1f} "
+              f"{result['refresh_over_floor']:>6.2f} {generated:>10}", flush=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = RESULTS / f"{stamp}.json"
+    path.write_text(json.dumps({"measured_at": stamp, "machine": machine(), "results": results}, indent=2) + "\n")
+    print(f"results: {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
