@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.statistics import STATISTICS_MARTS
 from assets.tables import key_of
 from pipelines.reports.summary import markdown_table
 from pipelines.resources import Warehouse
-from assets.statistics import STATISTICS_MARTS
 from pipelines.sql_models import sql_models
 
 

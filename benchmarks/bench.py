@@ -34,6 +34,7 @@ import sys, time, duckdb
 inbox, database = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
 con = duckdb.connect(database)
+con.execute("set enable_progress_bar = false")
 for name in ("patients", "infusions", "assessments"):
     con.execute(f"create table {name} as select * from read_csv('{inbox}/{name}.csv', header = true)")
 con.execute("create table windowed as select *, lag(score) over "
@@ -84,7 +85,7 @@ def measure(patients: int) -> dict:
             sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(inbox), "--warehouse",
             f"{scratch}/outcomes.duckdb", "--reports", f"{scratch}/reports", "--as-of", AS_OF])
         _, floor_peak, floor_out = run([sys.executable, "-c", FLOOR, str(inbox), f"{scratch}/floor.duckdb"])
-    floor_seconds = float(floor_out.strip())
+    floor_seconds = float(floor_out.strip().splitlines()[-1])
     return {
         "patients": patients,
         "clinics": clinics,

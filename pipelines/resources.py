@@ -141,6 +141,7 @@ class Warehouse(dg.ConfigurableResource):
         """Yield a connection to the working copy, with the raw tables attached and the macros defined."""
         con = duckdb.connect(str(self.working_path))
         try:
+            con.execute("set enable_progress_bar = false")  # the CLI's output is the summary, not DuckDB's bars
             if self.memory_limit:
                 con.execute(f"set memory_limit = '{self.memory_limit}'")
             scratch = str(self.scratch_path).replace("'", "''")

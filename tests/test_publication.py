@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines.cli import execute_refresh, failure_reason, settings_from
+from pipelines.cli import failure_reason, settings_from
 from pipelines.definitions import REFRESH_JOB, build_definitions
 from pipelines.resources import Warehouse
 from tests.conftest import GOLDEN, write_inbox

@@ -523,7 +523,7 @@ def page_html(data: DashboardData, cohort: Cohort) -> str:
     adherence_line = (f"Measurement adherence (infusions with a pre-infusion score): "
                       f"{percent(adherence['adherence_rate'][0])}." if adherence.height else "")
     nav = " ".join(
-        [f"<a href='index.html'>Index</a>", f"<a href='network.html'>Network</a>"]
+        ["<a href='index.html'>Index</a>", "<a href='network.html'>Network</a>"]
         + [f"<a href='{Cohort(c).file_name}'>{html.escape(c)}</a>" for c in data.clinics])
     cards = "".join(figure_html(figure, name, too_few) for name, figure in figures)
     return f"""<!doctype html>

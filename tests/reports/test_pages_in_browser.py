@@ -51,8 +51,8 @@ def test_every_page_loads_from_disk_offline_without_errors_and_draws_every_figur
     for path in pages:
         page = context.new_page()
         errors: list[str] = []
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("console", lambda message, sink=errors: sink.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error, sink=errors: sink.append(str(error)))
         page.goto(path.as_uri(), wait_until="load")
         figures = page.evaluate(FIGURES_DRAWN)
         page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"), full_page=True)
