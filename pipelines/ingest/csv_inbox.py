@@ -160,4 +160,6 @@ def item_values(columns: list[str]) -> pl.Expr:
     items = [
         pl.col(f"item_{k}") if f"item_{k}" in columns else pl.lit(None, dtype=pl.String) for k in range(1, max(numbers) + 1)
     ]
-    return pl.concat_list(items).alias(ITEM_VALUES)
+    # Most rows carry a total and no items: a null list is far cheaper to store than nine empty strings.
+    any_item = pl.any_horizontal([pl.col(f"item_{k}").str.strip_chars() != "" for k in numbers])
+    return pl.when(any_item).then(pl.concat_list(items)).alias(ITEM_VALUES)
