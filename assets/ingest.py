@@ -18,6 +18,7 @@ from pipelines.ingest.fhir import fhir_frames
 from pipelines.ingest.mapped import mapped_frames
 from pipelines.ingest.mapping import load_mapping, mapping_files
 from pipelines.resources import Inbox, Warehouse, replace_table
+from pipelines.sql_models import SQL_DIR
 
 CSV_SOURCE = "inbox_csv"
 RECORD_TYPES = [contract.record_type for contract in CONTRACTS]
@@ -47,8 +48,6 @@ def csv_frames(inbox: Path) -> dict[str, pl.DataFrame]:
 
 def registry() -> tuple[set[str], dict[str, str]]:
     """Return the instrument codes and LOINC -> code from sql/seeds/instruments.csv."""
-    from pipelines.sql_models import SQL_DIR
-
     seeds = pl.read_csv(SQL_DIR / "seeds" / "instruments.csv", infer_schema=False)
     loinc = {row["loinc"]: row["instrument"] for row in seeds.iter_rows(named=True) if row["loinc"]}
     return set(seeds["instrument"]), loinc

@@ -25,6 +25,7 @@ import polars as pl
 from pydantic import Field, PrivateAttr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.dictionary import write_comments
 from pipelines.outcomes.rules import OutcomeRules, rule_fields, rule_type
 
 
@@ -173,8 +174,6 @@ REFRESHES_DESCRIPTION = "One row per published refresh: when, as of when, and wi
 
 def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timezone: str, rules: OutcomeRules) -> None:
     """Append this refresh to meta.refreshes, the warehouse's own history of publications."""
-    from pipelines.dictionary import write_comments
-
     con.execute("create schema if not exists meta")
     con.execute(
         """
@@ -211,9 +210,6 @@ class Inbox(dg.ConfigurableResource):
     """The folder clinics' CSV exports arrive in."""
 
     path: str = Field(description="folder holding patients.csv, infusions.csv and assessments.csv")
-
-    def file(self, name: str) -> Path:
-        return Path(self.path) / name
 
     def fingerprint(self) -> str:
         """Return a string that changes whenever a file in the inbox is added, removed or rewritten."""

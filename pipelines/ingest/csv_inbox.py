@@ -38,19 +38,6 @@ def text_from_bytes(data: bytes, file_label: str) -> str:
         ) from None
 
 
-def frame_from_text(text: str) -> pl.DataFrame:
-    """Return the rows of a CSV text as strings with a 1-based row number, flagging rows with too many fields.
-
-    Polars reads well-formed files; a file with a row longer than its header
-    is read again with the csv module so that the long rows can be kept and
-    quarantined instead of failing the whole file.
-    """
-    try:
-        return read_csv_text(text.encode("utf-8"))
-    except pl.exceptions.ComputeError:
-        return frame_from_ragged_text(text)
-
-
 def frame_from_ragged_text(text: str) -> pl.DataFrame:
     """Return the rows of a CSV with ragged rows; a row longer than the header keeps its text in _parse_error."""
     rows = csv.reader(io.StringIO(text, newline=""))
@@ -111,13 +98,20 @@ def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) 
 
 
 def frame_from_bytes(data: bytes, file_label: str) -> pl.DataFrame:
-    """Return the rows of a CSV file's bytes; plain UTF-8 goes to Polars as it is, without a decoded copy."""
-    if not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return read_csv_text(data)
-        except pl.exceptions.ComputeError:
-            pass  # not UTF-8, or rows longer than the header: the careful path below says which
-    return frame_from_text(text_from_bytes(data, file_label))
+    """Return the rows of a CSV file's bytes as text with a 1-based row number.
+
+    Plain UTF-8 goes to Polars as it is (Polars skips a UTF-8 BOM); UTF-16 is
+    re-encoded first. When Polars refuses the file, decoding it says whether it
+    is not UTF-8 (the run stops naming the file and line) or has rows longer
+    than its header (read again with the csv module, those rows kept for
+    quarantine).
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        data = text_from_bytes(data, file_label).encode("utf-8")
+    try:
+        return read_csv_text(data)
+    except pl.exceptions.ComputeError:
+        return frame_from_ragged_text(text_from_bytes(data, file_label))
 
 
 def read_csv_text(data: bytes) -> pl.DataFrame:
