@@ -7,15 +7,34 @@ the asset graph shows where the data comes from.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import polars as pl
 
+from pipelines.incremental import (
+    FileState,
+    appended_bytes,
+    changed_patient_keys,
+    column_names,
+    patient_key,
+    read_file_states,
+    state_of_bytes,
+    table_exists,
+    write_file_states,
+)
 from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER
-from pipelines.ingest.csv_inbox import InboxError, contract_frame, raw_frame_from_file
+from pipelines.ingest.csv_inbox import (
+    InboxError,
+    bytes_of_file,
+    contract_frame,
+    raw_frame_from_bytes,
+    raw_frame_from_file,
+)
 from pipelines.ingest.fhir import fhir_frames
-from pipelines.ingest.mapped import mapped_frames
+from pipelines.ingest.mapped import mapped_frames, matching_files
 from pipelines.ingest.mapping import load_mapping, mapping_files
 from pipelines.resources import Inbox, Warehouse, replace_table
 from pipelines.sql_models import SQL_DIR
@@ -34,7 +53,7 @@ def source_names(inbox: Path) -> list[str]:
 
 
 def csv_frames(inbox: Path) -> dict[str, pl.DataFrame]:
-    """Return the contract CSVs' raw tables; all three are required unless the inbox has mappings."""
+    """Return the contract CSVs' raw tables read whole; all three are required unless the inbox has mappings."""
     frames = {}
     has_mappings = bool(mapping_files(inbox))
     for contract in CONTRACTS:
@@ -66,6 +85,125 @@ def frames_of_source(folder: Path, name: str) -> tuple[dict[str, pl.DataFrame], 
     return mapped_frames(folder, path.name, mapping, instruments), {}
 
 
+def source_paths(folder: Path, name: str) -> list[Path]:
+    """Return the files a source reads: the contract CSVs present, or the mapping file and the files it matches."""
+    if name == CSV_SOURCE:
+        return [folder / c.file_name for c in CONTRACTS if (folder / c.file_name).is_file()]
+    path = next(p for p in mapping_files(folder) if p.stem == name)
+    mapping = load_mapping(path)
+    if mapping.format == "fhir":
+        data = sorted(p for p in folder.glob(mapping.files or "**/*.json") if p.is_file())
+    else:
+        data = sorted({p for record in mapping.records for p in matching_files(folder, record.files)})
+    return [path, *data]
+
+
+@dataclasses.dataclass
+class SourceRead:
+    """What reading one source did: files read whole, appended to or left alone; patients with changed rows."""
+
+    files: dict[str, str] = dataclasses.field(default_factory=dict)
+    skipped_resources: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+class RawStore:
+    """The kept raw tables of one source, and the patients whose rows this run added, changed or removed."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, changes_only: bool):
+        self.con, self.source, self.changes_only = con, source, changes_only
+        self.changed_table = f"raw.changed_patients__{source}"
+        con.execute(f"create or replace table {self.changed_table} (patient_key varchar)")
+
+    def kept(self, record_type: str) -> str | None:
+        table = source_table(self.source, record_type)
+        return table if table_exists(self.con, table) else None
+
+    def replace(self, record_type: str, frame: pl.DataFrame | None) -> None:
+        """Keep a record type's new rows in place of the old; note the patients whose rows differ."""
+        table = source_table(self.source, record_type)
+        if self.changes_only:
+            kept = self.kept(record_type)
+            if frame is None:
+                if kept:
+                    self.note_patients(f"select {patient_key()} from {kept}")
+            else:
+                self.con.register("incoming_rows", frame)
+                self.note_patients(changed_patient_keys(self.con, kept, "incoming_rows"))
+                self.con.unregister("incoming_rows")
+        self.con.execute(f"drop table if exists {table}")
+        if frame is not None:
+            replace_table(self.con, table, frame)
+
+    def append(self, record_type: str, frame: pl.DataFrame) -> bool:
+        """Add rows appended to a file; False when their columns are not the kept table's (read it whole)."""
+        table = self.kept(record_type)
+        if table is None or column_names(self.con, table) != frame.columns:
+            return False
+        self.con.register("incoming_rows", frame)
+        self.con.execute(f"insert into {table} select * from incoming_rows")
+        self.note_patients(f"select {patient_key()} from incoming_rows")
+        self.con.unregister("incoming_rows")
+        return True
+
+    def note_patients(self, keys_sql: str) -> None:
+        self.con.execute(f"insert into {self.changed_table} select distinct * from ({keys_sql})")
+
+    def changed_patients(self) -> int:
+        return self.con.execute(f"select count(distinct patient_key) from {self.changed_table}").fetchone()[0]
+
+
+def read_contract_csvs(store: RawStore, folder: Path, kept: dict[tuple[str, str], FileState]
+                       ) -> tuple[SourceRead, list[FileState]]:
+    """Read the contract CSVs into raw tables: only appended rows or changed files when changes_only.
+
+    All three files are required unless the inbox has mappings.
+    """
+    read, states = SourceRead(), []
+    has_mappings = bool(mapping_files(folder))
+    for contract in CONTRACTS:
+        path, file = folder / contract.file_name, contract.file_name
+        previous = kept.get((CSV_SOURCE, file)) if store.changes_only else None
+        if not path.is_file():
+            if not has_mappings:
+                raise InboxError(f"{file}: not found in the inbox {folder}")
+            store.replace(contract.record_type, None)
+            continue
+        if previous and previous.is_unchanged(path):
+            read.files[file], states = "unchanged", [*states, previous]
+            continue
+        appended = appended_bytes(path, previous) if previous else None
+        if appended:
+            header, tail, digest = appended
+            frame = raw_frame_from_bytes(header + tail, contract, file, rows_before=previous.data_rows)
+            if store.append(contract.record_type, frame):
+                read.files[file] = f"{frame.height} rows appended"
+                states.append(FileState(CSV_SOURCE, file, previous.size + len(tail), path.stat().st_mtime_ns,
+                                        digest, previous.data_rows + frame.height, tail.endswith(b"\n")))
+                continue
+        data = bytes_of_file(path, file)
+        frame = raw_frame_from_bytes(data, contract, file)
+        store.replace(contract.record_type, frame)
+        read.files[file] = "read whole"
+        states.append(state_of_bytes(CSV_SOURCE, file, path, data, frame.height))
+    return read, states
+
+
+def read_mapped_source(store: RawStore, folder: Path, kept: dict[tuple[str, str], FileState]
+                       ) -> tuple[SourceRead, list[FileState]]:
+    """Read a mapped source's files whole when any of them (or its mapping) is new, changed or gone."""
+    paths = {str(path.relative_to(folder)): path for path in source_paths(folder, store.source)}
+    previous = {file: state for (source, file), state in kept.items() if source == store.source}
+    states = [FileState(store.source, file, path.stat().st_size, path.stat().st_mtime_ns)
+              for file, path in paths.items()]
+    if store.changes_only and previous.keys() == paths.keys() and all(
+            previous[file].is_unchanged(path) for file, path in paths.items()):
+        return SourceRead({file: "unchanged" for file in paths}), states
+    frames, skipped = frames_of_source(folder, store.source)
+    for record_type in RECORD_TYPES:
+        store.replace(record_type, frames.get(record_type))
+    return SourceRead({file: "read whole" for file in paths}, skipped), states
+
+
 def source_asset(name: str) -> dg.AssetsDefinition:
     """Return the asset that reads one source into raw.source_<name>__<record type> tables."""
     description = (
@@ -75,16 +213,21 @@ def source_asset(name: str) -> dg.AssetsDefinition:
 
     @dg.asset(key=["raw", f"source_{name}"], group_name="raw", kinds={"polars", "duckdb"}, description=description)
     def read_source(inbox: Inbox, warehouse: Warehouse) -> dg.MaterializeResult:
-        frames, skipped = frames_of_source(Path(inbox.path), name)
+        folder = Path(inbox.path)
         with warehouse.connect() as con:
-            for record_type in RECORD_TYPES:
-                con.execute(f"drop table if exists {source_table(name, record_type)}")
-            for record_type, frame in frames.items():
-                replace_table(con, source_table(name, record_type), frame)
-        metadata = {f"{record_type}_rows": frames[record_type].height if record_type in frames else 0
-                    for record_type in RECORD_TYPES}
-        if skipped:
-            metadata["skipped_resources"] = dg.MetadataValue.json(skipped)
+            changes_only = warehouse.reads_changes_only
+            kept = read_file_states(con) if changes_only else {}
+            store = RawStore(con, name, changes_only)
+            reader = read_contract_csvs if name == CSV_SOURCE else read_mapped_source
+            read, states = reader(store, folder, kept)
+            write_file_states(con, name, states)
+            metadata = {f"{record_type}_rows": con.execute(f"select count(*) from {table}").fetchone()[0]
+                        if (table := store.kept(record_type)) else 0 for record_type in RECORD_TYPES}
+            metadata["files"] = dg.MetadataValue.json(read.files)
+            if changes_only:
+                metadata["patients_with_changed_rows"] = store.changed_patients()
+        if read.skipped_resources:
+            metadata["skipped_resources"] = dg.MetadataValue.json(read.skipped_resources)
         return dg.MaterializeResult(metadata=metadata)
 
     read_source.__name__ = f"raw_source_{name}"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets.tables import key_of, polars_table_specs, write_tables
+from assets.tables import REFRESH_SCOPE, key_of, polars_table_specs, write_tables
+from pipelines.incremental import in_scope, scope_is_every_patient
 from pipelines.outcomes import (
     assessment_outcomes_from_follow_ups,
     baselines_from_assessments,
@@ -27,15 +28,21 @@ OUTCOME_TABLES = {
 @dg.multi_asset(
     specs=polars_table_specs(
         "intermediate", OUTCOME_TABLES, [key_of("staging.infusions"), key_of("staging.assessments"),
-                                         key_of("seeds.instruments")]
+                                         key_of("seeds.instruments"), REFRESH_SCOPE]
     )
 )
 def outcome_tables(warehouse: Warehouse, rules: RulesResource):
-    """Compute the outcome tables in one pass so that staging is read once."""
+    """Compute the outcome tables in one pass so that staging is read once.
+
+    Every table is per patient: an incremental refresh computes the recomputed patients' rows and merges them.
+    """
     outcome_rules = rules_from(rules)
     with warehouse.connect() as con:
-        infusions = con.sql("select patient_id, infused_at from staging.infusions").pl().lazy()
-        assessments = con.sql("select patient_id, instrument, administered_at, score from staging.assessments").pl().lazy()
+        merge = not scope_is_every_patient(con)
+        only = f"where {in_scope()}" if merge else ""
+        infusions = con.sql(f"select patient_id, infused_at from staging.infusions {only}").pl().lazy()
+        assessments = con.sql(
+            f"select patient_id, instrument, administered_at, score from staging.assessments {only}").pl().lazy()
         instruments = con.sql("select * from seeds.instruments").pl().lazy()
 
         numbered = infusions_numbered_from_infusions(infusions, outcome_rules).collect()
@@ -55,4 +62,4 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
             "follow_up_assessments": follow_ups,
             "series_instrument_outcomes": outcomes,
         }
-        yield from write_tables(con, "intermediate", tables, OUTCOME_TABLES)
+        yield from write_tables(con, "intermediate", tables, OUTCOME_TABLES, merge=merge)

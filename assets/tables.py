@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.dictionary import write_comments
+from pipelines.incremental import merge_by_patient, scope_is_every_patient, scoped_select
 from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from, set_rule_variables
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
@@ -15,6 +16,10 @@ from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_file
 def key_of(table: str) -> dg.AssetKey:
     """Return the asset key of a table named schema.table."""
     return dg.AssetKey(table.split("."))
+
+
+# The patients this refresh recomputes (assets/scope.py); every per-patient table waits for it.
+REFRESH_SCOPE = key_of("raw.refresh_scope")
 
 
 def seed_asset(path: Path) -> dg.AssetsDefinition:
@@ -49,7 +54,7 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
     @dg.asset(
         key=[model.schema, model.name],
         group_name=model.schema,
-        deps=[key_of(table) for table in model.inputs],
+        deps=[key_of(table) for table in model.inputs] + ([REFRESH_SCOPE] if model.is_per_patient else []),
         kinds={"sql", "duckdb"},
         description=model.description,
         metadata={"sql_file": str(model.path.relative_to(model.path.parents[2])), "grain": model.grain},
@@ -58,10 +63,15 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             set_rule_variables(con, rules_from(rules))
             con.execute(functions_sql())  # after the seeds exist: range_failure reads seeds.value_ranges
-            con.execute(f"create or replace table {model.table} as {model.select}")
+            metadata = {}
+            if model.is_per_patient and not scope_is_every_patient(con):
+                select = scoped_select(con, model.select, model.inputs)
+                metadata["rows_recomputed"] = merge_by_patient(con, model.table, select)
+            else:
+                con.execute(f"create or replace table {model.table} as {model.select}")
             write_comments(con, model.table, model.description)
-            row_count = con.execute(f"select count(*) from {model.table}").fetchone()[0]
-        return dg.MaterializeResult(metadata={"row_count": row_count})
+            metadata["row_count"] = con.execute(f"select count(*) from {model.table}").fetchone()[0]
+        return dg.MaterializeResult(metadata=metadata)
 
     build_table.__name__ = f"{model.schema}_{model.name}"
     return build_table
@@ -80,9 +90,21 @@ def polars_table_specs(schema: str, descriptions: dict[str, str], deps: list[dg.
     ]
 
 
-def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str]):
-    """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table."""
+def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], merge: bool = False):
+    """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table.
+
+    With merge, the frames hold the recomputed patients only and replace those patients' rows.
+    """
     for name, frame in frames.items():
-        replace_table(con, f"{schema}.{name}", frame)
-        write_comments(con, f"{schema}.{name}", descriptions[name])
-        yield dg.MaterializeResult(asset_key=[schema, name], metadata={"row_count": frame.height})
+        table = f"{schema}.{name}"
+        if merge:
+            con.register("frame_to_merge", frame)
+            merge_by_patient(con, table, "select * from frame_to_merge")
+            con.unregister("frame_to_merge")
+            metadata = {"rows_recomputed": frame.height,
+                        "row_count": con.execute(f"select count(*) from {table}").fetchone()[0]}
+        else:
+            replace_table(con, table, frame)
+            metadata = {"row_count": frame.height}
+        write_comments(con, table, descriptions[name])
+        yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata)

@@ -87,8 +87,12 @@ def print_summary(settings) -> None:
 
     from pipelines.reports.summary import refresh_summary, summary_lines
 
+    from pipelines.resources import last_refresh
+
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         lines = summary_lines(refresh_summary(con))
+        scope = last_refresh(con)["refresh_scope"]
+    click.echo(f"refresh: {scope}")
     for line in lines:
         click.echo(line)
     click.echo(f"warehouse: {settings.warehouse}")
@@ -127,10 +131,17 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
 @click.option("--as-of", type=str, default=None, help="ISO 8601 time treated as now [default: now]")
 @click.option("--patient-pages", is_flag=True, default=None,
               help="also write identifiable per-patient pages for clinicians (reports/patients/)")
+@click.option("--full", "refresh_mode", flag_value="full", default=None,
+              help="recompute every patient, even when the last refresh allows recomputing only changed ones")
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
 @rule_options
 def refresh(verbose: bool, **options: Any) -> None:
-    """Read the inbox, validate, compute outcomes, check, and publish warehouse and reports."""
+    """Read the inbox, validate, compute outcomes, check, and publish warehouse and reports.
+
+    After a published refresh, only patients with new, changed or removed rows
+    are recomputed (and merged), unless --full, the clinical parameters, the
+    code or the clinic timezone say otherwise; the first line printed says which.
+    """
     try:
         settings = settings_from(**options)
     except Exception as error:  # pydantic's message lists every invalid value

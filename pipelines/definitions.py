@@ -5,10 +5,11 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.checks import all_checks
-from assets.ingest import ingest_assets
+from assets.ingest import ingest_assets, source_names
 from assets.outcomes import outcome_tables
 from assets.publication import published_warehouse
 from assets.reports import dashboard, patient_pages, refresh_summary_report
+from assets.scope import refresh_scope_asset
 from assets.statistics import statistics_marts
 from assets.tables import seed_assets, sql_assets
 from pipelines.resources import Settings, resources_from
@@ -32,6 +33,7 @@ def build_definitions(settings=None) -> dg.Definitions:
     return dg.Definitions(
         assets=[
             *ingest_assets(settings.inbox),
+            refresh_scope_asset(source_names(settings.inbox)),
             *seed_assets,
             *sql_assets,
             outcome_tables,

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -26,6 +27,7 @@ from pydantic import Field, PrivateAttr, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.dictionary import write_comments
+from pipelines.incremental import BUILDING, PLAN_TABLE, code_fingerprint, table_exists
 from pipelines.outcomes.rules import OutcomeRules, rule_fields, rule_type
 
 
@@ -56,6 +58,11 @@ class _SettingsBase(BaseSettings):
     sensor_interval_seconds: int = Field(default=60, description="how often the inbox sensor looks for new files")
     patient_pages: bool = Field(
         default=False, description="also publish identifiable per-patient pages for clinicians (reports/patients/)"
+    )
+    refresh_mode: Literal["auto", "full"] = Field(
+        default="auto",
+        description="auto: recompute only patients with new or changed rows when the last publication allows it; "
+        "full: recompute everything",
     )
 
 
@@ -95,9 +102,13 @@ class Warehouse(dg.ConfigurableResource):
     clinic_timezone: str = Field(default="America/Chicago", description="local time of the clinics")
     as_of: str | None = Field(default=None, description="the time treated as now (ISO 8601); default: run start")
     memory_limit: str | None = Field(default=None, description="DuckDB memory_limit, e.g. '6GB'")
+    refresh_mode: Literal["auto", "full"] = Field(
+        default="auto", description="auto: incremental when the last publication allows it; full: read everything"
+    )
 
     _lock: filelock.BaseFileLock | None = PrivateAttr(default=None)
     _as_of: datetime | None = PrivateAttr(default=None)
+    _full_read_reason: str | None = PrivateAttr(default=None)
 
     @property
     def published_path(self) -> Path:
@@ -127,11 +138,49 @@ class Warehouse(dg.ConfigurableResource):
             raise WarehouseBusyError(
                 f"another refresh is writing {self.published_path} (lock {self._lock.lock_file})"
             ) from None
-        if not self.working_path.exists() and self.published_path.exists():
-            # Start from what is published, so that materializing one asset in the UI
-            # finds the tables upstream of it.
+        self._full_read_reason = self.reason_to_read_everything()
+        if self.reads_changes_only or (not self.working_path.exists() and self.published_path.exists()):
+            # Start from what is published: an incremental refresh merges into it, and
+            # materializing one asset in the UI finds the tables upstream of it.
             shutil.copyfile(self.published_path, self.working_path)
+        with duckdb.connect(str(self.scratch_path)) as raw:
+            # Until publication stamps them, the raw tables match no published warehouse.
+            raw.execute("create or replace table store_state (generation varchar)")
+            raw.execute("insert into store_state values (?)", [BUILDING])
         self.as_of_time  # fixed once per run: every step judges "future" against the same time
+
+    @property
+    def reads_changes_only(self) -> bool:
+        """True when this run reads only new and changed inbox files into the kept raw tables."""
+        return self._full_read_reason is None
+
+    @property
+    def full_read_reason(self) -> str | None:
+        """Why this run reads the whole inbox, or None when it reads only what changed."""
+        return self._full_read_reason
+
+    def reason_to_read_everything(self) -> str | None:
+        """Return why the kept raw tables cannot be reused, or None when they can."""
+        if self.refresh_mode == "full":
+            return "a full refresh was asked for"
+        if not self.published_path.exists():
+            return "nothing is published yet"
+        if not self.scratch_path.exists():
+            return f"no raw tables are kept from the last refresh ({self.scratch_path.name})"
+        with duckdb.connect(str(self.published_path), read_only=True) as published:
+            last = last_refresh(published)
+        with duckdb.connect(str(self.scratch_path), read_only=True) as raw:
+            stamp = raw.execute("select max(generation) from store_state").fetchone()[0] \
+                if table_exists(raw, "main.store_state") else None
+        if last is None or last.get("generation") is None:
+            return "the published warehouse records no refresh this version can continue from"
+        if stamp != last["generation"]:
+            return "the kept raw tables are not those of the published warehouse (a refresh failed or was stopped)"
+        if last.get("code_fingerprint") != code_fingerprint():
+            return "the pipeline's SQL or code changed since the last refresh"
+        if last.get("clinic_timezone") != self.clinic_timezone:
+            return "the clinic timezone changed"
+        return None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._lock is not None:
@@ -156,23 +205,30 @@ class Warehouse(dg.ConfigurableResource):
             con.close()
 
     def publish(self, rules: OutcomeRules) -> Path:
-        """Record the refresh, then replace the published warehouse with the working copy in one rename."""
+        """Record the refresh, then replace the published warehouse with the working copy in one rename.
+
+        The kept raw tables are stamped with the new generation last: a crash
+        between the two leaves them unstamped, and the next refresh reads everything.
+        """
+        generation = uuid4().hex
         with self.connect() as con:
-            record_refresh(con, self.as_of_time, self.clinic_timezone, rules)
+            record_refresh(con, self.as_of_time, self.clinic_timezone, rules, generation)
             con.execute("checkpoint")
-        staged = self.published_path.with_name(self.published_path.name + f".publishing-{os.getpid()}")
-        shutil.copyfile(self.working_path, staged)
-        with open(staged, "rb+") as handle:
+        with open(self.working_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        # os.replace is atomic: a reader sees the old file or the new one, never a mix.
-        os.replace(staged, self.published_path)
+        # os.replace is atomic: a reader sees the old file or the new one, never a mix. The next run
+        # starts its working copy from the published file.
+        os.replace(self.working_path, self.published_path)
+        with duckdb.connect(str(self.scratch_path)) as raw:
+            raw.execute("update store_state set generation = ?", [generation])
         return self.published_path
 
 
 REFRESHES_DESCRIPTION = "One row per published refresh: when, as of when, and with which clinical parameters."
 
 
-def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timezone: str, rules: OutcomeRules) -> None:
+def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timezone: str, rules: OutcomeRules,
+                   generation: str) -> None:
     """Append this refresh to meta.refreshes, the warehouse's own history of publications."""
     con.execute("create schema if not exists meta")
     con.execute(
@@ -182,12 +238,30 @@ def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timez
         )
         """
     )
+    # Columns added after the first release: a warehouse published before them gains them empty.
+    for column in ("refresh_scope varchar", "patients_recomputed bigint", "generation varchar",
+                   "code_fingerprint varchar"):
+        con.execute(f"alter table meta.refreshes add column if not exists {column}")
+    scope, patients = con.execute(f"select reason, patients from {PLAN_TABLE}").fetchone() \
+        if table_exists(con, PLAN_TABLE) else (None, None)
     con.execute(
-        "insert into meta.refreshes values (?, ?, ?, ?, ?)",
+        """insert into meta.refreshes by name select ? as refreshed_at, ? as as_of, ? as clinic_timezone,
+           ? as rules, ? as pipeline_version, ? as refresh_scope, ? as patients_recomputed, ? as generation,
+           ? as code_fingerprint""",
         [datetime.now(ZoneInfo("UTC")).replace(tzinfo=None), as_of, clinic_timezone,
-         json.dumps(dataclasses.asdict(rules)), version("infusion-outcomes")],
+         json.dumps(dataclasses.asdict(rules)), version("infusion-outcomes"), scope, patients, generation,
+         code_fingerprint()],
     )
     write_comments(con, "meta.refreshes", REFRESHES_DESCRIPTION)
+
+
+def last_refresh(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
+    """Return the latest row of meta.refreshes as a dict, or None when there is none."""
+    if not table_exists(con, "meta.refreshes"):
+        return None
+    cursor = con.execute("select * from meta.refreshes order by refreshed_at desc limit 1")
+    row = cursor.fetchone()
+    return None if row is None else dict(zip([d[0] for d in cursor.description], row))
 
 
 def set_rule_variables(con: duckdb.DuckDBPyConnection, rules: OutcomeRules) -> None:
@@ -272,6 +346,7 @@ def resources_from(settings: Any) -> dict[str, dg.ConfigurableResource]:
             path=str(settings.warehouse),
             clinic_timezone=settings.clinic_timezone,
             as_of=settings.as_of.isoformat() if settings.as_of else None,
+            refresh_mode=settings.refresh_mode,
         ),
         "reports": Reports(path=str(settings.reports), patient_pages=settings.patient_pages),
         "rules": RulesResource(**dataclasses.asdict(rules_from(settings))),

@@ -11,7 +11,9 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 # Layers in build order; a model may read only its own or an earlier layer (or raw and seeds).
 MODEL_SCHEMAS = ("quarantine", "staging", "marts")
 SEED_SCHEMA = "seeds"
-HEADER_LINE = re.compile(r"--\s*(Title|Grain|Inputs|Rule):\s*(.*)")
+HEADER_LINE = re.compile(r"--\s*(Title|Grain|Inputs|Rule|Refresh):\s*(.*)")
+# The optional Refresh line: a table derived row by row from each patient's own rows says so.
+PER_PATIENT = "per patient"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +27,12 @@ class SqlModel:
     grain: str
     inputs: tuple[str, ...]
     rule: str
+    refresh: str = "whole table"
+
+    @property
+    def is_per_patient(self) -> bool:
+        """True when each patient's rows follow from that patient's input rows alone (and the seeds)."""
+        return self.refresh.startswith(PER_PATIENT)
 
     @property
     def table(self) -> str:
@@ -46,7 +54,8 @@ class SqlModel:
 
 
 def header_of(path: Path) -> dict[str, str]:
-    """Return the Title/Grain/Inputs/Rule header of a SQL file; fail naming the file when one is missing."""
+    """Return the Title/Grain/Inputs/Rule (and optional Refresh) header of a SQL file; fail naming the file when one
+    of the four is missing."""
     header: dict[str, str] = {}
     for line in path.read_text().splitlines():
         match = HEADER_LINE.match(line)
@@ -68,7 +77,8 @@ def sql_models() -> tuple[SqlModel, ...]:
         for path in sorted((SQL_DIR / schema).glob("*.sql")):
             header = header_of(path)
             inputs = tuple(name.strip() for name in header["inputs"].split(",") if name.strip())
-            models.append(SqlModel(schema, path.stem, path, header["title"], header["grain"], inputs, header["rule"]))
+            models.append(SqlModel(schema, path.stem, path, header["title"], header["grain"], inputs, header["rule"],
+                                   header.get("refresh", "whole table")))
     return tuple(models)
 
 

@@ -88,11 +88,23 @@ def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) 
     are absent added empty) and, for assessments, _item_values: item_1..item_n
     as one list.
     """
+    return raw_frame_from_bytes(bytes_of_file(path, source_file), contract, source_file)
+
+
+def bytes_of_file(path: Path, source_file: str) -> bytes:
+    """Return a file's bytes, or raise InboxError naming it."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise InboxError(f"{source_file}: cannot be read ({error.strerror})") from None
+
+
+def raw_frame_from_bytes(data: bytes, contract: RecordContract, source_file: str, rows_before: int = 0
+                         ) -> pl.DataFrame:
+    """Return the raw table of a CSV's bytes; rows are numbered after rows_before (rows appended to a file)."""
     frame = frame_from_bytes(data, source_file)
+    if rows_before:
+        frame = frame.with_columns(pl.col(ROW_NUMBER) + rows_before)
     frame = frame.rename(canonical_header(frame.columns, contract, source_file))
     return contract_frame(frame, contract, source_file)
 

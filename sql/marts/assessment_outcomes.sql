@@ -2,6 +2,7 @@
 -- Grain:   one row per (series_id, instrument, administered_at)
 -- Inputs:  intermediate.follow_up_assessments, marts.treatment_series
 -- Rule:    shared spec §4; a follow-up of a series lies after its start and at or before the next series' start
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with follow_ups as (
     select * from intermediate.follow_up_assessments

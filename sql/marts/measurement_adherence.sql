@@ -11,7 +11,9 @@ with scores_per_instrument as (
 ),
 
 main_instrument as (
-    select patient_id, arg_max(instrument, score_count) as instrument
+    -- A tie (as many GAD-7 as PHQ-9 scores) goes to the first code alphabetically, so that the
+    -- answer does not depend on the order rows were stored in.
+    select patient_id, first(instrument order by score_count desc, instrument) as instrument
     from scores_per_instrument
     group by patient_id
 ),

@@ -2,6 +2,7 @@
 -- Grain:   one row per (series_id, instrument)
 -- Inputs:  intermediate.series_instrument_outcomes, marts.treatment_series
 -- Rule:    shared spec §4; is_responder and is_remitter judge the end score, relief runs from the last infusion
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with outcomes as (
     select * from intermediate.series_instrument_outcomes

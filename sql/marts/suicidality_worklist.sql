@@ -2,6 +2,7 @@
 -- Grain:   one row per patient_id
 -- Inputs:  staging.assessments, staging.patients
 -- Rule:    shared spec §2; the latest PHQ-9 with items decides. Patient-level: never part of directors' reports
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with phq9_with_items as (
     select * from staging.assessments

@@ -2,6 +2,7 @@
 -- Grain:   one row per series_id; series_id = patient_id#series_number
 -- Inputs:  intermediate.infusion_series, staging.patients
 -- Rule:    shared spec §3; series_id is patient_id, '#', series_number: readable and stable across refreshes
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with series as (
     select * from intermediate.infusion_series

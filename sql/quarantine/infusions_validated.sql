@@ -2,6 +2,7 @@
 -- Grain:   one row per (source_file, row_number); every data row read
 -- Inputs:  raw.infusions, seeds.value_ranges, staging.patients
 -- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with raw_rows as (
     select * from raw.infusions

@@ -2,6 +2,7 @@
 -- Grain:   one row per (patient_id, instrument, administered_at)
 -- Inputs:  quarantine.assessments_validated
 -- Rule:    shared spec §2, §8-9: rows without a reason; of exact duplicates the first row is kept
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with validated as (
     select * from quarantine.assessments_validated

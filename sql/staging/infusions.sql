@@ -2,6 +2,7 @@
 -- Grain:   one row per (patient_id, infused_at)
 -- Inputs:  quarantine.infusions_validated
 -- Rule:    shared spec §8-9: rows without a reason; of exact duplicates the first row is kept
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with validated as (
     select * from quarantine.infusions_validated

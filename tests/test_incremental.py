@@ -1,0 +1,174 @@
+"""An incremental refresh recomputes only patients with changes, and publishes exactly what a full refresh would."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from pipelines.demo.generator import write_inbox as write_demo_inbox
+from pipelines.incremental import FileState, appended_bytes
+from tests.conftest import Refresh
+
+NEW_DAY = "2026-06-30"
+FIRST_AS_OF = f"{NEW_DAY}T00:00:00"
+SECOND_AS_OF = "2026-07-01T00:00:00"
+TIMESTAMP = {"infusions.csv": "infused_at", "assessments.csv": "administered_at"}
+COMPARED_SCHEMAS = ("quarantine", "staging", "intermediate", "marts")
+
+
+def read_text_csv(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False)
+
+
+def write_text_csv(frame: pl.DataFrame, path: Path, append: bool = False) -> None:
+    if append:
+        with open(path, "a", newline="") as handle:
+            frame.write_csv(handle, include_header=False)
+    else:
+        frame.write_csv(path)
+
+
+def split_inbox(generated: Path, yesterday: Path) -> dict[str, pl.DataFrame]:
+    """Write the inbox as it stood before the new day into yesterday; return each file's rows of the new day.
+
+    Two rows of the new day stay in yesterday's files: dated after the first
+    as-of time, they are rejected as future then and accepted the next day.
+    """
+    yesterday.mkdir(parents=True)
+    new_rows = {}
+    for name in ("patients.csv", "infusions.csv", "assessments.csv"):
+        frame = read_text_csv(generated / name)
+        if name == "patients.csv":
+            # The last ten patients arrive with the new day.
+            new_rows[name], frame = frame.tail(10), frame.head(frame.height - 10)
+        else:
+            is_new = pl.col(TIMESTAMP[name]).str.starts_with(NEW_DAY)
+            kept_early = pl.int_range(pl.len()).filter(is_new).head(1)  # one new-day row already sent early
+            stays = ~is_new | pl.int_range(pl.len()).is_in(kept_early)
+            new_rows[name], frame = frame.filter(~stays), frame.filter(stays)
+        write_text_csv(frame, yesterday / name)
+    return new_rows
+
+
+def tables(warehouse: Path) -> dict[str, pl.DataFrame]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        names = con.execute(
+            "select schema_name || '.' || table_name from duckdb_tables() where schema_name in "
+            f"{COMPARED_SCHEMAS} order by 1").fetchall()
+        return {name: con.sql(f"select * from {name}").pl() for (name,) in names}
+
+
+def sorted_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """Rows in one order whatever order they were written in: floats last, so that rounding cannot reorder."""
+    exact = [c for c, t in frame.schema.items() if not t.is_float() and not isinstance(t, pl.List | pl.Struct)]
+    floats = [c for c, t in frame.schema.items() if t.is_float()]
+    return frame.sort([*exact, *floats], nulls_last=True) if exact or floats else frame
+
+
+def assert_same_warehouse(incremental: Path, full: Path) -> None:
+    left, right = tables(incremental), tables(full)
+    assert left.keys() == right.keys()
+    for name in left:
+        # Aggregates sum the same numbers in another order: equal to the last few bits.
+        try:
+            assert_frame_equal(sorted_rows(left[name]), sorted_rows(right[name]), check_exact=False, rel_tol=1e-9)
+        except AssertionError as difference:  # pragma: no cover - the message names the table
+            raise AssertionError(f"{name}: {difference}") from None
+
+
+@pytest.fixture(scope="module")
+def inboxes(tmp_path_factory) -> tuple[Path, Path, dict[str, pl.DataFrame]]:
+    root = tmp_path_factory.mktemp("incremental")
+    write_demo_inbox(root / "generated", patients=250, clinics=3, seed=11, end_date=date(2026, 6, 30), years=1.0)
+    new_rows = split_inbox(root / "generated", root / "inbox")
+    return root, root / "inbox", new_rows
+
+
+def test_a_day_of_new_rows_recomputes_only_their_patients_and_equals_a_full_refresh(inboxes, tmp_path):
+    _, inbox, new_rows = inboxes
+    nightly = Refresh(tmp_path / "nightly")
+    nightly.ok(inbox, as_of=FIRST_AS_OF)
+    assert nightly.rows("select refresh_scope from meta.refreshes")[0]["refresh_scope"].startswith("full")
+    future_before = nightly.rows("select count(*) as n from quarantine.rejected_rows where reason = 'future_timestamp'")
+
+    for name, frame in new_rows.items():
+        write_text_csv(frame, inbox / name, append=True)
+    # A correction in the middle of a file: infusions.csv is no longer the old file plus new rows.
+    infusions = read_text_csv(inbox / "infusions.csv")
+    corrected = infusions.with_columns(
+        pl.when(pl.int_range(pl.len()) == 20).then(pl.lit("0.6")).otherwise(pl.col("dose_mg_per_kg"))
+        .alias("dose_mg_per_kg"))
+    write_text_csv(corrected, inbox / "infusions.csv")
+    nightly.ok(inbox, as_of=SECOND_AS_OF)
+
+    last = nightly.rows("select refresh_scope, patients_recomputed from meta.refreshes order by refreshed_at")[-1]
+    changed = {*new_rows["patients.csv"]["patient_id"], *new_rows["infusions.csv"]["patient_id"],
+               *new_rows["assessments.csv"]["patient_id"], infusions["patient_id"][20]}
+    assert last["refresh_scope"].startswith("incremental")
+    # The changed patients, plus those with rows dated after yesterday's as-of time (the early-sent row
+    # and the future-dated typing errors the generator makes).
+    assert len(changed) <= last["patients_recomputed"] <= len(changed) + 10
+    assert last["patients_recomputed"] < 100
+    assert future_before[0]["n"] >= 2
+
+    full = Refresh(tmp_path / "full")
+    full.ok(inbox, as_of=SECOND_AS_OF)
+    assert full.rows("select refresh_scope from meta.refreshes")[0]["refresh_scope"].startswith("full")
+    assert_same_warehouse(nightly.warehouse, full.warehouse)
+
+
+def test_changed_clinical_parameters_recompute_every_patient(inboxes, tmp_path):
+    _, inbox, _ = inboxes
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox, as_of=FIRST_AS_OF)
+    refresh.ok(inbox, as_of=FIRST_AS_OF, series_gap_days=30)
+    last = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at")[-1]
+    assert last["refresh_scope"] == "full: the clinical parameters changed since the last refresh"
+
+
+def test_after_a_failed_run_the_next_one_reads_everything_and_is_right(inboxes, tmp_path):
+    _, inbox, _ = inboxes
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox, as_of=FIRST_AS_OF)
+    assessments = (inbox / "assessments.csv").read_bytes()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("patients.csv", "infusions.csv"):
+        (broken / name).write_bytes((inbox / name).read_bytes())
+    (broken / "assessments.csv").write_bytes(assessments.replace(b"score", b"total", 1))
+    assert not refresh.run(broken, as_of=SECOND_AS_OF).success
+    refresh.ok(inbox, as_of=SECOND_AS_OF)
+    last = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at")[-1]
+    assert last["refresh_scope"] == ("full: the kept raw tables are not those of the published warehouse "
+                                     "(a refresh failed or was stopped)")
+
+
+def test_rows_are_taken_as_appended_only_when_the_old_file_is_unchanged_before_them(tmp_path):
+    path = tmp_path / "assessments.csv"
+    path.write_bytes(b"patient_id,score\nP1,3\n")
+    previous = FileState("inbox_csv", "assessments.csv", path.stat().st_size, path.stat().st_mtime_ns,
+                         hashlib.sha256(path.read_bytes()).hexdigest(), 1, True)
+    path.write_bytes(b"patient_id,score\nP1,3\nP2,4\n")
+    assert appended_bytes(path, previous)[:2] == (b"patient_id,score\n", b"P2,4\n")
+    path.write_bytes(b"patient_id,score\nP1,5\nP2,4\n")
+    assert appended_bytes(path, previous) is None  # an old row changed
+    path.write_bytes(b"patient_id,score\nP1,3\n")
+    assert appended_bytes(path, previous) is None  # nothing new
+
+
+def test_per_patient_tables_read_only_seeds_raw_rows_and_other_per_patient_tables():
+    from assets.outcomes import OUTCOME_TABLES
+    from pipelines.sql_models import sql_models
+
+    per_patient = {m.table for m in sql_models() if m.is_per_patient} | {f"intermediate.{n}" for n in OUTCOME_TABLES}
+    for model in sql_models():
+        if model.is_per_patient:
+            outside = [i for i in model.inputs if not i.startswith(("seeds.", "raw.")) and i not in per_patient]
+            assert outside == [], f"{model.table} is merged per patient but reads whole tables {outside}"
+    assert "marts.series_outcomes" in per_patient and "quarantine.file_accounts" not in per_patient
