@@ -3,7 +3,9 @@
 For each size it prints input rows, wall seconds, rows per second, peak resident
 memory, and the floor: in the same run, the seconds DuckDB alone takes to load
 the same three CSV files into tables and do one sort-and-window pass over the
-assessments. Inboxes are generated once and cached in benchmarks/cache/.
+assessments. Then it appends a day of rows for 0.1% of the patients (--changed)
+and times the incremental refresh that follows, against the full one.
+Inboxes are generated once and cached in benchmarks/cache/.
 Results are written to benchmarks/results/<time>.json with the machine's size.
 """
 
@@ -27,6 +29,8 @@ CACHE = ROOT / "benchmarks" / "cache"
 RESULTS = ROOT / "benchmarks" / "results"
 END_DATE = "2026-06-30"  # fixed, so that cached inboxes stay valid
 AS_OF = f"{END_DATE}T00:00:00"
+NEW_DAY = END_DATE  # rows of the day the first refresh treated as "now", sent the next night
+NEXT_AS_OF = "2026-07-01T00:00:00"
 FILES = ("patients.csv", "infusions.csv", "assessments.csv")
 
 FLOOR = """
@@ -76,15 +80,41 @@ def data_rows(folder: Path) -> int:
     return total
 
 
-def measure(patients: int) -> dict:
+def append_new_day(inbox: Path, share: float) -> int:
+    """Append a day of rows to an inbox: an infusion and a PHQ-9 for every 1/share-th patient; return how many."""
+    import polars as pl
+
+    patients = pl.read_csv(inbox / "patients.csv", columns=["patient_id"], infer_schema=False)
+    chosen = patients.gather_every(round(1 / share))["patient_id"]
+    day = f"{NEW_DAY}T10:00:00"
+    infusions = pl.read_csv(inbox / "infusions.csv", infer_schema=False, n_rows=1)
+    template = {column: infusions[column][0] for column in infusions.columns}
+    new_infusions = pl.DataFrame({**{c: [v] * len(chosen) for c, v in template.items()}, "patient_id": chosen,
+                                  "infused_at": [day] * len(chosen)}).select(infusions.columns)
+    header = pl.read_csv(inbox / "assessments.csv", infer_schema=False, n_rows=1).columns
+    new_scores = pl.DataFrame({"patient_id": chosen, "instrument": ["phq9"] * len(chosen),
+                               "administered_at": [f"{NEW_DAY}T09:30:00"] * len(chosen), "score": ["6"] * len(chosen)})
+    new_scores = new_scores.with_columns(*[pl.lit(None, pl.String).alias(c) for c in header if c not in new_scores.columns])
+    for name, frame in (("infusions.csv", new_infusions), ("assessments.csv", new_scores.select(header))):
+        with open(inbox / name, "a") as handle:
+            frame.write_csv(handle, include_header=False)
+    return len(chosen)
+
+
+def measure(patients: int, changed_share: float) -> dict:
     clinics = max(4, patients // 50_000)
-    inbox, generated_seconds = inbox_for(patients, clinics)
-    rows = data_rows(inbox)
+    cached, generated_seconds = inbox_for(patients, clinics)
+    rows = data_rows(cached)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        refresh_seconds, peak_bytes, _ = run([
-            sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(inbox), "--warehouse",
-            f"{scratch}/outcomes.duckdb", "--reports", f"{scratch}/reports", "--as-of", AS_OF])
+        inbox = Path(scratch) / "inbox"
+        shutil.copytree(cached, inbox)  # the cached inbox stays as generated; this copy gains a day
+        refresh = [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(inbox), "--warehouse",
+                   f"{scratch}/outcomes.duckdb", "--reports", f"{scratch}/reports"]
+        refresh_seconds, peak_bytes, _ = run([*refresh, "--as-of", AS_OF])
         _, floor_peak, floor_out = run([sys.executable, "-c", FLOOR, str(inbox), f"{scratch}/floor.duckdb"])
+        changed = append_new_day(inbox, changed_share)
+        incremental_seconds, incremental_peak, incremental_out = run([*refresh, "--as-of", NEXT_AS_OF])
+        assert incremental_out.startswith("refresh: incremental"), incremental_out.splitlines()[0]
     floor_seconds = float(floor_out.strip().splitlines()[-1])
     return {
         "patients": patients,
@@ -97,6 +127,11 @@ def measure(patients: int) -> dict:
         "floor_seconds": round(floor_seconds, 2),
         "floor_peak_memory_gb": round(floor_peak / 1e9, 2),
         "refresh_over_floor": round(refresh_seconds / floor_seconds, 2),
+        "patients_changed": changed,
+        "incremental_seconds": round(incremental_seconds, 2),
+        "incremental_peak_memory_gb": round(incremental_peak / 1e9, 2),
+        "incremental_over_full": round(incremental_seconds / refresh_seconds, 3),
+        "incremental_summary": incremental_out.splitlines()[0],
     }
 
 
@@ -116,18 +151,23 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="patients per run, comma-separated")
-    sizes = [int(size) for size in parser.parse_args().sizes.split(",")]
+    parser.add_argument("--changed", type=float, default=0.001,
+                        help="share of patients with a new day of rows for the incremental refresh")
+    arguments = parser.parse_args()
+    sizes = [int(size) for size in arguments.sizes.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"{'patients':>10} {'input rows':>12} {'refresh s':>10} {'rows/s':>10} {'peak GB':>8} "
-          f"{'floor s':>8} {'ratio':>6} {'generate s':>10}", flush=True)
+          f"{'floor s':>8} {'ratio':>6} {'generate s':>10} {'changed':>8} {'incr. s':>8} {'incr./full':>10}",
+          flush=True)
     results = []
     for patients in sizes:
-        result = measure(patients)
+        result = measure(patients, arguments.changed)
         results.append(result)
         generated = "cached" if result["generator_seconds"] is None else f"{result['generator_seconds']:.1f}"
         print(f"{patients:>10,} {result['input_rows']:>12,} {result['refresh_seconds']:>10.1f} "
               f"{result['rows_per_second']:>10,} {result['peak_memory_gb']:>8.2f} {result['floor_seconds']:>8.1f} "
-              f"{result['refresh_over_floor']:>6.2f} {generated:>10}", flush=True)
+              f"{result['refresh_over_floor']:>6.2f} {generated:>10} {result['patients_changed']:>8,} "
+              f"{result['incremental_seconds']:>8.1f} {result['incremental_over_full']:>10.3f}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"{stamp}.json"

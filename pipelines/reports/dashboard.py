@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import plotly.graph_objects as go
 import polars as pl
 from plotly.offline import get_plotlyjs
@@ -375,7 +376,8 @@ def funnel_plot(data: DashboardData, cohort: Cohort) -> go.Figure | None:
         return None
     p0 = network["response_rate"][0]
     largest = max(clinics["evaluable_count"].max(), 20)
-    sizes = list(range(5, int(largest * 1.2) + 1))
+    # A geometric grid: smooth curves in a fixed number of points, however large the clinics grow.
+    sizes = sorted({round(n) for n in np.geomspace(5, largest * 1.2, 200)})
     figure = go.Figure()
     for z, name, dash in ((1.959964, "95% limits", "dash"), (3.090232, "99.8% limits", "dot")):
         for sign in (1, -1):

@@ -107,17 +107,36 @@ typed as (
         on raw_rows.clean_patient_id = accepted_patients.patient_id
 ),
 
-key_variants as (
-    -- Two different scores for one questionnaire at one moment cannot both be right: every copy is rejected.
-    select
-        patient_id,
-        instrument,
-        administered_at,
-        count(distinct {'s': score, 'i': item_scores}) as variant_count,
-        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+passing_rows as (
+    -- Rows that pass every other check, with the values two copies must share to be one record.
+    select *, {'score': score, 'items': item_scores} as recorded_values
     from typed
     where failure is null
+),
+
+key_variants as (
+    -- Two different scores for one questionnaire at one moment cannot both be right: every copy is rejected.
+    -- min and max of the values differ exactly when the copies do: one hash aggregate, no sort.
+    select
+        patient_id, instrument, administered_at,
+        min(recorded_values) is distinct from max(recorded_values) as has_conflict,
+        -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
+        min({'file': source_file, 'row': row_number}) as first_copy
+    from passing_rows
     group by patient_id, instrument, administered_at
+),
+
+conflicting_rows as (
+    select
+        typed.patient_id, typed.instrument, typed.administered_at,
+        string_agg(typed.row_number::varchar, ', ' order by typed.row_number) as row_numbers
+    from typed
+    inner join key_variants
+        on typed.patient_id = key_variants.patient_id
+        and typed.instrument = key_variants.instrument
+        and typed.administered_at = key_variants.administered_at
+    where typed.failure is null and key_variants.has_conflict
+    group by all
 ),
 
 final as (
@@ -125,23 +144,24 @@ final as (
         typed.* exclude (failure),
         coalesce(
             typed.failure,
-            case when typed.failure is null and key_variants.variant_count > 1 then {
+            case when key_variants.has_conflict then {
                 'reason': 'duplicate_conflict',
-                'detail': 'rows ' || key_variants.row_numbers
+                'detail': 'rows ' || conflicting_rows.row_numbers
                           || ' share patient_id, instrument and administered_at with different values'} end
         ) as failure,
-        typed.failure is null and key_variants.variant_count = 1
-            and row_number() over (
-                partition by typed.patient_id, typed.instrument, typed.administered_at, typed.failure is null
-                order by typed.row_number
-            ) > 1
+        typed.failure is null and not key_variants.has_conflict
+            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy
             as is_exact_duplicate
     from typed
+    -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
     left join key_variants
-        -- Equality only, so that DuckDB can hash-join; the conflict applies to passing rows alone.
         on typed.patient_id = key_variants.patient_id
         and typed.instrument = key_variants.instrument
         and typed.administered_at = key_variants.administered_at
+    left join conflicting_rows
+        on typed.patient_id = conflicting_rows.patient_id
+        and typed.instrument = conflicting_rows.instrument
+        and typed.administered_at = conflicting_rows.administered_at
 )
 
 select

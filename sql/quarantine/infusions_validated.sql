@@ -64,20 +64,39 @@ typed as (
         on blank_to_null(raw_rows.patient_id) = accepted_patients.patient_id
 ),
 
-key_variants as (
-    -- Two different records of one session cannot both be right: every copy is rejected.
-    select
-        patient_id,
-        infused_at,
-        count(distinct {
-            'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
-            'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
-            'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
-        }) as variant_count,
-        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+passing_rows as (
+    -- Rows that pass every other check, with the values two copies must share to be one record.
+    select *, {
+        'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
+        'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
+        'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
+    } as recorded_values
     from typed
     where failure is null
+),
+
+key_variants as (
+    -- Two different records of one session cannot both be right: every copy is rejected.
+    -- min and max of the values differ exactly when the copies do: one hash aggregate, no sort.
+    select
+        patient_id, infused_at,
+        min(recorded_values) is distinct from max(recorded_values) as has_conflict,
+        -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
+        min({'file': source_file, 'row': row_number}) as first_copy
+    from passing_rows
     group by patient_id, infused_at
+),
+
+conflicting_rows as (
+    select
+        typed.patient_id, typed.infused_at,
+        string_agg(typed.row_number::varchar, ', ' order by typed.row_number) as row_numbers
+    from typed
+    inner join key_variants
+        on typed.patient_id = key_variants.patient_id
+        and typed.infused_at = key_variants.infused_at
+    where typed.failure is null and key_variants.has_conflict
+    group by all
 ),
 
 final as (
@@ -85,20 +104,21 @@ final as (
         typed.* exclude (failure),
         coalesce(
             typed.failure,
-            case when typed.failure is null and key_variants.variant_count > 1 then {
+            case when key_variants.has_conflict then {
                 'reason': 'duplicate_conflict',
-                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id and infused_at with different values'} end
+                'detail': 'rows ' || conflicting_rows.row_numbers || ' share patient_id and infused_at with different values'} end
         ) as failure,
-        typed.failure is null and key_variants.variant_count = 1
-            and row_number() over (
-                partition by typed.patient_id, typed.infused_at, typed.failure is null order by typed.row_number
-            ) > 1
+        typed.failure is null and not key_variants.has_conflict
+            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy
             as is_exact_duplicate
     from typed
+    -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
     left join key_variants
-        -- Equality only, so that DuckDB can hash-join; the conflict applies to passing rows alone.
         on typed.patient_id = key_variants.patient_id
         and typed.infused_at = key_variants.infused_at
+    left join conflicting_rows
+        on typed.patient_id = conflicting_rows.patient_id
+        and typed.infused_at = conflicting_rows.infused_at
 )
 
 select

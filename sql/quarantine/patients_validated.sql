@@ -29,16 +29,34 @@ typed as (
     from raw_rows
 ),
 
-key_variants as (
-    -- The same patient with different values cannot be resolved here: every copy is rejected.
-    select
-        patient_id,
-        count(distinct {'c': clinic_id, 'i': primary_indication, 'b': birth_year, 's': sex, 'r': referral_source})
-            as variant_count,
-        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+passing_rows as (
+    -- Rows that pass every other check, with the values two copies must share to be one record.
+    select *, {'c': clinic_id, 'i': primary_indication, 'b': birth_year, 's': sex, 'r': referral_source} as recorded_values
     from typed
     where failure is null
+),
+
+key_variants as (
+    -- The same patient with different values cannot be resolved here: every copy is rejected.
+    -- min and max of the values differ exactly when the copies do: one hash aggregate, no sort.
+    select
+        patient_id,
+        min(recorded_values) is distinct from max(recorded_values) as has_conflict,
+        -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
+        min({'file': source_file, 'row': row_number}) as first_copy
+    from passing_rows
     group by patient_id
+),
+
+conflicting_rows as (
+    select
+        typed.patient_id,
+        string_agg(typed.row_number::varchar, ', ' order by typed.row_number) as row_numbers
+    from typed
+    inner join key_variants
+        on typed.patient_id = key_variants.patient_id
+    where typed.failure is null and key_variants.has_conflict
+    group by all
 ),
 
 final as (
@@ -53,17 +71,19 @@ final as (
         typed.referral_source,
         coalesce(
             typed.failure,
-            case when typed.failure is null and key_variants.variant_count > 1 then {
+            case when key_variants.has_conflict then {
                 'reason': 'duplicate_conflict',
-                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id with different values'} end
+                'detail': 'rows ' || conflicting_rows.row_numbers || ' share patient_id with different values'} end
         ) as failure,
-        typed.failure is null and key_variants.variant_count = 1
-            and row_number() over (partition by typed.patient_id, typed.failure is null order by typed.row_number) > 1
+        typed.failure is null and not key_variants.has_conflict
+            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy
             as is_exact_duplicate
     from typed
+    -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
     left join key_variants
-        -- Equality only, so that DuckDB can hash-join; the conflict applies to passing rows alone.
         on typed.patient_id = key_variants.patient_id
+    left join conflicting_rows
+        on typed.patient_id = conflicting_rows.patient_id
 )
 
 select

@@ -14,19 +14,23 @@ with rejected as (
     from quarantine.assessments_validated where reason is not null
 ),
 
--- The original rows, every column as text; the pipeline's own columns start with '_'.
+-- The original rows of the rejected ones, every column as text; the pipeline's own columns start with '_'.
+-- Only rejected rows are turned into JSON: a few in millions.
 raw_records as (
     select _source_file, _row_number, 'patient' as record_type,
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error)))) as raw_record
     from raw.patients
+    where (_source_file, _row_number) in (select (source_file, row_number) from rejected where record_type = 'patient')
     union all
     select _source_file, _row_number, 'infusion',
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error))))
     from raw.infusions
+    where (_source_file, _row_number) in (select (source_file, row_number) from rejected where record_type = 'infusion')
     union all
     select _source_file, _row_number, 'assessment',
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error, _item_values))))
     from raw.assessments
+    where (_source_file, _row_number) in (select (source_file, row_number) from rejected where record_type = 'assessment')
 ),
 
 final as (
