@@ -8,6 +8,8 @@ the asset graph shows where the data comes from.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -106,6 +108,16 @@ class SourceRead:
     skipped_resources: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
+@contextmanager
+def any_row_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Let DuckDB write rows in any order, in parallel: raw rows carry their own row numbers."""
+    con.execute("set preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute("reset preserve_insertion_order")
+
+
 class RawStore:
     """The kept raw tables of one source, and the patients whose rows this run added, changed or removed."""
 
@@ -132,7 +144,8 @@ class RawStore:
                 self.con.unregister("incoming_rows")
         self.con.execute(f"drop table if exists {table}")
         if frame is not None:
-            replace_table(self.con, table, frame)
+            with any_row_order(self.con):
+                replace_table(self.con, table, frame)
 
     def append(self, record_type: str, frame: pl.DataFrame) -> bool:
         """Add rows appended to a file; False when their columns are not the kept table's (read it whole)."""
@@ -140,7 +153,8 @@ class RawStore:
         if table is None or column_names(self.con, table) != frame.columns:
             return False
         self.con.register("incoming_rows", frame)
-        self.con.execute(f"insert into {table} select * from incoming_rows")
+        with any_row_order(self.con):
+            self.con.execute(f"insert into {table} select * from incoming_rows")
         self.note_patients(f"select {patient_key()} from incoming_rows")
         self.con.unregister("incoming_rows")
         return True

@@ -153,19 +153,24 @@ def contract_frame(frame: pl.DataFrame, contract: RecordContract, source_file: s
     if SOURCE_FILE not in frame.columns:
         frame = frame.with_columns(pl.lit(source_file).alias(SOURCE_FILE))
     if contract.has_items:
-        frame = frame.with_columns(item_values(frame.columns))
+        frame = with_item_values(frame)
     leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]
     return frame.select(*leading, pl.exclude(leading)).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
 
 
-def item_values(columns: list[str]) -> pl.Expr:
-    """Return item_1..item_n (n = the highest item column present) as one list, gaps as nulls."""
-    numbers = [int(m.group(1)) for c in columns if (m := ITEM_COLUMN.fullmatch(c))]
+def with_item_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Return the frame with item_1..item_n (n = the highest item column present) as one list, gaps as nulls.
+
+    Most rows carry a total and no items: their list is null, far cheaper to
+    store than nine empty strings, and the lists are built for the other rows only.
+    """
+    numbers = [int(m.group(1)) for c in frame.columns if (m := ITEM_COLUMN.fullmatch(c))]
     if not numbers:
-        return pl.lit(None, dtype=pl.List(pl.String)).alias(ITEM_VALUES)
+        return frame.with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias(ITEM_VALUES))
     items = [
-        pl.col(f"item_{k}") if f"item_{k}" in columns else pl.lit(None, dtype=pl.String) for k in range(1, max(numbers) + 1)
+        pl.col(f"item_{k}") if f"item_{k}" in frame.columns else pl.lit(None, dtype=pl.String)
+        for k in range(1, max(numbers) + 1)
     ]
-    # Most rows carry a total and no items: a null list is far cheaper to store than nine empty strings.
-    any_item = pl.any_horizontal([pl.col(f"item_{k}").str.strip_chars() != "" for k in numbers])
-    return pl.when(any_item).then(pl.concat_list(items)).alias(ITEM_VALUES)
+    has_items = pl.any_horizontal([pl.col(f"item_{k}").str.strip_chars() != "" for k in numbers])
+    lists = frame.filter(has_items).select(ROW_NUMBER, pl.concat_list(items).alias(ITEM_VALUES))
+    return frame.join(lists, on=ROW_NUMBER, how="left", maintain_order="left")
