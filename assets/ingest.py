@@ -8,8 +8,7 @@ the asset graph shows where the data comes from.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
-from contextlib import contextmanager
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +21,9 @@ from pipelines.incremental import (
     changed_patient_keys,
     column_names,
     patient_key,
+    drop_relation,
     read_file_states,
+    relation_exists,
     state_of_bytes,
     table_exists,
     write_file_states,
@@ -108,31 +109,33 @@ class SourceRead:
     skipped_resources: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-@contextmanager
-def any_row_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Let DuckDB write rows in any order, in parallel: raw rows carry their own row numbers."""
-    con.execute("set preserve_insertion_order = false")
-    try:
-        yield
-    finally:
-        con.execute("reset preserve_insertion_order")
-
-
 class RawStore:
-    """The kept raw tables of one source, and the patients whose rows this run added, changed or removed."""
+    """The kept raw rows of one source, and the patients whose rows this run added, changed or removed.
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source: str, changes_only: bool):
-        self.con, self.source, self.changes_only = con, source, changes_only
+    Rows are kept as Parquet parts, one folder per record type, under the
+    warehouse's raw-rows folder: Polars writes them several times faster than
+    DuckDB writes a table of text, and rows appended to a file become one more
+    part. raw.source_<source>__<record type> is a view over the parts.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path, source: str, changes_only: bool):
+        self.con, self.folder, self.source, self.changes_only = con, folder / source, source, changes_only
         self.changed_table = f"raw.changed_patients__{source}"
         con.execute(f"create or replace table {self.changed_table} (patient_key varchar)")
+        if not changes_only:  # a full read starts from nothing kept, whatever an older version kept
+            shutil.rmtree(self.folder, ignore_errors=True)
+            for record_type in RECORD_TYPES:
+                drop_relation(con, source_table(source, record_type))
+
+    def parts(self, record_type: str) -> list[Path]:
+        return sorted((self.folder / record_type).glob("part-*.parquet"))
 
     def kept(self, record_type: str) -> str | None:
-        table = source_table(self.source, record_type)
-        return table if table_exists(self.con, table) else None
+        """Return the view over a record type's kept rows, or None when none are kept."""
+        return source_table(self.source, record_type) if self.parts(record_type) else None
 
     def replace(self, record_type: str, frame: pl.DataFrame | None) -> None:
         """Keep a record type's new rows in place of the old; note the patients whose rows differ."""
-        table = source_table(self.source, record_type)
         if self.changes_only:
             kept = self.kept(record_type)
             if frame is None:
@@ -142,22 +145,40 @@ class RawStore:
                 self.con.register("incoming_rows", frame)
                 self.note_patients(changed_patient_keys(self.con, kept, "incoming_rows"))
                 self.con.unregister("incoming_rows")
-        self.con.execute(f"drop table if exists {table}")
+        shutil.rmtree(self.folder / record_type, ignore_errors=True)
         if frame is not None:
-            with any_row_order(self.con):
-                replace_table(self.con, table, frame)
+            self.write_part(record_type, frame)
+        self.refresh_view(record_type)
 
     def append(self, record_type: str, frame: pl.DataFrame) -> bool:
-        """Add rows appended to a file; False when their columns are not the kept table's (read it whole)."""
+        """Add rows appended to a file; False when their columns are not the kept rows' (read it whole)."""
         table = self.kept(record_type)
         if table is None or column_names(self.con, table) != frame.columns:
             return False
+        self.write_part(record_type, frame)
+        self.refresh_view(record_type)
         self.con.register("incoming_rows", frame)
-        with any_row_order(self.con):
-            self.con.execute(f"insert into {table} select * from incoming_rows")
         self.note_patients(f"select {patient_key()} from incoming_rows")
         self.con.unregister("incoming_rows")
         return True
+
+    def write_part(self, record_type: str, frame: pl.DataFrame) -> None:
+        folder = self.folder / record_type
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(folder / f"part-{len(self.parts(record_type)) + 1:06d}.parquet", compression="snappy")
+
+    def refresh_view(self, record_type: str) -> None:
+        """Point the record type's view at its parts; drop it when there are none."""
+        view, parts = source_table(self.source, record_type), self.parts(record_type)
+        if not parts:
+            self.con.execute(f"drop view if exists {view}")
+            return
+        files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in parts)
+        self.con.execute(f"create or replace view {view} as select * from read_parquet([{files}], union_by_name = true)")
+
+    def refresh_views(self) -> None:
+        for record_type in RECORD_TYPES:
+            self.refresh_view(record_type)
 
     def note_patients(self, keys_sql: str) -> None:
         self.con.execute(f"insert into {self.changed_table} select distinct * from ({keys_sql})")
@@ -231,7 +252,8 @@ def source_asset(name: str) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             changes_only = warehouse.reads_changes_only
             kept = read_file_states(con) if changes_only else {}
-            store = RawStore(con, name, changes_only)
+            store = RawStore(con, warehouse.raw_rows_path, name, changes_only)
+            store.refresh_views()  # the parts are where this run finds them
             reader = read_contract_csvs if name == CSV_SOURCE else read_mapped_source
             read, states = reader(store, folder, kept)
             write_file_states(con, name, states)
@@ -261,20 +283,15 @@ def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefiniti
     )
     def unite_sources(warehouse: Warehouse) -> dg.MaterializeResult:
         with warehouse.connect() as con:
-            present = {row[0] for row in con.execute(
-                "select table_name from duckdb_tables() where database_name = 'raw'").fetchall()}
             tables = [source_table(name, record_type) for name in sources
-                      if source_table(name, record_type).removeprefix("raw.") in present]
+                      if relation_exists(con, source_table(name, record_type))]
             # An empty table with the contract's columns, so that a source without this record type is no error.
             empty = contract_frame(
                 pl.DataFrame(schema={**{c: pl.String for c in contract.required}, ROW_NUMBER: pl.Int64,
                                      PARSE_ERROR: pl.String}), contract, "")
             replace_table(con, f"raw.empty_{record_type}", empty)
             union = " union all by name ".join(f"select * from {t}" for t in [f"raw.empty_{record_type}", *tables])
-            # A view: the sources' rows are read where they are, not copied again. A table of the same
-            # name, from a warehouse built before the views, gives way.
-            if record_type in present:
-                con.execute(f"drop table raw.{record_type}")
+            # A view: the sources' rows are read where they are, not copied again.
             con.execute(f"create or replace view raw.{record_type} as {union}")
             by_file = con.execute(
                 f"select _source_file, count(*) from raw.{record_type} group by all order by 1").fetchall()

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from datetime import datetime
+from pathlib import Path
 
 import dagster as dg
 import duckdb
 
 from assets.ingest import RECORD_TYPES, source_table
-from pipelines.incremental import FILE_STATES_TABLE, PLAN_TABLE, SCOPE_TABLE, patient_key, table_exists
+from pipelines.incremental import FILE_STATES_TABLE, PLAN_TABLE, SCOPE_TABLE, patient_key, relation_exists, table_exists
 from pipelines.outcomes.rules import OutcomeRules
 from pipelines.resources import RulesResource, Warehouse, last_refresh, rules_from
 
@@ -44,7 +46,7 @@ def patients_to_recompute(con: duckdb.DuckDBPyConnection, sources: list[str], pr
                      f"where {column} > '{earlier.isoformat()}'")
     for name in removed_sources(con, sources):
         parts += [f"select {patient_key()}, 'source removed' from {source_table(name, record_type)}"
-                  for record_type in RECORD_TYPES if table_exists(con, source_table(name, record_type))]
+                  for record_type in RECORD_TYPES if relation_exists(con, source_table(name, record_type))]
     return " union all ".join(parts)
 
 
@@ -56,10 +58,12 @@ def removed_sources(con: duckdb.DuckDBPyConnection, sources: list[str]) -> list[
     return sorted(set(kept) - set(sources))
 
 
-def forget_sources(con: duckdb.DuckDBPyConnection, names: list[str]) -> None:
+def forget_sources(con: duckdb.DuckDBPyConnection, raw_rows: Path, names: list[str]) -> None:
+    """Drop the kept rows of sources the inbox no longer has."""
     for name in names:
         for record_type in RECORD_TYPES:
-            con.execute(f"drop table if exists {source_table(name, record_type)}")
+            con.execute(f"drop view if exists {source_table(name, record_type)}")
+        shutil.rmtree(raw_rows / name, ignore_errors=True)
         con.execute(f"drop table if exists raw.changed_patients__{name}")
         con.execute(f"delete from {FILE_STATES_TABLE} where source = ?", [name])
 
@@ -92,7 +96,7 @@ def refresh_scope_asset(sources: list[str]) -> dg.AssetsDefinition:
             else:
                 con.execute(f"create or replace table {SCOPE_TABLE} (patient_key varchar, reason varchar)")
                 plan = (True, f"full: {reason}", None)
-            forget_sources(con, removed)
+            forget_sources(con, warehouse.raw_rows_path, removed)
             con.execute(f"create or replace table {PLAN_TABLE} (every_patient boolean, reason varchar, patients bigint)")
             con.execute(f"insert into {PLAN_TABLE} values (?, ?, ?)", list(plan))
             reasons = con.execute(f"select reason, count(*) from {SCOPE_TABLE} group by all order by 1").fetchall()

@@ -143,6 +143,27 @@ def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         [database_or_schema, database_or_schema, name]).fetchone()[0])
 
 
+def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    """True when a table or a view of that name (database_or_schema.name) exists."""
+    database_or_schema, relation = name.split(".")
+    return bool(con.execute(
+        """select count(*) from (
+               select database_name, schema_name, table_name as name from duckdb_tables()
+               union all select database_name, schema_name, view_name from duckdb_views())
+           where (database_name = ? or schema_name = ?) and name = ?""",
+        [database_or_schema, database_or_schema, relation]).fetchone()[0])
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a table or view of that name, whichever it is, if it exists."""
+    for kind in ("table", "view"):
+        if relation_exists(con, name):
+            try:
+                con.execute(f"drop {kind} if exists {name}")
+            except duckdb.CatalogException:  # it is the other kind
+                continue
+
+
 def column_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [row[0] for row in con.execute(f"select column_name from (describe {table})").fetchall()]
 

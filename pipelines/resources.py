@@ -59,6 +59,11 @@ class _SettingsBase(BaseSettings):
     patient_pages: bool = Field(
         default=False, description="also publish identifiable per-patient pages for clinicians (reports/patients/)"
     )
+    duckdb_memory_limit: str | None = Field(
+        default=None,
+        description="cap on DuckDB's memory (e.g. '3GB'); beyond it DuckDB spills to disk. Default: DuckDB's own, "
+        "80% of the machine's memory",
+    )
     refresh_mode: Literal["auto", "full"] = Field(
         default="auto",
         description="auto: recompute only patients with new or changed rows when the last publication allows it; "
@@ -120,8 +125,13 @@ class Warehouse(dg.ConfigurableResource):
 
     @property
     def scratch_path(self) -> Path:
-        """Raw inbox tables: needed while building, never published."""
+        """The raw store's DuckDB file (views over the kept rows, file states, the refresh scope): never published."""
         return self.published_path.with_name(self.published_path.name + ".raw")
+
+    @property
+    def raw_rows_path(self) -> Path:
+        """The inbox rows as read, as Parquet parts per source and record type: kept for the next refresh."""
+        return self.published_path.with_name(self.published_path.name + ".raw-rows")
 
     @property
     def as_of_time(self) -> datetime:
@@ -347,6 +357,7 @@ def resources_from(settings: Any) -> dict[str, dg.ConfigurableResource]:
             clinic_timezone=settings.clinic_timezone,
             as_of=settings.as_of.isoformat() if settings.as_of else None,
             refresh_mode=settings.refresh_mode,
+            memory_limit=settings.duckdb_memory_limit,
         ),
         "reports": Reports(path=str(settings.reports), patient_pages=settings.patient_pages),
         "rules": RulesResource(**dataclasses.asdict(rules_from(settings))),
