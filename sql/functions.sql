@@ -9,15 +9,14 @@ create or replace macro blank_to_null(value) as nullif(trim(value), '');
 -- ISO 8601 only (spec §1): a date is 00:00 local clinic time; a date-time with
 -- an offset or Z is converted to the clinic's local time, without one it is
 -- already local. The regexes are strict because DuckDB's cast also accepts
--- forms such as 2026-1-5 that are not ISO 8601.
+-- forms such as 2026-1-5 that are not ISO 8601. Surrounding spaces are allowed
+-- (DuckDB's cast skips them): one regex decides the common case, no trimmed copy.
 create or replace macro iso_timestamp(value) as (
     case
-        when regexp_full_match(trim(value), '\d{4}-\d{2}-\d{2}')
-            then try_cast(trim(value) as date)::timestamp
-        when regexp_full_match(trim(value), '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?')
-            then try_cast(trim(value) as timestamp)
-        when regexp_full_match(trim(value), '\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)')
-            then timezone(getvariable('clinic_timezone'), try_cast(trim(value) as timestamptz))
+        when regexp_full_match(value, ' *\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)? *')
+            then try_cast(value as timestamp)
+        when regexp_full_match(value, ' *\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?) *')
+            then timezone(getvariable('clinic_timezone'), try_cast(value as timestamptz))
     end
 );
 
@@ -34,27 +33,32 @@ create or replace macro missing_failure(field_name, value) as (
         then {'reason': 'missing_field', 'detail': field_name || ' is empty'} end
 );
 
-create or replace macro timestamp_failure(field_name, value) as (
-    case when iso_timestamp(value) is null
+-- The checks take the value as sent and, where it needs parsing, as parsed: each value is parsed once per row.
+create or replace macro timestamp_failure(field_name, value, parsed) as (
+    case when parsed is null
         then {'reason': 'unparseable_timestamp',
               'detail': field_name || ' = ''' || value || ''' is not an ISO 8601 date or date-time'} end
 );
 
-create or replace macro number_failure(field_name, value) as (
-    case when blank_to_null(value) is not null and strict_number(value) is null
+create or replace macro number_failure(field_name, value, parsed) as (
+    case when parsed is null and blank_to_null(value) is not null
         then {'reason': 'unparseable_number', 'detail': field_name || ' = ''' || value || ''' is not a number'} end
 );
 
--- Plausible ranges are data (seeds.value_ranges); an empty maximum is the as-of year.
+-- Plausible ranges are data (seeds.value_ranges): {min_value, max_value} of a field, an empty maximum being
+-- the as-of year. Uncorrelated, so DuckDB looks it up once per query, not once per row.
+create or replace macro value_range(record, field_name) as (
+    select {'min_value': min_value, 'max_value': coalesce(max_value, year(getvariable('as_of')))}
+    from seeds.value_ranges
+    where record_type = record and field = field_name
+);
+
 create or replace macro range_failure(record, field_name, value) as (
-    select
-        case when value < r.min_value or value > coalesce(r.max_value, year(getvariable('as_of')))
-            then {'reason': 'value_out_of_range',
-                  'detail': field_name || ' = ' || value || ' is outside ' || r.min_value || ' to '
-                            || coalesce(r.max_value, year(getvariable('as_of')))}
-        end
-    from seeds.value_ranges as r
-    where r.record_type = record and r.field = field_name
+    case when value < value_range(record, field_name).min_value or value > value_range(record, field_name).max_value
+        then {'reason': 'value_out_of_range',
+              'detail': field_name || ' = ' || value || ' is outside ' || value_range(record, field_name).min_value
+                        || ' to ' || value_range(record, field_name).max_value}
+    end
 );
 
 create or replace macro future_failure(field_name, value) as (

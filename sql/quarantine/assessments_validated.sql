@@ -18,19 +18,30 @@ accepted_patients as (
 
 parsed as (
     select
-        raw_rows.*,
+        -- Only the columns validation reads: the rest of the row is kept in raw for rejected_rows.
+        raw_rows._source_file,
+        raw_rows._row_number,
+        raw_rows._parse_error,
+        raw_rows.patient_id,
+        raw_rows.instrument,
+        raw_rows.administered_at,
+        raw_rows.score,
         blank_to_null(raw_rows.patient_id) as clean_patient_id,
         lower(blank_to_null(raw_rows.instrument)) as clean_instrument,
         iso_timestamp(administered_at) as parsed_administered_at,
         blank_to_null(score) as score_text,
-        coalesce(list_transform(_item_values, lambda item: strict_number(item)), []) as item_scores,
+        strict_number(score) as parsed_score,
+        -- Most rows carry a total and no items: their lists stay null, and the list work below runs
+        -- only on the rows that have items.
+        case when _item_values is not null
+            then list_transform(_item_values, lambda item: strict_number(item)) end as item_scores,
         -- The first item that is given but is not a number, named for the detail.
-        list_filter(
-            list_transform(coalesce(_item_values, []), lambda item, position:
+        case when _item_values is not null then list_filter(
+            list_transform(_item_values, lambda item, position:
                 case when blank_to_null(item) is not null and strict_number(item) is null
                     then 'item_' || position || ' = ''' || item || '''' end),
             lambda problem: problem is not null
-        )[1] as unparseable_item,
+        )[1] end as unparseable_item,
         instruments.instrument is not null as is_known_instrument,
         instruments.score_min,
         instruments.score_max,
@@ -48,19 +59,22 @@ totalled as (
         parsed.*,
         -- The total is derived from the items only when the score is empty and the
         -- instrument's total is the plain sum of all its items (not QIDS, not BPI).
-        score_text is null and total_is_item_sum
-            and len(item_scores) >= item_count
-            and list_count(item_scores[1:item_count]) = item_count as is_score_from_items,
+        coalesce(
+            score_text is null and total_is_item_sum
+                and len(item_scores) >= item_count
+                and list_count(item_scores[1:item_count]) = item_count,
+            false
+        ) as is_score_from_items,
         case
-            when score_text is not null then strict_number(score_text)
+            when score_text is not null then parsed_score
             when is_score_from_items then list_sum(item_scores[1:item_count])
         end as total_score,
-        list_filter(
+        case when item_scores is not null then list_filter(
             list_transform(item_scores, lambda item, position:
                 case when item < item_min or item > item_max
                     then 'item_' || position || ' = ' || item || ' is outside ' || item_min || ' to ' || item_max end),
             lambda problem: problem is not null
-        )[1] as out_of_range_item
+        )[1] end as out_of_range_item
     from parsed
 ),
 
@@ -73,19 +87,19 @@ typed as (
         parsed_administered_at as administered_at,
         total_score as score,
         case when is_score_from_items then 'items' else 'given' end as score_source,
-        item_scores,
+        coalesce(item_scores, []) as item_scores,
         case when clean_instrument = 'phq9' then item_scores[9] end as phq9_item9,
         coalesce(
             case when _parse_error is not null then {'reason': 'malformed_row', 'detail': _parse_error} end,
             missing_failure('patient_id', raw_rows.patient_id),
             missing_failure('instrument', raw_rows.instrument),
             missing_failure('administered_at', raw_rows.administered_at),
-            case when score_text is null and not coalesce(is_score_from_items, false)
-                    and (is_known_instrument or len(list_filter(item_scores, lambda item: item is not null)) = 0)
+            case when score_text is null and not is_score_from_items
+                    and (is_known_instrument or coalesce(list_count(item_scores), 0) = 0)
                 then {'reason': 'missing_field',
                       'detail': 'score is empty and the total cannot be derived from complete item columns'} end,
-            timestamp_failure('administered_at', raw_rows.administered_at),
-            number_failure('score', raw_rows.score),
+            timestamp_failure('administered_at', raw_rows.administered_at, parsed_administered_at),
+            number_failure('score', raw_rows.score, parsed_score),
             case when unparseable_item is not null
                 then {'reason': 'unparseable_number', 'detail': unparseable_item || ' is not a number'} end,
             case when not is_known_instrument
@@ -107,36 +121,30 @@ typed as (
         on raw_rows.clean_patient_id = accepted_patients.patient_id
 ),
 
-passing_rows as (
-    -- Rows that pass every other check, with the values two copies must share to be one record.
-    select *, {'score': score, 'items': item_scores} as recorded_values
+repeated_key_hashes as (
+    -- Nearly every key has one row. A hash of the key finds the few with more in one cheap
+    -- aggregate over the passing rows; a collision only adds a candidate, which key_variants drops.
+    select hash(patient_id, instrument, administered_at) as key_hash
     from typed
     where failure is null
+    group by key_hash
+    having count(*) > 1
 ),
 
 key_variants as (
     -- Two different scores for one questionnaire at one moment cannot both be right: every copy is rejected.
-    -- min and max of the values differ exactly when the copies do: one hash aggregate, no sort.
     select
         patient_id, instrument, administered_at,
-        min(recorded_values) is distinct from max(recorded_values) as has_conflict,
+        min({'score': score, 'items': item_scores}) is distinct from max({'score': score, 'items': item_scores})
+            as has_conflict,
         -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
-        min({'file': source_file, 'row': row_number}) as first_copy
-    from passing_rows
-    group by patient_id, instrument, administered_at
-),
-
-conflicting_rows as (
-    select
-        typed.patient_id, typed.instrument, typed.administered_at,
-        string_agg(typed.row_number::varchar, ', ' order by typed.row_number) as row_numbers
+        min({'file': source_file, 'row': row_number}) as first_copy,
+        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
     from typed
-    inner join key_variants
-        on typed.patient_id = key_variants.patient_id
-        and typed.instrument = key_variants.instrument
-        and typed.administered_at = key_variants.administered_at
-    where typed.failure is null and key_variants.has_conflict
-    group by all
+    where failure is null
+        and hash(patient_id, instrument, administered_at) in (select key_hash from repeated_key_hashes)
+    group by patient_id, instrument, administered_at
+    having count(*) > 1
 ),
 
 final as (
@@ -146,22 +154,21 @@ final as (
             typed.failure,
             case when key_variants.has_conflict then {
                 'reason': 'duplicate_conflict',
-                'detail': 'rows ' || conflicting_rows.row_numbers
+                'detail': 'rows ' || key_variants.row_numbers
                           || ' share patient_id, instrument and administered_at with different values'} end
         ) as failure,
-        typed.failure is null and not key_variants.has_conflict
-            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy
-            as is_exact_duplicate
+        coalesce(
+            typed.failure is null and not key_variants.has_conflict
+                and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
+            false
+        ) as is_exact_duplicate
     from typed
-    -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
+    -- Equality only, so that DuckDB can hash-join (on the few repeated keys); the judgement applies to
+    -- passing rows alone.
     left join key_variants
         on typed.patient_id = key_variants.patient_id
         and typed.instrument = key_variants.instrument
         and typed.administered_at = key_variants.administered_at
-    left join conflicting_rows
-        on typed.patient_id = conflicting_rows.patient_id
-        and typed.instrument = conflicting_rows.instrument
-        and typed.administered_at = conflicting_rows.administered_at
 )
 
 select

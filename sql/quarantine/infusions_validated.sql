@@ -12,21 +12,38 @@ accepted_patients as (
     select patient_id from staging.patients
 ),
 
+parsed as (
+    -- Each value parsed once; the checks below read the parsed values.
+    select
+        raw_rows.*,
+        blank_to_null(raw_rows.patient_id) as clean_patient_id,
+        iso_timestamp(raw_rows.infused_at) as parsed_infused_at,
+        strict_number(raw_rows.dose_mg_per_kg) as parsed_dose_mg_per_kg,
+        strict_number(raw_rows.duration_min) as parsed_duration_min,
+        strict_number(raw_rows.bp_systolic_pre) as parsed_bp_systolic_pre,
+        strict_number(raw_rows.bp_diastolic_pre) as parsed_bp_diastolic_pre,
+        strict_number(raw_rows.bp_systolic_max) as parsed_bp_systolic_max,
+        strict_number(raw_rows.bp_diastolic_max) as parsed_bp_diastolic_max,
+        strict_number(raw_rows.heart_rate_max) as parsed_heart_rate_max,
+        strict_number(raw_rows.spo2_min) as parsed_spo2_min,
+    from raw_rows
+),
+
 typed as (
     select
         _source_file as source_file,
         _row_number as row_number,
-        blank_to_null(raw_rows.patient_id) as patient_id,
-        iso_timestamp(infused_at) as infused_at,
-        strict_number(dose_mg_per_kg) as dose_mg_per_kg,
-        strict_number(duration_min) as duration_min,
+        clean_patient_id as patient_id,
+        parsed_infused_at as infused_at,
+        parsed_dose_mg_per_kg as dose_mg_per_kg,
+        parsed_duration_min as duration_min,
         blank_to_null(provider_id) as provider_id,
-        strict_number(bp_systolic_pre) as bp_systolic_pre,
-        strict_number(bp_diastolic_pre) as bp_diastolic_pre,
-        strict_number(bp_systolic_max) as bp_systolic_max,
-        strict_number(bp_diastolic_max) as bp_diastolic_max,
-        strict_number(heart_rate_max) as heart_rate_max,
-        strict_number(spo2_min) as spo2_min,
+        parsed_bp_systolic_pre as bp_systolic_pre,
+        parsed_bp_diastolic_pre as bp_diastolic_pre,
+        parsed_bp_systolic_max as bp_systolic_max,
+        parsed_bp_diastolic_max as bp_diastolic_max,
+        parsed_heart_rate_max as heart_rate_max,
+        parsed_spo2_min as spo2_min,
         -- Codes are kept as sent (lower-cased); the safety mart counts unlisted ones as 'other'.
         list_filter(
             list_transform(string_split(lower(coalesce(adverse_events, '')), ';'), lambda code: trim(code)),
@@ -35,68 +52,65 @@ typed as (
         blank_to_null(rescue_medication) as rescue_medication,
         coalesce(
             case when _parse_error is not null then {'reason': 'malformed_row', 'detail': _parse_error} end,
-            missing_failure('patient_id', raw_rows.patient_id),
+            missing_failure('patient_id', parsed.patient_id),
             missing_failure('infused_at', infused_at),
-            timestamp_failure('infused_at', infused_at),
-            number_failure('dose_mg_per_kg', dose_mg_per_kg),
-            number_failure('duration_min', duration_min),
-            number_failure('bp_systolic_pre', bp_systolic_pre),
-            number_failure('bp_diastolic_pre', bp_diastolic_pre),
-            number_failure('bp_systolic_max', bp_systolic_max),
-            number_failure('bp_diastolic_max', bp_diastolic_max),
-            number_failure('heart_rate_max', heart_rate_max),
-            number_failure('spo2_min', spo2_min),
-            range_failure('infusions', 'dose_mg_per_kg', strict_number(dose_mg_per_kg)),
-            range_failure('infusions', 'duration_min', strict_number(duration_min)),
-            range_failure('infusions', 'bp_systolic_pre', strict_number(bp_systolic_pre)),
-            range_failure('infusions', 'bp_diastolic_pre', strict_number(bp_diastolic_pre)),
-            range_failure('infusions', 'bp_systolic_max', strict_number(bp_systolic_max)),
-            range_failure('infusions', 'bp_diastolic_max', strict_number(bp_diastolic_max)),
-            range_failure('infusions', 'heart_rate_max', strict_number(heart_rate_max)),
-            range_failure('infusions', 'spo2_min', strict_number(spo2_min)),
-            future_failure('infused_at', iso_timestamp(infused_at)),
+            timestamp_failure('infused_at', infused_at, parsed_infused_at),
+            number_failure('dose_mg_per_kg', dose_mg_per_kg, parsed_dose_mg_per_kg),
+            number_failure('duration_min', duration_min, parsed_duration_min),
+            number_failure('bp_systolic_pre', bp_systolic_pre, parsed_bp_systolic_pre),
+            number_failure('bp_diastolic_pre', bp_diastolic_pre, parsed_bp_diastolic_pre),
+            number_failure('bp_systolic_max', bp_systolic_max, parsed_bp_systolic_max),
+            number_failure('bp_diastolic_max', bp_diastolic_max, parsed_bp_diastolic_max),
+            number_failure('heart_rate_max', heart_rate_max, parsed_heart_rate_max),
+            number_failure('spo2_min', spo2_min, parsed_spo2_min),
+            range_failure('infusions', 'dose_mg_per_kg', parsed_dose_mg_per_kg),
+            range_failure('infusions', 'duration_min', parsed_duration_min),
+            range_failure('infusions', 'bp_systolic_pre', parsed_bp_systolic_pre),
+            range_failure('infusions', 'bp_diastolic_pre', parsed_bp_diastolic_pre),
+            range_failure('infusions', 'bp_systolic_max', parsed_bp_systolic_max),
+            range_failure('infusions', 'bp_diastolic_max', parsed_bp_diastolic_max),
+            range_failure('infusions', 'heart_rate_max', parsed_heart_rate_max),
+            range_failure('infusions', 'spo2_min', parsed_spo2_min),
+            future_failure('infused_at', parsed_infused_at),
             case when accepted_patients.patient_id is null then {
                 'reason': 'unknown_patient',
                 'detail': 'patient_id is not among the accepted patient records'} end
         ) as failure
-    from raw_rows
+    from parsed
     left join accepted_patients
-        on blank_to_null(raw_rows.patient_id) = accepted_patients.patient_id
+        on parsed.clean_patient_id = accepted_patients.patient_id
 ),
 
-passing_rows as (
-    -- Rows that pass every other check, with the values two copies must share to be one record.
-    select *, {
-        'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
-        'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
-        'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
-    } as recorded_values
+repeated_key_hashes as (
+    -- Nearly every key has one row. A hash of the key finds the few with more in one cheap
+    -- aggregate over the passing rows; a collision only adds a candidate, which key_variants drops.
+    select hash(patient_id, infused_at) as key_hash
     from typed
     where failure is null
+    group by key_hash
+    having count(*) > 1
 ),
 
 key_variants as (
     -- Two different records of one session cannot both be right: every copy is rejected.
-    -- min and max of the values differ exactly when the copies do: one hash aggregate, no sort.
     select
         patient_id, infused_at,
         min(recorded_values) is distinct from max(recorded_values) as has_conflict,
         -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
-        min({'file': source_file, 'row': row_number}) as first_copy
-    from passing_rows
+        min({'file': source_file, 'row': row_number}) as first_copy,
+        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+    from (
+        -- The values two copies must share to be one record.
+        select *, {
+            'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
+            'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
+            'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
+        } as recorded_values
+        from typed
+        where failure is null and hash(patient_id, infused_at) in (select key_hash from repeated_key_hashes)
+    )
     group by patient_id, infused_at
-),
-
-conflicting_rows as (
-    select
-        typed.patient_id, typed.infused_at,
-        string_agg(typed.row_number::varchar, ', ' order by typed.row_number) as row_numbers
-    from typed
-    inner join key_variants
-        on typed.patient_id = key_variants.patient_id
-        and typed.infused_at = key_variants.infused_at
-    where typed.failure is null and key_variants.has_conflict
-    group by all
+    having count(*) > 1
 ),
 
 final as (
@@ -106,19 +120,19 @@ final as (
             typed.failure,
             case when key_variants.has_conflict then {
                 'reason': 'duplicate_conflict',
-                'detail': 'rows ' || conflicting_rows.row_numbers || ' share patient_id and infused_at with different values'} end
+                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id and infused_at with different values'} end
         ) as failure,
-        typed.failure is null and not key_variants.has_conflict
-            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy
-            as is_exact_duplicate
+        coalesce(
+            typed.failure is null and not key_variants.has_conflict
+                and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
+            false
+        ) as is_exact_duplicate
     from typed
-    -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
+    -- Equality only, so that DuckDB can hash-join (on the few repeated keys); the judgement applies to
+    -- passing rows alone.
     left join key_variants
         on typed.patient_id = key_variants.patient_id
         and typed.infused_at = key_variants.infused_at
-    left join conflicting_rows
-        on typed.patient_id = conflicting_rows.patient_id
-        and typed.infused_at = conflicting_rows.infused_at
 )
 
 select

@@ -8,6 +8,11 @@ with raw_rows as (
     select * from raw.patients
 ),
 
+parsed as (
+    select raw_rows.*, strict_number(birth_year) as parsed_birth_year
+    from raw_rows
+),
+
 typed as (
     select
         _source_file as source_file,
@@ -15,7 +20,7 @@ typed as (
         blank_to_null(patient_id) as patient_id,
         blank_to_null(clinic_id) as clinic_id,
         blank_to_null(primary_indication) as primary_indication,
-        strict_number(birth_year)::integer as birth_year,
+        parsed_birth_year::integer as birth_year,
         blank_to_null(sex) as sex,
         blank_to_null(referral_source) as referral_source,
         coalesce(
@@ -23,40 +28,37 @@ typed as (
             missing_failure('patient_id', patient_id),
             missing_failure('clinic_id', clinic_id),
             missing_failure('primary_indication', primary_indication),
-            number_failure('birth_year', birth_year),
-            range_failure('patients', 'birth_year', strict_number(birth_year))
+            number_failure('birth_year', birth_year, parsed_birth_year),
+            range_failure('patients', 'birth_year', parsed_birth_year)
         ) as failure
-    from raw_rows
+    from parsed
 ),
 
-passing_rows as (
-    -- Rows that pass every other check, with the values two copies must share to be one record.
-    select *, {'c': clinic_id, 'i': primary_indication, 'b': birth_year, 's': sex, 'r': referral_source} as recorded_values
+repeated_keys as (
+    -- Nearly every patient has one row: the few with more are compared below.
+    select patient_id
     from typed
     where failure is null
+    group by patient_id
+    having count(*) > 1
 ),
 
 key_variants as (
     -- The same patient with different values cannot be resolved here: every copy is rejected.
-    -- min and max of the values differ exactly when the copies do: one hash aggregate, no sort.
     select
         patient_id,
         min(recorded_values) is distinct from max(recorded_values) as has_conflict,
         -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
-        min({'file': source_file, 'row': row_number}) as first_copy
-    from passing_rows
+        min({'file': source_file, 'row': row_number}) as first_copy,
+        string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
+    from (
+        -- The values two copies must share to be one record.
+        select *, {'c': clinic_id, 'i': primary_indication, 'b': birth_year, 's': sex, 'r': referral_source}
+            as recorded_values
+        from typed
+        where failure is null and patient_id in (select patient_id from repeated_keys)
+    )
     group by patient_id
-),
-
-conflicting_rows as (
-    select
-        typed.patient_id,
-        string_agg(typed.row_number::varchar, ', ' order by typed.row_number) as row_numbers
-    from typed
-    inner join key_variants
-        on typed.patient_id = key_variants.patient_id
-    where typed.failure is null and key_variants.has_conflict
-    group by all
 ),
 
 final as (
@@ -73,17 +75,17 @@ final as (
             typed.failure,
             case when key_variants.has_conflict then {
                 'reason': 'duplicate_conflict',
-                'detail': 'rows ' || conflicting_rows.row_numbers || ' share patient_id with different values'} end
+                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id with different values'} end
         ) as failure,
-        typed.failure is null and not key_variants.has_conflict
-            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy
-            as is_exact_duplicate
+        coalesce(
+            typed.failure is null and not key_variants.has_conflict
+                and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
+            false
+        ) as is_exact_duplicate
     from typed
     -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
     left join key_variants
         on typed.patient_id = key_variants.patient_id
-    left join conflicting_rows
-        on typed.patient_id = conflicting_rows.patient_id
 )
 
 select
