@@ -8,7 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.dictionary import write_comments
-from pipelines.incremental import merge_by_patient, scope_is_every_patient, scoped_select
+from pipelines.incremental import drop_relation, merge_by_patient, scope_is_every_patient, scoped_select
 from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from, set_rule_variables
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
@@ -64,11 +64,16 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
             set_rule_variables(con, rules_from(rules))
             con.execute(functions_sql())  # after the seeds exist: range_failure reads seeds.value_ranges
             metadata = {}
-            if model.is_per_patient and not scope_is_every_patient(con):
+            if model.is_view:
+                # Always current: an incremental refresh has nothing to merge.
+                drop_relation(con, model.table)  # a table of that name from an earlier version gives way
+                con.execute(f"create view {model.table} as {model.select}")
+            elif model.is_per_patient and not scope_is_every_patient(con):
                 select = scoped_select(con, model.select, model.inputs)
                 metadata["rows_recomputed"] = merge_by_patient(con, model.table, select)
             else:
-                con.execute(f"create or replace table {model.table} as {model.select}")
+                drop_relation(con, model.table)
+                con.execute(f"create table {model.table} as {model.select}")
             write_comments(con, model.table, model.description)
             metadata["row_count"] = con.execute(f"select count(*) from {model.table}").fetchone()[0]
         return dg.MaterializeResult(metadata=metadata)

@@ -29,9 +29,11 @@ def quoted(text: str) -> str:
 
 
 def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str) -> None:
-    """Write COMMENT ON TABLE and COMMENT ON COLUMN for a table, so that any SQL tool shows them."""
-    con.execute(f"comment on table {table} is {quoted(description)}")
+    """Write COMMENT ON TABLE (or VIEW) and COMMENT ON COLUMN for a table, so that any SQL tool shows them."""
     schema, name = table.split(".")
+    is_view = con.execute("select count(*) from duckdb_views() where schema_name = ? and view_name = ?",
+                          [schema, name]).fetchone()[0]
+    con.execute(f"comment on {'view' if is_view else 'table'} {table} is {quoted(description)}")
     columns = con.execute(
         "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
         [schema, name],
@@ -46,7 +48,8 @@ def dictionary_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[t
     """Return (tables, columns) of the documented schemas with their comments, as DuckDB reports them."""
     schemas = ", ".join(quoted(s) for s in DOCUMENTED_SCHEMAS)
     tables = con.execute(
-        f"select schema_name, table_name, comment, estimated_size from duckdb_tables() "
+        f"select * from (select schema_name, table_name, comment, estimated_size from duckdb_tables() union all "
+        f"select schema_name, view_name, comment, null from duckdb_views() where not internal) "
         f"where schema_name in ({schemas}) order by list_position([{schemas}], schema_name), table_name"
     ).fetchall()
     columns = con.execute(

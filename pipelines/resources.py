@@ -149,10 +149,17 @@ class Warehouse(dg.ConfigurableResource):
                 f"another refresh is writing {self.published_path} (lock {self._lock.lock_file})"
             ) from None
         self._full_read_reason = self.reason_to_read_everything()
-        if self.reads_changes_only or (not self.working_path.exists() and self.published_path.exists()):
+        run = context.dagster_run
+        builds_everything = run is None or (run.asset_selection is None and run.op_selection is None)
+        if self.reads_changes_only or (
+                not builds_everything and not self.working_path.exists() and self.published_path.exists()):
             # Start from what is published: an incremental refresh merges into it, and
             # materializing one asset in the UI finds the tables upstream of it.
             shutil.copyfile(self.published_path, self.working_path)
+        elif builds_everything:
+            # A full refresh writes every table anew: into an empty file, not over a copy of the old one.
+            for stale in (self.working_path, self.working_path.with_name(self.working_path.name + ".wal")):
+                stale.unlink(missing_ok=True)
         with duckdb.connect(str(self.scratch_path)) as raw:
             # Until publication stamps them, the raw tables match no published warehouse.
             raw.execute("create or replace table store_state (generation varchar)")

@@ -11,9 +11,12 @@ SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 # Layers in build order; a model may read only its own or an earlier layer (or raw and seeds).
 MODEL_SCHEMAS = ("quarantine", "staging", "marts")
 SEED_SCHEMA = "seeds"
-HEADER_LINE = re.compile(r"--\s*(Title|Grain|Inputs|Rule|Refresh):\s*(.*)")
+HEADER_LINE = re.compile(r"--\s*(Title|Grain|Inputs|Rule|Refresh|Materialized):\s*(.*)")
 # The optional Refresh line: a table derived row by row from each patient's own rows says so.
 PER_PATIENT = "per patient"
+# The optional Materialized line: "view" for a model that only filters and renames one table (staging), so
+# that its rows are not written twice; the default is a table.
+MATERIALIZATIONS = ("table", "view")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +31,11 @@ class SqlModel:
     inputs: tuple[str, ...]
     rule: str
     refresh: str = "whole table"
+    materialized: str = "table"
+
+    @property
+    def is_view(self) -> bool:
+        return self.materialized == "view"
 
     @property
     def is_per_patient(self) -> bool:
@@ -66,6 +74,8 @@ def header_of(path: Path) -> dict[str, str]:
     missing = {"title", "grain", "inputs", "rule"} - header.keys()
     if missing:
         raise ValueError(f"{path}: header lacks {', '.join(sorted(missing))}")
+    if header.get("materialized", "table").split(";")[0].strip() not in MATERIALIZATIONS:
+        raise ValueError(f"{path}: Materialized must be one of {', '.join(MATERIALIZATIONS)}")
     return header
 
 
@@ -78,7 +88,8 @@ def sql_models() -> tuple[SqlModel, ...]:
             header = header_of(path)
             inputs = tuple(name.strip() for name in header["inputs"].split(",") if name.strip())
             models.append(SqlModel(schema, path.stem, path, header["title"], header["grain"], inputs, header["rule"],
-                                   header.get("refresh", "whole table")))
+                                   header.get("refresh", "whole table"),
+                                   header.get("materialized", "table").split(";")[0].strip()))
     return tuple(models)
 
 

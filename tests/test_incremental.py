@@ -60,7 +60,8 @@ def tables(warehouse: Path) -> dict[str, pl.DataFrame]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         names = con.execute(
             "select schema_name || '.' || table_name from duckdb_tables() where schema_name in "
-            f"{COMPARED_SCHEMAS} order by 1").fetchall()
+            f"{COMPARED_SCHEMAS} union all select schema_name || '.' || view_name from duckdb_views() "
+            f"where schema_name in {COMPARED_SCHEMAS} order by 1").fetchall()
         return {name: con.sql(f"select * from {name}").pl() for (name,) in names}
 
 

@@ -3,6 +3,7 @@
 -- Inputs:  quarantine.patients_validated
 -- Rule:    shared spec §8-9: rows without a reason; of exact duplicates the first row is kept
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
+-- Materialized: view; staging only filters and renames the validated rows, which are stored once
 
 with validated as (
     select * from quarantine.patients_validated
