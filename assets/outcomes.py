@@ -40,19 +40,32 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
     with warehouse.connect() as con:
         merge = not scope_is_every_patient(con)
         only = f"where {in_scope()}" if merge else ""
-        infusions = con.sql(f"select patient_id, infused_at from staging.infusions {only}").pl().lazy()
-        assessments = con.sql(
-            f"select patient_id, instrument, administered_at, score from staging.assessments {only}").pl().lazy()
-        instruments = con.sql("select * from seeds.instruments").pl().lazy()
+        # Patient and instrument codes become Polars enums while the engine runs: sorting, joining and grouping
+        # on their integer codes is several times faster than on text. The text comes back before writing.
+        patient_codes = pl.Enum(con.sql(f"select patient_id from staging.patients {only} order by 1").pl()["patient_id"])
+        instruments = con.sql("select * from seeds.instruments").pl()
+        instrument_codes = pl.Enum(sorted(instruments["instrument"]))
+        encoded = {"patient_id": patient_codes, "instrument": instrument_codes}
+
+        def encode(frame: pl.DataFrame) -> pl.LazyFrame:
+            return frame.with_columns(pl.col(c).cast(t) for c, t in encoded.items() if c in frame.columns).lazy()
+
+        def decode(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.with_columns(pl.col(c).cast(pl.String) for c in encoded if c in frame.columns)
+
+        infusions = encode(con.sql(f"select patient_id, infused_at from staging.infusions {only}").pl())
+        assessments = encode(con.sql(
+            f"select patient_id, instrument, administered_at, score from staging.assessments {only}").pl())
+        registry = encode(instruments)
 
         numbered = infusions_numbered_from_infusions(infusions, outcome_rules).collect()
         series = series_from_numbered_infusions(numbered.lazy(), outcome_rules).collect()
-        baselines = baselines_from_assessments(series.lazy(), assessments, instruments, outcome_rules).collect()
+        baselines = baselines_from_assessments(series.lazy(), assessments, registry, outcome_rules).collect()
         follow_ups = assessment_outcomes_from_follow_ups(
-            assessments, numbered.lazy(), series.lazy(), baselines.lazy(), instruments, outcome_rules
+            assessments, numbered.lazy(), series.lazy(), baselines.lazy(), registry, outcome_rules
         ).collect()
         outcomes = series_outcomes_from_assessment_outcomes(
-            baselines.lazy(), follow_ups.lazy(), series.lazy(), instruments
+            baselines.lazy(), follow_ups.lazy(), series.lazy(), registry
         ).collect()
 
         tables: dict[str, pl.DataFrame] = {
@@ -62,4 +75,5 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
             "follow_up_assessments": follow_ups,
             "series_instrument_outcomes": outcomes,
         }
-        yield from write_tables(con, "intermediate", tables, OUTCOME_TABLES, merge=merge)
+        yield from write_tables(con, "intermediate", {name: decode(frame) for name, frame in tables.items()},
+                                OUTCOME_TABLES, merge=merge)

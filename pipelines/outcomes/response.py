@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.outcomes.rules import OutcomeRules
-from pipelines.outcomes.series import calendar_days
+from pipelines.outcomes.series import calendar_days, starts_new_run
 
 PAIR_KEY = ["patient_id", "series_number", "instrument"]
 
@@ -105,13 +105,16 @@ def assessment_outcomes_from_follow_ups(
     infusion strictly before the assessment is therefore always an infusion
     of s, and its position in s is the number of infusions received (§4).
     """
-    scored = assessments.join(outcome_instruments(instruments), on="instrument", how="inner").select(
-        "patient_id", "instrument", "administered_at", "score", "score_min", "response_pct", "remission_max"
+    # Frames stay narrow while they are sorted and joined: moving columns, not comparing keys, is what costs.
+    thresholds = outcome_instruments(instruments).select("instrument", "response_pct", "remission_max")
+    scored = assessments.join(thresholds, on="instrument", how="semi").select(
+        "patient_id", "instrument", "administered_at", "score"
     )
+    infusions_in_series = infusions_numbered.select(
+        "patient_id", "infused_at", "series_number", pl.col("infusion_number").alias("infusions_received")
+    ).join(series.select("patient_id", "series_number", "series_end_at"), on=["patient_id", "series_number"])
     latest_infusion_before = scored.sort("administered_at").join_asof(
-        infusions_numbered.sort("infused_at").select(
-            "patient_id", "infused_at", "series_number", pl.col("infusion_number").alias("infusions_received")
-        ),
+        infusions_in_series.sort("infused_at"),
         left_on="administered_at",
         right_on="infused_at",
         by="patient_id",
@@ -121,12 +124,11 @@ def assessment_outcomes_from_follow_ups(
     )
     return (
         latest_infusion_before.filter(pl.col("series_number").is_not_null())
-        .join(
-            series.select("patient_id", "series_number", "series_start_at", "series_end_at"),
-            on=["patient_id", "series_number"],
-            how="inner",
-        )
-        .join(baselines.select(*PAIR_KEY, "baseline_score"), on=PAIR_KEY, how="left")
+        .drop("infused_at")
+        .sort(PAIR_KEY + ["administered_at"])
+        # Joins that keep the sorted order: the result is sorted without sorting the wide frame.
+        .join(baselines.select(*PAIR_KEY, "baseline_score"), on=PAIR_KEY, how="left", maintain_order="left")
+        .join(thresholds, on="instrument", how="left", maintain_order="left")
         .with_columns(
             pct_change(),
             meets_response(),
@@ -146,35 +148,63 @@ def assessment_outcomes_from_follow_ups(
             "is_in_response_window",
             "is_after_series_end",
         )
-        .sort(PAIR_KEY + ["administered_at"])
     )
 
 
-def _last_in_window(column: str) -> pl.Expr:
-    window = pl.col("is_in_response_window")
-    return pl.col(column).filter(window).sort_by(pl.col("administered_at").filter(window)).last()
-
-
 def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return per (series, instrument) the end, best, first-response and relapse facts of its follow-ups."""
+    """Return per (series, instrument) the end, best, first-response and relapse facts of its follow-ups.
+
+    assessment_outcomes must be sorted by series, instrument and time, as
+    assessment_outcomes_from_follow_ups returns it. Each fact is then a plain
+    min, max or sum over a masked column of one run of rows (one pair), which
+    Polars aggregates many times faster than filtered and sorted lists:
+
+    - the end row is the last row of the response window. The window is a
+      prefix of each run (a later date is never nearer the series end), so
+      it is the window row whose next row is outside the window or the pair;
+    - the first responding row is a responding row with as many responding
+      rows before it as there were before its pair began.
+    """
     window = pl.col("is_in_response_window")
     responding_in_window = window & pl.col("meets_response")
     after_end = pl.col("is_after_series_end")
-    return assessment_outcomes.group_by(PAIR_KEY).agg(
-        window_follow_up_count=window.sum(),
-        end_score=_last_in_window("score"),
-        end_pct_change=_last_in_window("pct_change"),
-        end_meets_response=_last_in_window("meets_response"),
-        end_meets_remission=_last_in_window("meets_remission"),
-        best_score=pl.col("score").filter(window).min(),
-        best_pct_change=pl.col("pct_change").filter(window).min(),
-        first_response_at=pl.col("administered_at").filter(responding_in_window).min(),
-        infusions_to_response=pl.col("infusions_received")
-        .filter(responding_in_window)
-        .sort_by(pl.col("administered_at").filter(responding_in_window))
-        .first(),
-        relapse_at=pl.col("administered_at").filter(after_end & pl.col("meets_response").not_()).min(),
-        last_post_series_at=pl.col("administered_at").filter(after_end).max(),
+    first_of_pair = starts_new_run(*PAIR_KEY)
+    next_in_window_of_pair = (window.shift(-1) & ~first_of_pair.shift(-1)).fill_null(False)
+    is_end = window & ~next_in_window_of_pair
+    responding = responding_in_window.fill_null(False)
+    # Responding rows before this one, over the whole frame, and at the start of this row's pair.
+    responding_before = responding.cast(pl.Int32).cum_sum() - responding.cast(pl.Int32)
+    is_first_response = responding & (
+        responding_before == pl.when(first_of_pair).then(responding_before).forward_fill())
+
+    def where(condition: pl.Expr, column: str) -> pl.Expr:
+        return pl.when(condition).then(pl.col(column))
+
+    # Masked columns are computed over the whole sorted frame; the aggregation only takes min, max or sum.
+    masked = {
+        "window_follow_up_count": window.cast(pl.Int32),
+        "end_score": where(is_end, "score"),
+        "end_pct_change": where(is_end, "pct_change"),
+        "end_meets_response": where(is_end, "meets_response"),
+        "end_meets_remission": where(is_end, "meets_remission"),
+        "best_score": where(window, "score"),
+        "best_pct_change": where(window, "pct_change"),
+        "first_response_at": where(responding_in_window, "administered_at"),
+        "infusions_to_response": where(is_first_response, "infusions_received"),
+        "relapse_at": where(after_end & ~pl.col("meets_response"), "administered_at"),
+        "last_post_series_at": where(after_end, "administered_at"),
+    }
+    smallest = {"best_score", "best_pct_change", "first_response_at", "relapse_at"}
+    return (
+        assessment_outcomes.select(*PAIR_KEY, pair=first_of_pair.cum_sum(), **masked)
+        .group_by("pair", maintain_order=True)
+        .agg(
+            *[pl.col(key).first() for key in PAIR_KEY],
+            pl.col("window_follow_up_count").sum(),
+            *[pl.col(name).min() if name in smallest else pl.col(name).max()
+              for name in masked if name != "window_follow_up_count"],
+        )
+        .drop("pair")
     )
 
 
