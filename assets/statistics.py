@@ -8,6 +8,7 @@ import polars as pl
 from assets.tables import key_of, polars_table_specs, write_tables
 from pipelines.resources import Warehouse
 from pipelines.stats.cohorts import (
+    MAX_TRAJECTORY_INFUSIONS,
     end_change_quantiles_from_series_outcomes,
     relief_summary_from_survival,
     relief_survival_from_series_outcomes,
@@ -48,6 +49,16 @@ STATISTICS_MARTS = {
 }
 
 
+SERIES_OUTCOME_COLUMNS = (
+    "clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind", "status", "is_responder",
+    "is_remitter", "is_rapid_response", "is_completed_induction", "relief_days", "relief_status", "end_pct_change",
+)
+TRAJECTORY_COLUMNS = (
+    "clinic_id", "primary_indication", "series_id", "series_kind", "instrument", "infusions_received", "pct_change",
+    "is_in_response_window",
+)
+
+
 @dg.multi_asset(
     specs=polars_table_specs(
         "marts", {name: description for name, (description, _) in STATISTICS_MARTS.items()},
@@ -57,8 +68,12 @@ STATISTICS_MARTS = {
 def statistics_marts(warehouse: Warehouse):
     """Compute the cohort statistics from the per-series marts, in one pass."""
     with warehouse.connect() as con:
-        series_outcomes = con.sql("select * from marts.series_outcomes").pl().lazy()
-        assessment_outcomes = con.sql("select * from marts.assessment_outcomes").pl().lazy()
+        # Only the columns and rows the statistics use: the marts hold millions of rows.
+        series_outcomes = con.sql(f"select {', '.join(SERIES_OUTCOME_COLUMNS)} from marts.series_outcomes").pl().lazy()
+        assessment_outcomes = con.sql(
+            f"select {', '.join(TRAJECTORY_COLUMNS)} from marts.assessment_outcomes "
+            f"where series_kind = 'induction' and is_in_response_window and pct_change is not null "
+            f"and infusions_received <= {MAX_TRAJECTORY_INFUSIONS}").pl().lazy()
         survival = relief_survival_from_series_outcomes(series_outcomes).collect()
         tables: dict[str, pl.DataFrame] = {
             "response_rates": response_rates_from_series_outcomes(series_outcomes).collect(),

@@ -3,6 +3,7 @@
 -- Inputs:  intermediate.follow_up_assessments, marts.treatment_series
 -- Rule:    shared spec §4; a follow-up of a series lies after its start and at or before the next series' start
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
+-- Materialized: view; every follow-up with its series' clinic and kind, without storing the follow-ups twice
 
 with follow_ups as (
     select * from intermediate.follow_up_assessments
@@ -37,4 +38,3 @@ final as (
 )
 
 select * from final
-order by patient_id, series_number, instrument, administered_at
