@@ -28,7 +28,7 @@ from pipelines.incremental import (
     table_exists,
     write_file_states,
 )
-from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER
+from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER, item_values_sql
 from pipelines.ingest.csv_inbox import (
     InboxError,
     bytes_of_file,
@@ -291,6 +291,9 @@ def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefiniti
                                      PARSE_ERROR: pl.String}), contract, "")
             replace_table(con, f"raw.empty_{record_type}", empty)
             union = " union all by name ".join(f"select * from {t}" for t in [f"raw.empty_{record_type}", *tables])
+            if contract.has_items:
+                columns = [row[0] for row in con.execute(f"describe {union}").fetchall()]
+                union = f"select *, {item_values_sql(columns)} from ({union})"
             # A view: the sources' rows are read where they are, not copied again.
             con.execute(f"create or replace view raw.{record_type} as {union}")
             by_file = con.execute(

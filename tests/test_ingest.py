@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import duckdb
 import pytest
 
-from pipelines.ingest.contract import ASSESSMENTS, PATIENTS
+from pipelines.ingest.contract import ASSESSMENTS, PATIENTS, item_values_sql
 from pipelines.ingest.csv_inbox import InboxError, raw_frame_from_file
 from tests.conftest import write_inbox
 
@@ -59,11 +60,13 @@ def test_two_columns_with_the_same_name_fail_naming_both(tmp_path):
         raw_frame_from_file(path, PATIENTS, "patients.csv")
 
 
-def test_item_columns_become_one_list_in_item_order(tmp_path):
+def test_item_columns_become_one_list_in_item_order_with_gaps_as_nulls(tmp_path):
     path = tmp_path / "assessments.csv"
-    path.write_text("patient_id,instrument,administered_at,score,item_2,item_1\nP1,phq9,2026-01-01,,2,1\n")
+    path.write_text("patient_id,instrument,administered_at,score,item_3,item_1\n"
+                    "P1,phq9,2026-01-01,,2,1\nP1,phq9,2026-01-02,5,,\nP1,phq9,2026-01-03,5, , \n")
     frame = raw_frame_from_file(path, ASSESSMENTS, "assessments.csv")
-    assert frame["_item_values"].to_list() == [["1", "2"]]
+    lists = duckdb.sql(f"select {item_values_sql(frame.columns)} from frame order by _row_number").fetchall()
+    assert lists == [(["1", None, "2"],), (None,), (None,)]
 
 
 def test_row_longer_than_the_header_is_quarantined_not_fatal(tmp_path, refresh):

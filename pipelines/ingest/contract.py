@@ -62,3 +62,19 @@ ROW_NUMBER = "_row_number"
 ITEM_VALUES = "_item_values"
 PARSE_ERROR = "_parse_error"
 BOOKKEEPING_COLUMNS = (SOURCE_FILE, ROW_NUMBER, ITEM_VALUES, PARSE_ERROR)
+
+
+def item_values_sql(columns: list[str]) -> str:
+    """Return the SQL of _item_values over a raw assessments relation with these columns.
+
+    item_1..item_n (n = the highest item column present; absent ones null) as
+    one list, for rows with any non-blank item; null for the others, which
+    most rows are. Built by DuckDB where the rows are read: a list column
+    built in Polars for millions of rows costs more than the whole CSV parse.
+    """
+    numbers = sorted(int(m.group(1)) for column in columns if (m := ITEM_COLUMN.fullmatch(column)))
+    if not numbers:
+        return f"null::varchar[] as {ITEM_VALUES}"
+    items = [f'"item_{k}"' if k in numbers else "null::varchar" for k in range(1, numbers[-1] + 1)]
+    any_given = " or ".join(f"trim(\"item_{k}\") <> ''" for k in numbers)
+    return f"case when {any_given} then [{', '.join(items)}] end as {ITEM_VALUES}"

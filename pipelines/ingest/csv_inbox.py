@@ -11,7 +11,6 @@ import polars as pl
 
 from pipelines.ingest.contract import (
     ITEM_COLUMN,
-    ITEM_VALUES,
     PARSE_ERROR,
     ROW_NUMBER,
     SOURCE_FILE,
@@ -85,8 +84,8 @@ def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) 
 
     Columns: _source_file, _row_number, _parse_error, every column of the file
     (contract columns renamed to their canonical spelling, optional ones that
-    are absent added empty) and, for assessments, _item_values: item_1..item_n
-    as one list.
+    are absent added empty). The item columns of assessments stay as sent;
+    raw.assessments lists them as _item_values (contract.item_values_sql).
     """
     return raw_frame_from_bytes(bytes_of_file(path, source_file), contract, source_file)
 
@@ -152,25 +151,5 @@ def contract_frame(frame: pl.DataFrame, contract: RecordContract, source_file: s
     frame = frame.with_columns(*absent)
     if SOURCE_FILE not in frame.columns:
         frame = frame.with_columns(pl.lit(source_file).alias(SOURCE_FILE))
-    if contract.has_items:
-        frame = with_item_values(frame)
     leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]
     return frame.select(*leading, pl.exclude(leading)).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
-
-
-def with_item_values(frame: pl.DataFrame) -> pl.DataFrame:
-    """Return the frame with item_1..item_n (n = the highest item column present) as one list, gaps as nulls.
-
-    Most rows carry a total and no items: their list is null, far cheaper to
-    store than nine empty strings, and the lists are built for the other rows only.
-    """
-    numbers = [int(m.group(1)) for c in frame.columns if (m := ITEM_COLUMN.fullmatch(c))]
-    if not numbers:
-        return frame.with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias(ITEM_VALUES))
-    items = [
-        pl.col(f"item_{k}") if f"item_{k}" in frame.columns else pl.lit(None, dtype=pl.String)
-        for k in range(1, max(numbers) + 1)
-    ]
-    has_items = pl.any_horizontal([pl.col(f"item_{k}").str.strip_chars() != "" for k in numbers])
-    lists = frame.filter(has_items).select(ROW_NUMBER, pl.concat_list(items).alias(ITEM_VALUES))
-    return frame.join(lists, on=ROW_NUMBER, how="left", maintain_order="left")

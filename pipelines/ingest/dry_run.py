@@ -33,7 +33,7 @@ def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_time
                    ) -> list[tuple]:
     """Return the first rejected rows (file, row, record type, reason, detail) the real validation SQL gives."""
     from assets.ingest import RECORD_TYPES
-    from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER
+    from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER, item_values_sql
     from pipelines.ingest.csv_inbox import contract_frame
 
     con = duckdb.connect()
@@ -50,7 +50,8 @@ def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_time
             frame = contract_frame(pl.DataFrame(schema={**{c: pl.String for c in contract.required},
                                                         ROW_NUMBER: pl.Int64, PARSE_ERROR: pl.String}), contract, "")
         con.register("frame", frame)
-        con.execute(f"create table raw.{record_type} as select * from frame")
+        items = f", {item_values_sql(frame.columns)}" if contract.has_items else ""
+        con.execute(f"create table raw.{record_type} as select *{items} from frame")
         con.unregister("frame")
     for model in validation_order():
         con.execute(f"create table {model.table} as {model.select}")
