@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import plotly.graph_objects as go
+import plotly.io as pio
 import polars as pl
 from plotly.offline import get_plotlyjs
 
@@ -188,17 +188,54 @@ def dashboard_data(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: s
 # Figures ---------------------------------------------------------------------------------------------------
 
 
-def layout(figure: go.Figure, title: str, y_title: str, x_title: str = "", percent: bool = False) -> go.Figure:
-    figure.update_layout(
-        title=title, template="plotly_white", height=420, margin=dict(l=60, r=20, t=60, b=50),
-        legend=dict(orientation="h", y=-0.2), yaxis_title=y_title, xaxis_title=x_title,
+class Figure:
+    """A Plotly figure as plain dicts: Plotly's figure objects validate and deep-copy every property (the template
+    above all), which made rendering a page take seconds; plotly.io.to_html writes the same JSON from dicts."""
+
+    def __init__(self, *traces: dict):
+        self.data: list[dict] = list(traces)
+        self.layout: dict = {}
+
+    def add_trace(self, trace: dict) -> None:
+        self.data.append(trace)
+
+    def axis(self, name: str) -> dict:
+        return self.layout.setdefault(name, {})
+
+    @property
+    def title(self) -> str:
+        return self.layout.get("title", {}).get("text", "")
+
+    def to_html(self, div_id: str) -> str:
+        return pio.to_html({"data": self.data, "layout": self.layout}, full_html=False, include_plotlyjs=False,
+                           div_id=div_id, config={"displaylogo": False, "responsive": True}, validate=False)
+
+
+# Plotly's own plotly_white template, as the JSON that goes into every figure.
+TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
+
+
+def scatter(**properties) -> dict:
+    return {"type": "scatter", **properties}
+
+
+def bar(**properties) -> dict:
+    return {"type": "bar", **properties}
+
+
+def layout(figure: Figure, title: str, y_title: str, x_title: str = "", percent: bool = False) -> Figure:
+    figure.layout.update(
+        title={"text": title}, template=TEMPLATE, height=420, margin=dict(l=60, r=20, t=60, b=50),
+        legend=dict(orientation="h", y=-0.2),
     )
+    figure.axis("yaxis")["title"] = {"text": y_title}
+    figure.axis("xaxis")["title"] = {"text": x_title}
     if percent:
-        figure.update_yaxes(tickformat=".0%")
+        figure.axis("yaxis")["tickformat"] = ".0%"
     return figure
 
 
-def instrument_menu(figure: go.Figure, trace_instruments: list[str]) -> go.Figure:
+def instrument_menu(figure: Figure, trace_instruments: list[str]) -> Figure:
     """Add a dropdown that shows one instrument's traces at a time (no server needed)."""
     instruments = list(dict.fromkeys(trace_instruments))
     if len(instruments) <= 1:
@@ -208,22 +245,22 @@ def instrument_menu(figure: go.Figure, trace_instruments: list[str]) -> go.Figur
              args=[{"visible": [instrument == code for instrument in trace_instruments]}])
         for code in instruments
     ]
-    figure.update_layout(updatemenus=[dict(buttons=buttons, x=1.0, xanchor="right", y=1.15, yanchor="top")])
+    figure.layout["updatemenus"] = [dict(buttons=buttons, x=1.0, xanchor="right", y=1.15, yanchor="top")]
     for trace, instrument in zip(figure.data, trace_instruments):
-        trace.visible = instrument == instruments[0]
+        trace["visible"] = instrument == instruments[0]
     return figure
 
 
-def rates_by_month(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def rates_by_month(data: DashboardData, cohort: Cohort) -> Figure | None:
     rates = cohort.of_split(data.response_rates, "start_month").filter(pl.col("series_kind") == "induction")
     if rates.filter(pl.col("response_rate").is_not_null()).is_empty():
         return None
-    figure, owners = go.Figure(), []
+    figure, owners = Figure(), []
     for instrument in [i for i in (*MOOD_INSTRUMENTS, *PAIN_INSTRUMENTS) if i in rates["instrument"].to_list()]:
         rows = rates.filter(pl.col("instrument") == instrument).sort("label")
         for measure, colour in (("response", COLOURS[0]), ("remission", COLOURS[2])):
             rate = rows[f"{measure}_rate"]
-            figure.add_trace(go.Scatter(
+            figure.add_trace(scatter(
                 x=rows["label"].to_list(), y=rate.to_list(), mode="lines+markers", name=f"{measure} rate",
                 line=dict(color=colour), connectgaps=False,
                 error_y=dict(type="data", symmetric=False, array=(rows[f"{measure}_ci_high"] - rate).to_list(),
@@ -236,12 +273,12 @@ def rates_by_month(data: DashboardData, cohort: Cohort) -> go.Figure | None:
     return instrument_menu(figure, owners)
 
 
-def relief_curves(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> go.Figure | None:
+def relief_curves(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> Figure | None:
     curves = cohort.of_split(data.relief_survival, "indication").filter(
         pl.col("instrument").is_in(instruments) & (pl.col("series_kind") == "induction"))
     if curves.is_empty():
         return None
-    figure, owners = go.Figure(), []
+    figure, owners = Figure(), []
     for instrument in [i for i in instruments if i in curves["instrument"].to_list()]:
         for index, label in enumerate(sorted(curves.filter(pl.col("instrument") == instrument)["label"].unique())):
             rows = curves.filter((pl.col("instrument") == instrument) & (pl.col("label") == label)).sort("day")
@@ -249,10 +286,10 @@ def relief_curves(data: DashboardData, cohort: Cohort, instruments: tuple[str, .
             colour = COLOURS[index % len(COLOURS)]
             # The band: its lower step line, then the upper one filled down to it.
             for bound, fill in (("ci_low", None), ("ci_high", "tonexty")):
-                figure.add_trace(go.Scatter(
+                figure.add_trace(scatter(
                     x=days, y=[1.0, *rows[bound].to_list()], mode="lines", fill=fill, fillcolor=_faint(colour),
                     line=dict(width=0, shape="hv"), hoverinfo="skip", showlegend=False, name=f"{label} 95% band"))
-            figure.add_trace(go.Scatter(
+            figure.add_trace(scatter(
                 x=days, y=[1.0, *rows["survival"].to_list()], mode="lines", line=dict(shape="hv", color=colour),
                 name=label, hovertemplate="day %{x}: %{y:.0%} still relieved<extra>" + label + "</extra>"))
             owners += [instrument, instrument, instrument]
@@ -266,18 +303,18 @@ def _faint(colour: str) -> str:
     return f"rgba({red},{green},{blue},0.15)"
 
 
-def trajectory(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> go.Figure | None:
+def trajectory(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> Figure | None:
     points = cohort.of_split(data.trajectories, "indication").filter(
         pl.col("instrument").is_in(instruments) & pl.col("mean_pct_change").is_not_null())
     if points.is_empty():
         return None
-    figure, owners = go.Figure(), []
+    figure, owners = Figure(), []
     for instrument in [i for i in instruments if i in points["instrument"].to_list()]:
         for index, label in enumerate(sorted(points.filter(pl.col("instrument") == instrument)["label"].unique())):
             rows = points.filter((pl.col("instrument") == instrument) & (pl.col("label") == label)).sort(
                 "infusions_received")
             mean = rows["mean_pct_change"]
-            figure.add_trace(go.Scatter(
+            figure.add_trace(scatter(
                 x=rows["infusions_received"].to_list(), y=mean.to_list(), mode="lines+markers", name=label,
                 line=dict(color=COLOURS[index % len(COLOURS)]),
                 error_y=dict(type="data", symmetric=False, array=(rows["ci_high"] - mean).to_list(),
@@ -289,39 +326,39 @@ def trajectory(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...]
     return instrument_menu(figure, owners)
 
 
-def waterfall(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def waterfall(data: DashboardData, cohort: Cohort) -> Figure | None:
     quantiles = cohort.of_whole(data.end_change_quantiles).filter(pl.col("series_kind") == "induction")
     if quantiles.is_empty():
         return None
-    figure, owners = go.Figure(), []
+    figure, owners = Figure(), []
     for instrument in [i for i in (*MOOD_INSTRUMENTS, *PAIN_INSTRUMENTS) if i in quantiles["instrument"].to_list()]:
         rows = quantiles.filter(pl.col("instrument") == instrument).sort("quantile", descending=True)
         threshold = -30 if instrument in PAIN_INSTRUMENTS or instrument == "pcl5" else -50
         colours = ["#2ca02c" if v <= threshold else "#9aa5b1" for v in rows["end_pct_change"].to_list()]
-        figure.add_trace(go.Bar(
+        figure.add_trace(bar(
             x=[f"{q:.1%}" for q in rows["quantile"].to_list()], y=rows["end_pct_change"].to_list(),
-            marker_color=colours, name=INSTRUMENT_LABELS.get(instrument, instrument),
+            marker=dict(color=colours), name=INSTRUMENT_LABELS.get(instrument, instrument),
             hovertemplate="%{y:.0f}% at the %{x} quantile<extra></extra>"))
         owners.append(instrument)
     layout(figure, "End-of-induction % change, worst to best (each bar a 5% slice of series; green: response)",
            "% change from baseline", "share of series (quantile)")
-    figure.update_xaxes(showticklabels=False)
+    figure.axis("xaxis")["showticklabels"] = False
     return instrument_menu(figure, owners)
 
 
-def completion_funnel(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def completion_funnel(data: DashboardData, cohort: Cohort) -> Figure | None:
     funnel = cohort.of_whole(data.completion_funnel).sort("infusion_number")
     if funnel.filter(pl.col("share_reaching").is_not_null()).is_empty():
         return None
-    figure = go.Figure(go.Bar(
+    figure = Figure(bar(
         x=[f"infusion {n}" for n in funnel["infusion_number"].to_list()], y=funnel["share_reaching"].to_list(),
         text=[f"{c}" if c is not None else "<" + str(data.min_cell_size) for c in funnel["inductions_reaching"]],
-        textposition="outside", marker_color=COLOURS[0], hovertemplate="%{x}: %{y:.0%}<extra></extra>"))
+        textposition="outside", marker=dict(color=COLOURS[0]), hovertemplate="%{x}: %{y:.0%}<extra></extra>"))
     return layout(figure, "Completion funnel: share of inductions reaching each infusion", "share of inductions",
                   percent=True)
 
 
-def booster_intervals(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def booster_intervals(data: DashboardData, cohort: Cohort) -> Figure | None:
     if cohort.clinic is None:
         rows = data.booster_intervals.filter(pl.col("dimension") == "clinic").with_columns(
             label=pl.col("dimension_value"))
@@ -332,15 +369,15 @@ def booster_intervals(data: DashboardData, cohort: Cohort) -> go.Figure | None:
     if rows.is_empty():
         return None
     median = rows["median_days"]
-    figure = go.Figure(go.Bar(
-        x=rows["label"].to_list(), y=median.to_list(), marker_color=COLOURS[3],
+    figure = Figure(bar(
+        x=rows["label"].to_list(), y=median.to_list(), marker=dict(color=COLOURS[3]),
         error_y=dict(type="data", symmetric=False, array=(rows["p75_days"] - median).to_list(),
                      arrayminus=(median - rows["p25_days"]).to_list()),
         hovertemplate="%{x}: median %{y:.0f} days<extra></extra>"))
     return layout(figure, "Days from a series to the booster after it (median and interquartile range)", "days")
 
 
-def safety_events(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def safety_events(data: DashboardData, cohort: Cohort) -> Figure | None:
     rows = cohort.of_whole(data.safety)
     if rows.is_empty():
         return None
@@ -348,26 +385,26 @@ def safety_events(data: DashboardData, cohort: Cohort) -> go.Figure | None:
     values = [row[f"{code}_per_100"] for code in ADVERSE_EVENTS]
     if all(v is None for v in values):
         return None
-    figure = go.Figure(go.Bar(x=list(ADVERSE_EVENTS), y=values, marker_color=COLOURS[1],
+    figure = Figure(bar(x=list(ADVERSE_EVENTS), y=values, marker=dict(color=COLOURS[1]),
                               hovertemplate="%{x}: %{y:.1f} per 100 infusions<extra></extra>"))
     return layout(figure, "Adverse events per 100 infusions", "per 100 infusions")
 
 
-def dissociation(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def dissociation(data: DashboardData, cohort: Cohort) -> Figure | None:
     rows = cohort.of_whole(data.dissociation).sort("infusion_number")
     if rows.filter(pl.col("dissociation_per_100").is_not_null()).is_empty():
         return None
     labels = [f"{n}" if n < 7 else "7+" for n in rows["infusion_number"].to_list()]
-    figure = go.Figure(go.Scatter(x=labels, y=rows["dissociation_per_100"].to_list(), mode="lines+markers",
+    figure = Figure(scatter(x=labels, y=rows["dissociation_per_100"].to_list(), mode="lines+markers",
                                   name="dissociation per 100", line=dict(color=COLOURS[4])))
     if rows["mean_cadss"].drop_nulls().len():
-        figure.add_trace(go.Scatter(x=labels, y=rows["mean_cadss"].to_list(), mode="lines+markers",
+        figure.add_trace(scatter(x=labels, y=rows["mean_cadss"].to_list(), mode="lines+markers",
                                     name="mean CADSS", yaxis="y2", line=dict(color=COLOURS[5], dash="dot")))
-        figure.update_layout(yaxis2=dict(title="mean CADSS", overlaying="y", side="right"))
+        figure.layout["yaxis2"] = dict(title={"text": "mean CADSS"}, overlaying="y", side="right")
     return layout(figure, "Dissociation by infusion number during inductions", "per 100 infusions", "infusion number")
 
 
-def funnel_plot(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def funnel_plot(data: DashboardData, cohort: Cohort) -> Figure | None:
     """Return clinics' response rates against their size with 95% and 99.8% control limits around the network."""
     rates = data.response_rates.filter((pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
     network = Cohort().of_whole(rates)
@@ -378,16 +415,16 @@ def funnel_plot(data: DashboardData, cohort: Cohort) -> go.Figure | None:
     largest = max(clinics["evaluable_count"].max(), 20)
     # A geometric grid: smooth curves in a fixed number of points, however large the clinics grow.
     sizes = sorted({round(n) for n in np.geomspace(5, largest * 1.2, 200)})
-    figure = go.Figure()
+    figure = Figure()
     for z, name, dash in ((1.959964, "95% limits", "dash"), (3.090232, "99.8% limits", "dot")):
         for sign in (1, -1):
-            figure.add_trace(go.Scatter(
+            figure.add_trace(scatter(
                 x=sizes, y=[min(max(p0 + sign * z * (p0 * (1 - p0) / n) ** 0.5, 0), 1) for n in sizes], mode="lines",
                 line=dict(color="#7f7f7f", dash=dash, width=1), name=name, showlegend=sign == 1, hoverinfo="skip"))
-    figure.add_trace(go.Scatter(x=[sizes[0], sizes[-1]], y=[p0, p0], mode="lines", name="network rate",
+    figure.add_trace(scatter(x=[sizes[0], sizes[-1]], y=[p0, p0], mode="lines", name="network rate",
                                 line=dict(color="#333333")))
     mine = clinics["dimension_value"] == (cohort.clinic or "")
-    figure.add_trace(go.Scatter(
+    figure.add_trace(scatter(
         x=clinics["evaluable_count"].to_list(), y=clinics["response_rate"].to_list(), mode="markers+text",
         text=clinics["dimension_value"].to_list(), textposition="top center", name="clinics",
         marker=dict(size=[14 if m else 9 for m in mine], color=[COLOURS[1] if m else COLOURS[0] for m in mine]),
@@ -396,23 +433,23 @@ def funnel_plot(data: DashboardData, cohort: Cohort) -> go.Figure | None:
                   "response rate", "evaluable induction series", percent=True)
 
 
-def rejected_rows(data: DashboardData) -> go.Figure | None:
+def rejected_rows(data: DashboardData) -> Figure | None:
     rows = data.rejected.filter(pl.col("row_count").is_not_null())
     if rows.is_empty():
         return None
-    figure = go.Figure()
+    figure = Figure()
     for index, file in enumerate(rows["source_file"].unique(maintain_order=True).to_list()):
         part = rows.filter(pl.col("source_file") == file)
-        figure.add_trace(go.Bar(x=part["reason"].to_list(), y=part["row_count"].to_list(), name=file,
-                                marker_color=COLOURS[index % len(COLOURS)]))
+        figure.add_trace(bar(x=part["reason"].to_list(), y=part["row_count"].to_list(), name=file,
+                                marker=dict(color=COLOURS[index % len(COLOURS)])))
     return layout(figure, "Rows the clinics sent that could not be used, by reason", "rows")
 
 
-def series_statuses(data: DashboardData, cohort: Cohort) -> go.Figure | None:
+def series_statuses(data: DashboardData, cohort: Cohort) -> Figure | None:
     rows = cohort.of_whole(data.statuses).filter(pl.col("series_count").is_not_null()).sort("status")
     if rows.is_empty():
         return None
-    figure = go.Figure(go.Bar(x=rows["status"].to_list(), y=rows["series_count"].to_list(), marker_color=COLOURS[8]))
+    figure = Figure(bar(x=rows["status"].to_list(), y=rows["series_count"].to_list(), marker=dict(color=COLOURS[8])))
     return layout(figure, "Series and instrument pairs by status (missing baselines and follow-ups)", "pairs")
 
 
@@ -477,14 +514,14 @@ def tiles(data: DashboardData, cohort: Cohort) -> str:
         for k, v in cards)
 
 
-def figure_html(figure: go.Figure | None, name: str, empty: str) -> str:
+def figure_html(figure: Figure | None, name: str, empty: str) -> str:
     if figure is None:
         return f"<div class='card'><p class='empty' data-empty-figure='{name}'>{html.escape(empty)}</p></div>"
     # The title goes above the figure in HTML, leaving the plot's top edge to the instrument menu.
-    title = figure.layout.title.text or ""
-    figure.update_layout(title=None, margin=dict(t=40))
-    body = figure.to_html(full_html=False, include_plotlyjs=False, div_id=f"figure-{name}",
-                          config={"displaylogo": False, "responsive": True})
+    title = figure.title
+    figure.layout.pop("title", None)
+    figure.layout["margin"] = {**figure.layout.get("margin", {}), "t": 40}
+    body = figure.to_html(div_id=f"figure-{name}")
     return f"<div class='card'><h3>{html.escape(title)}</h3>{body}</div>"
 
 
