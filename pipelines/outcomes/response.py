@@ -22,6 +22,19 @@ def outcome_instruments(instruments: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def scored_by_patient_and_time(assessments: pl.LazyFrame, instruments: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the assessments of outcome instruments, narrow and sorted by patient and time.
+
+    Sorted by patient first, as-of joins by patient run as merges over both
+    frames in one order, several times faster than over frames sorted by time alone.
+    """
+    return (
+        assessments.join(outcome_instruments(instruments), on="instrument", how="semi")
+        .select("patient_id", "instrument", "administered_at", "score")
+        .sort("patient_id", "administered_at")
+    )
+
+
 def baselines_from_assessments(
     series: pl.LazyFrame, assessments: pl.LazyFrame, instruments: pl.LazyFrame, rules: OutcomeRules
 ) -> pl.LazyFrame:
@@ -30,20 +43,18 @@ def baselines_from_assessments(
     The baseline is the latest assessment at or before the series start whose
     date is at most baseline_window_days before the start date (§4).
     """
-    scored = assessments.join(outcome_instruments(instruments), on="instrument", how="semi").select(
-        "patient_id", "instrument", "administered_at", "score"
-    )
+    scored = scored_by_patient_and_time(assessments, instruments)
     pairs = series.select("patient_id", "series_number", "series_start_at").join(
         scored.select("patient_id", "instrument").unique(), on="patient_id", how="inner"
     )
-    nearest_before = pairs.sort("series_start_at").join_asof(
-        scored.sort("administered_at"),
+    nearest_before = pairs.sort("patient_id", "series_start_at").join_asof(
+        scored,
         left_on="series_start_at",
         right_on="administered_at",
         by=["patient_id", "instrument"],
         strategy="backward",
         allow_exact_matches=True,  # a score at the moment of the first infusion is pre-infusion (§1)
-        check_sortedness=False,  # sorted globally by time, hence within every group
+        check_sortedness=False,  # sorted by patient and time, hence by time within every group
     )
     in_window = calendar_days(pl.col("series_start_at"), pl.col("administered_at")) <= rules.baseline_window_days
     return nearest_before.select(
@@ -107,25 +118,24 @@ def assessment_outcomes_from_follow_ups(
     """
     # Frames stay narrow while they are sorted and joined: moving columns, not comparing keys, is what costs.
     thresholds = outcome_instruments(instruments).select("instrument", "response_pct", "remission_max")
-    scored = assessments.join(thresholds, on="instrument", how="semi").select(
-        "patient_id", "instrument", "administered_at", "score"
-    )
     infusions_in_series = infusions_numbered.select(
         "patient_id", "infused_at", "series_number", pl.col("infusion_number").alias("infusions_received")
-    ).join(series.select("patient_id", "series_number", "series_end_at"), on=["patient_id", "series_number"])
-    latest_infusion_before = scored.sort("administered_at").join_asof(
-        infusions_in_series.sort("infused_at"),
+    ).join(series.select("patient_id", "series_number", "series_end_at"), on=["patient_id", "series_number"],
+           maintain_order="left")
+    latest_infusion_before = scored_by_patient_and_time(assessments, instruments).join_asof(
+        infusions_in_series.sort("patient_id", "infused_at"),
         left_on="administered_at",
         right_on="infused_at",
         by="patient_id",
         strategy="backward",
         allow_exact_matches=False,  # a score at an infusion's own timestamp is that infusion's pre-infusion score
-        check_sortedness=False,
+        check_sortedness=False,  # sorted by patient and time, hence by time within every patient
     )
     return (
         latest_infusion_before.filter(pl.col("series_number").is_not_null())
         .drop("infused_at")
-        .sort(PAIR_KEY + ["administered_at"])
+        # Sorted by patient and time, hence by series: a stable sort groups each pair's rows in time order.
+        .sort(PAIR_KEY, maintain_order=True)
         # Joins that keep the sorted order: the result is sorted without sorting the wide frame.
         .join(baselines.select(*PAIR_KEY, "baseline_score"), on=PAIR_KEY, how="left", maintain_order="left")
         .join(thresholds, on="instrument", how="left", maintain_order="left")
