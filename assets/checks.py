@@ -7,11 +7,22 @@ import dagster as dg
 from assets.statistics import STATISTICS_MARTS
 from assets.tables import key_of
 from pipelines.reports.summary import markdown_table
+from pipelines.incremental import in_scope, scope_is_every_patient
 from pipelines.resources import Warehouse
 from pipelines.sql_models import sql_models
 
 
-def grain_check(table: str, key_columns: tuple[str, ...]) -> dg.AssetChecksDefinition:
+def checked_rows(con, table: str, per_patient: bool) -> str:
+    """Return the rows a check reads: all of them, or in an incremental refresh of a per-patient table only the
+    recomputed patients' rows (the others are as published, and the published warehouse passed these checks;
+    the keys of per-patient rows never collide across patients, as every changed row puts both its old and its
+    new patient in scope)."""
+    if per_patient and not scope_is_every_patient(con):
+        return f"(select * from {table} where {in_scope()})"
+    return table
+
+
+def grain_check(table: str, key_columns: tuple[str, ...], per_patient: bool = False) -> dg.AssetChecksDefinition:
     """Return a check that the table's key columns are unique and never null."""
     keys = ", ".join(key_columns)
     any_null = " or ".join(f"{column} is null" for column in key_columns)
@@ -24,14 +35,15 @@ def grain_check(table: str, key_columns: tuple[str, ...]) -> dg.AssetChecksDefin
     )
     def check(warehouse: Warehouse) -> dg.AssetCheckResult:
         with warehouse.connect() as con:
+            rows = checked_rows(con, table, per_patient)
             # Distinct 64-bit hashes of the key are far cheaper to count than distinct keys. Equal keys always
             # hash alike, so no duplicate goes unseen; when the hashes say there are duplicates (or two keys
             # collide, about once in 10^12 checks of a million rows), the keys themselves are counted.
             duplicate_keys, null_keys = con.execute(
-                f"select count(*) - count(distinct hash({keys})), count(*) filter (where {any_null}) from {table}"
+                f"select count(*) - count(distinct hash({keys})), count(*) filter (where {any_null}) from {rows}"
             ).fetchone()
             if duplicate_keys:
-                duplicate_keys = con.execute(f"select count(*) - count(distinct ({keys})) from {table}").fetchone()[0]
+                duplicate_keys = con.execute(f"select count(*) - count(distinct ({keys})) from {rows}").fetchone()[0]
         return dg.AssetCheckResult(
             passed=duplicate_keys == 0 and null_keys == 0,
             metadata={"duplicate_keys": duplicate_keys, "null_keys": null_keys},
@@ -66,8 +78,8 @@ def no_row_is_lost(warehouse: Warehouse) -> dg.AssetCheckResult:
 def scores_within_instrument_range(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
         outside = con.execute(
-            """
-            select count(*) from staging.assessments as a
+            f"""
+            select count(*) from {checked_rows(con, "staging.assessments", per_patient=True)} as a
             left join seeds.instruments as i using (instrument)
             where i.instrument is null or a.score is null or a.score not between i.score_min and i.score_max
             """
@@ -84,8 +96,8 @@ def scores_within_instrument_range(warehouse: Warehouse) -> dg.AssetCheckResult:
 def every_series_has_an_infusion(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connect() as con:
         empty = con.execute(
-            """
-            select count(*) from marts.treatment_series as s
+            f"""
+            select count(*) from {checked_rows(con, "marts.treatment_series", per_patient=True)} as s
             where s.infusion_count < 1 or not exists (
                 select 1 from staging.infusions as i
                 where i.patient_id = s.patient_id and i.infused_at = s.series_start_at
@@ -95,7 +107,7 @@ def every_series_has_an_infusion(warehouse: Warehouse) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=empty == 0, metadata={"series_without_infusion": empty})
 
 
-grain_checks = [grain_check(model.table, model.key_columns) for model in sql_models()] + [
+grain_checks = [grain_check(model.table, model.key_columns, model.is_per_patient) for model in sql_models()] + [
     grain_check(f"marts.{name}", key_columns) for name, (_, key_columns) in STATISTICS_MARTS.items()
 ]
 all_checks = [*grain_checks, no_row_is_lost, scores_within_instrument_range, every_series_has_an_infusion]
