@@ -1,19 +1,11 @@
 -- Title:   Infusion safety: hypertensive and desaturation events, blood pressure rise, adverse events per 100 infusions
 -- Grain:   one row per (dimension, dimension_value)
--- Inputs:  staging.infusions, staging.patients
+-- Inputs:  marts.infusion_sessions
 -- Rule:    shared spec §6; hypertensive when systolic >= sbp_alert or diastolic >= dbp_alert, desaturation when SpO2 < spo2_alert
 
 with infusions as (
-    select
-        p.clinic_id,
-        p.primary_indication,
-        coalesce(i.bp_systolic_max >= getvariable('sbp_alert') or i.bp_diastolic_max >= getvariable('dbp_alert'), false)
-            as is_hypertensive,
-        coalesce(i.spo2_min < getvariable('spo2_alert'), false) as is_desaturation,
-        i.bp_systolic_max - i.bp_systolic_pre as systolic_rise,
-        i.adverse_events
-    from staging.infusions as i
-    inner join staging.patients as p using (patient_id)
+    select clinic_id, primary_indication, is_hypertensive, is_desaturation, systolic_rise, adverse_events
+    from marts.infusion_sessions
 ),
 
 cohorts as (

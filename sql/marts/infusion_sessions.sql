@@ -1,0 +1,78 @@
+-- Title:   Every accepted infusion session with its place in its series and its safety and measurement facts
+-- Grain:   one row per (patient_id, infused_at)
+-- Inputs:  staging.infusions, staging.assessments, intermediate.infusions_numbered, marts.treatment_series
+-- Rule:    shared spec §6; the safety and adherence marts count these rows, so each fact is judged once per infusion
+-- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
+
+with infusions as (
+    select * from staging.infusions
+),
+
+numbered as (
+    select * from intermediate.infusions_numbered
+),
+
+series as (
+    select * from marts.treatment_series
+),
+
+scores_per_instrument as (
+    select patient_id, instrument, count(*) as score_count
+    from staging.assessments
+    where instrument <> 'cadss'  -- a safety measure taken after infusions, never the main instrument
+    group by all
+),
+
+main_instrument as (
+    -- The instrument the patient was scored on most. A tie (as many GAD-7 as PHQ-9 scores) goes to the
+    -- first code alphabetically, so that the answer does not depend on the order rows were stored in.
+    select patient_id, first(instrument order by score_count desc, instrument) as instrument
+    from scores_per_instrument
+    group by patient_id
+),
+
+first_main_score_of_day as (
+    -- A score counts as the infusion's pre-infusion score when taken on its day, at or before it:
+    -- the day's first score of the main instrument says whether there is one.
+    select a.patient_id, a.administered_at::date as score_date, min(a.administered_at) as first_scored_at
+    from staging.assessments as a
+    inner join main_instrument as m on a.patient_id = m.patient_id and a.instrument = m.instrument
+    group by all
+),
+
+cadss_after_infusion as (
+    -- A CADSS counts for an infusion when taken on its day, after it started; the highest one.
+    select i.patient_id, i.infused_at, max(a.score) as cadss_score
+    from infusions as i
+    inner join staging.assessments as a
+        on a.patient_id = i.patient_id
+        and a.instrument = 'cadss'
+        and a.administered_at::date = i.infused_at::date
+    where a.administered_at >= i.infused_at
+    group by all
+),
+
+final as (
+    select
+        i.patient_id,
+        s.clinic_id,
+        s.primary_indication,
+        i.infused_at,
+        n.series_number,
+        s.series_kind,
+        n.infusion_number,
+        coalesce(i.bp_systolic_max >= getvariable('sbp_alert') or i.bp_diastolic_max >= getvariable('dbp_alert'), false)
+            as is_hypertensive,
+        coalesce(i.spo2_min < getvariable('spo2_alert'), false) as is_desaturation,
+        i.bp_systolic_max - i.bp_systolic_pre as systolic_rise,
+        i.adverse_events,
+        coalesce(f.first_scored_at <= i.infused_at, false) as has_pre_infusion_score,
+        c.cadss_score
+    from infusions as i
+    inner join numbered as n on i.patient_id = n.patient_id and i.infused_at = n.infused_at
+    inner join series as s on n.patient_id = s.patient_id and n.series_number = s.series_number
+    left join first_main_score_of_day as f on i.patient_id = f.patient_id and i.infused_at::date = f.score_date
+    left join cadss_after_infusion as c on i.patient_id = c.patient_id and i.infused_at = c.infused_at
+)
+
+select * from final
