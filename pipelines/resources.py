@@ -112,6 +112,7 @@ class Warehouse(dg.ConfigurableResource):
     )
 
     _lock: filelock.BaseFileLock | None = PrivateAttr(default=None)
+    _database: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
     _as_of: datetime | None = PrivateAttr(default=None)
     _full_read_reason: str | None = PrivateAttr(default=None)
 
@@ -200,23 +201,42 @@ class Warehouse(dg.ConfigurableResource):
         return None
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.close()
         if self._lock is not None:
             self._lock.release()
 
+    def open_database(self) -> duckdb.DuckDBPyConnection:
+        """Return the run's one connection to the working copy, opened on first use with the raw store attached.
+
+        Every step works through a cursor of it: opening and closing a DuckDB
+        file per step cost tens of milliseconds each way (a checkpoint at every
+        close), seconds over a run of some sixty steps.
+        """
+        if self._database is None:
+            database = duckdb.connect(str(self.working_path))
+            if self.memory_limit:
+                database.execute(f"set memory_limit = '{self.memory_limit}'")
+            scratch = str(self.scratch_path).replace("'", "''")
+            database.execute(f"attach '{scratch}' as raw")
+            for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
+                database.execute(f"create schema if not exists {schema}")
+            self._database = database
+        return self._database
+
+    def close(self) -> None:
+        """Close the run's connection (its changes are checkpointed into the working copy)."""
+        if self._database is not None:
+            self._database.close()
+            self._database = None
+
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a connection to the working copy, with the raw tables attached and the macros defined."""
-        con = duckdb.connect(str(self.working_path))
+        """Yield a cursor on the working copy, with the raw tables attached and the run's variables set."""
+        con = self.open_database().cursor()
         try:
             con.execute("set enable_progress_bar = false")  # the CLI's output is the summary, not DuckDB's bars
-            if self.memory_limit:
-                con.execute(f"set memory_limit = '{self.memory_limit}'")
-            scratch = str(self.scratch_path).replace("'", "''")
-            con.execute(f"attach '{scratch}' as raw")
             con.execute("set variable as_of = ?::timestamp", [self.as_of_time])
             con.execute("set variable clinic_timezone = ?", [self.clinic_timezone])
-            for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
-                con.execute(f"create schema if not exists {schema}")
             yield con
         finally:
             con.close()
@@ -231,6 +251,7 @@ class Warehouse(dg.ConfigurableResource):
         with self.connect() as con:
             record_refresh(con, self.as_of_time, self.clinic_timezone, rules, generation)
             con.execute("checkpoint")
+        self.close()
         with open(self.working_path, "rb+") as handle:
             os.fsync(handle.fileno())
         # os.replace is atomic: a reader sees the old file or the new one, never a mix. The next run
