@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import polars as pl
-from scipy.stats import norm, t
 
-Z95 = float(norm.ppf(0.975))
+# scipy.special holds the same quantile functions as scipy.stats' distributions (ndtri is norm.ppf, stdtrit is
+# t.ppf) and imports in a fifth of the time: every refresh and CLI call pays the import.
+from scipy.special import ndtri, stdtrit
+
+Z95 = float(ndtri(0.975))
 
 
 def wilson_bounds(successes: pl.Expr, trials: pl.Expr, z: float = Z95) -> tuple[pl.Expr, pl.Expr]:
@@ -27,7 +30,7 @@ def wilson_bounds(successes: pl.Expr, trials: pl.Expr, z: float = Z95) -> tuple[
 def t_quantile(degrees_of_freedom: pl.Expr, level: float = 0.95) -> pl.Expr:
     """Return the two-sided Student t quantile for each number of degrees of freedom (null below 1)."""
     return degrees_of_freedom.map_batches(
-        lambda df: pl.Series(t.ppf(0.5 + level / 2, df.to_numpy().astype(float)), dtype=pl.Float64),
+        lambda df: pl.Series(stdtrit(df.to_numpy().astype(float), 0.5 + level / 2), dtype=pl.Float64),
         return_dtype=pl.Float64,
     ).fill_nan(None)
 
