@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from assets.checks import check_specs
 from assets.tables import key_of, polars_table_specs, write_tables
 from pipelines.resources import Warehouse
 from pipelines.stats.cohorts import (
@@ -63,7 +64,9 @@ TRAJECTORY_COLUMNS = (
     specs=polars_table_specs(
         "marts", {name: description for name, (description, _) in STATISTICS_MARTS.items()},
         [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
-    )
+    ),
+    check_specs=[spec for name, (_, key_columns) in STATISTICS_MARTS.items()
+                 for spec in check_specs(f"marts.{name}", key_columns)],
 )
 def statistics_marts(warehouse: Warehouse):
     """Compute the cohort statistics from the per-series marts, in one pass."""
@@ -82,4 +85,5 @@ def statistics_marts(warehouse: Warehouse):
             "end_change_quantiles": end_change_quantiles_from_series_outcomes(series_outcomes).collect(),
             "trajectories": trajectories_from_assessment_outcomes(assessment_outcomes).collect(),
         }
-        yield from write_tables(con, "marts", tables, {name: text for name, (text, _) in STATISTICS_MARTS.items()})
+        yield from write_tables(con, "marts", tables, {name: text for name, (text, _) in STATISTICS_MARTS.items()},
+                                keys={name: key_columns for name, (_, key_columns) in STATISTICS_MARTS.items()})

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.checks import check_results, check_specs
 from pipelines.dictionary import write_comments
 from pipelines.incremental import drop_relation, merge_by_patient, scope_is_every_patient, scoped_select
 from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from, set_rule_variables
@@ -58,6 +59,7 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
         kinds={"sql", "duckdb"},
         description=model.description,
         metadata={"sql_file": str(model.path.relative_to(model.path.parents[2])), "grain": model.grain},
+        check_specs=check_specs(model.table, model.key_columns),
     )
     def build_table(warehouse: Warehouse, rules: RulesResource) -> dg.MaterializeResult:
         with warehouse.connect() as con:
@@ -76,7 +78,8 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
                 con.execute(f"create table {model.table} as {model.select}")
             write_comments(con, model.table, model.description)
             metadata["row_count"] = con.execute(f"select count(*) from {model.table}").fetchone()[0]
-        return dg.MaterializeResult(metadata=metadata)
+            checks = check_results(con, model.table, model.key_columns, model.is_per_patient)
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     build_table.__name__ = f"{model.schema}_{model.name}"
     return build_table
@@ -95,10 +98,12 @@ def polars_table_specs(schema: str, descriptions: dict[str, str], deps: list[dg.
     ]
 
 
-def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], merge: bool = False):
+def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], merge: bool = False,
+                 keys: dict[str, tuple[str, ...]] | None = None):
     """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table.
 
-    With merge, the frames hold the recomputed patients only and replace those patients' rows.
+    With merge, the frames hold the recomputed patients only and replace those patients' rows. Tables named
+    in keys get their checks (assets.checks) run on what was written.
     """
     for name, frame in frames.items():
         table = f"{schema}.{name}"
@@ -112,4 +117,5 @@ def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], m
             replace_table(con, table, frame)
             metadata = {"row_count": frame.height}
         write_comments(con, table, descriptions[name])
-        yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata)
+        checks = check_results(con, table, keys[name], per_patient=merge) if keys and name in keys else None
+        yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata, check_results=checks)

@@ -36,6 +36,10 @@ def settings_from(**overrides: Any):
 
 def failure_reason(result) -> str:
     """Return one line saying why a Dagster run failed: the innermost error of the first failed step or check."""
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    if failed_checks:  # the step that built the table failed because its blocking check did
+        check = failed_checks[0]
+        return f"blocking check {check.check_name} on {check.asset_key.to_user_string()} failed; nothing was published"
     for event in result.all_events:
         if event.is_step_failure or event.event_type_value in ("RESOURCE_INIT_FAILURE", "RUN_FAILURE"):
             data = getattr(event.event_specific_data, "error", None)
@@ -46,10 +50,6 @@ def failure_reason(result) -> str:
             message = data.message.strip().splitlines()[0] if data.message.strip() else data.cls_name
             # Dagster prefixes the exception's dotted class name; the operator needs only the sentence.
             return re.sub(rf"^([\w.]*\.)?{re.escape(data.cls_name)}: ", "", message)
-    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    if failed_checks:
-        check = failed_checks[0]
-        return f"blocking check {check.check_name} on {check.asset_key.to_user_string()} failed; nothing was published"
     return "the refresh failed; run `make ui` and open the run for details"
 
 

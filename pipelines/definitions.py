@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.checks import all_checks
 from assets.ingest import ingest_assets, source_names
 from assets.outcomes import outcome_tables
 from assets.publication import published_warehouse
@@ -43,7 +42,6 @@ def build_definitions(settings=None) -> dg.Definitions:
             patient_pages,
             published_warehouse,
         ],
-        asset_checks=all_checks,
         jobs=[refresh_job],
         schedules=[nightly_schedule(refresh_job, settings.schedule_cron, settings.schedule_timezone)],
         sensors=[inbox_sensor(refresh_job, settings.sensor_interval_seconds)],

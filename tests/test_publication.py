@@ -61,6 +61,30 @@ def test_a_failing_blocking_check_stops_publication(refresh):
     assert digest(refresh.warehouse) == before
 
 
+def test_a_duplicate_key_found_by_a_tables_own_grain_check_stops_publication(refresh, monkeypatch):
+    refresh.ok(GOLDEN / "basic" / "inbox")
+    before = digest(refresh.warehouse)
+    import assets.checks
+
+    real = assets.checks.grain_is_unique_and_not_null
+
+    def duplicated_series(con, table, key_columns, per_patient):
+        if table == "marts.treatment_series":  # as if a join had doubled a series
+            return real(con, f"(select * from {table} union all (select * from {table} limit 1))", key_columns,
+                        per_patient)
+        return real(con, table, key_columns, per_patient)
+
+    monkeypatch.setattr(assets.checks, "grain_is_unique_and_not_null", duplicated_series)
+    result = refresh.run(GOLDEN / "basic" / "inbox", refresh_mode="full")
+    assert not result.success
+    assert failure_reason(result) == ("blocking check grain_is_unique_and_not_null on marts/treatment_series "
+                                      "failed; nothing was published")
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    assert [(e.asset_key.to_user_string(), e.metadata["duplicate_keys"].value) for e in failed] == [
+        ("marts/treatment_series", 1)]
+    assert digest(refresh.warehouse) == before
+
+
 READER = """
 import sys, time, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
