@@ -57,9 +57,14 @@ def patient_key(column: str = "patient_id") -> str:
     return f"coalesce(nullif(trim({column}), ''), '')"
 
 
-def in_scope(column: str = "patient_id") -> str:
-    """Return the SQL condition: the row belongs to a patient this refresh recomputes."""
-    return f"{patient_key(column)} in (select patient_key from {SCOPE_TABLE})"
+def in_scope(column: str = "patient_id", is_raw: bool = False) -> str:
+    """Return the SQL condition: the row belongs to a patient this refresh recomputes.
+
+    Rows past validation carry the id already trimmed (null when blank), so their key needs no trim of
+    millions of strings: only raw rows, as sent, do.
+    """
+    key = patient_key(column) if is_raw else f"coalesce({column}, '')"
+    return f"{key} in (select patient_key from {SCOPE_TABLE})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,7 +205,8 @@ def scoped_select(con: duckdb.DuckDBPyConnection, select: str, inputs: Iterable[
         if schema == "seeds":
             continue
         view = f"scoped__{schema}__{name}"
-        con.execute(f"create or replace temp view {view} as select * from {table} where {in_scope()}")
+        con.execute(f"create or replace temp view {view} as select * from {table} "
+                    f"where {in_scope(is_raw=schema == 'raw')}")
         select = re.sub(rf"\b{re.escape(schema)}\.{re.escape(name)}\b", view, select)
     return select
 
