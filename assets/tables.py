@@ -99,13 +99,16 @@ def polars_table_specs(schema: str, descriptions: dict[str, str], deps: list[dg.
 
 
 def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], merge: bool = False,
-                 keys: dict[str, tuple[str, ...]] | None = None):
+                 keys: dict[str, tuple[str, ...]] | None = None, prepare=None):
     """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table.
 
     With merge, the frames hold the recomputed patients only and replace those patients' rows. Tables named
-    in keys get their checks (assets.checks) run on what was written.
+    in keys get their checks (assets.checks) run on what was written. prepare, if given, turns each frame
+    into what is written, one frame at a time.
     """
     for name, frame in frames.items():
+        if prepare is not None:
+            frame = prepare(frame)
         table = f"{schema}.{name}"
         if merge:
             con.register("frame_to_merge", frame)
