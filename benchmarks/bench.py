@@ -4,8 +4,9 @@ For each size it prints input rows, wall seconds, rows per second, peak resident
 memory, and the floor: in the same run, the seconds DuckDB alone takes to load
 the same three CSV files into tables and do one sort-and-window pass over the
 assessments. Then it appends a day of rows for 0.1% of the patients (--changed)
-and times the incremental refresh that follows, against the full one.
-Inboxes are generated once and cached in benchmarks/cache/.
+and times the incremental refresh that follows, against the full one. The
+report steps' seconds show that rendering reads aggregates only.
+Inboxes are generated once and cached in benchmarks/cache/ (--fresh times the generator again).
 Results are written to benchmarks/results/<time>.json with the machine's size.
 """
 
@@ -60,10 +61,10 @@ def run(command: list[str]) -> tuple[float, int, str]:
     return seconds, usage.ru_maxrss * 1024, stdout
 
 
-def inbox_for(patients: int, clinics: int) -> tuple[Path, float | None]:
-    """Return the cached inbox of a size, generating it when missing (and the seconds that took)."""
+def inbox_for(patients: int, clinics: int, fresh: bool = False) -> tuple[Path, float | None]:
+    """Return the cached inbox of a size, generating it when missing or fresh (and the seconds that took)."""
     folder = CACHE / f"{patients}-patients-{clinics}-clinics-seed-1-to-{END_DATE}"
-    if all((folder / name).is_file() for name in FILES):
+    if not fresh and all((folder / name).is_file() for name in FILES):
         return folder, None
     shutil.rmtree(folder, ignore_errors=True)
     seconds, _, _ = run([sys.executable, "-m", "pipelines.cli", "generate", "--out", str(folder), "--patients",
@@ -101,19 +102,31 @@ def append_new_day(inbox: Path, share: float) -> int:
     return len(chosen)
 
 
-def measure(patients: int, changed_share: float) -> dict:
+REPORT_STEPS = ("reports__dashboard", "reports__refresh_summary", "reports__patient_pages")
+
+
+def steps_of(timings: Path) -> tuple[float, dict[str, float]]:
+    """Return the seconds the report steps took and the slowest steps, from refresh --timings."""
+    seconds = json.loads(timings.read_text())
+    return round(sum(seconds.get(step, 0.0) for step in REPORT_STEPS), 2), dict(list(seconds.items())[:8])
+
+
+def measure(patients: int, changed_share: float, fresh: bool) -> dict:
     clinics = max(4, patients // 50_000)
-    cached, generated_seconds = inbox_for(patients, clinics)
+    cached, generated_seconds = inbox_for(patients, clinics, fresh)
     rows = data_rows(cached)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         inbox = Path(scratch) / "inbox"
         shutil.copytree(cached, inbox)  # the cached inbox stays as generated; this copy gains a day
         refresh = [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(inbox), "--warehouse",
                    f"{scratch}/outcomes.duckdb", "--reports", f"{scratch}/reports"]
-        refresh_seconds, peak_bytes, _ = run([*refresh, "--as-of", AS_OF])
+        refresh_seconds, peak_bytes, _ = run([*refresh, "--as-of", AS_OF, "--timings", f"{scratch}/full.json"])
+        report_seconds, slowest_steps = steps_of(Path(scratch) / "full.json")
         _, floor_peak, floor_out = run([sys.executable, "-c", FLOOR, str(inbox), f"{scratch}/floor.duckdb"])
         changed = append_new_day(inbox, changed_share)
-        incremental_seconds, incremental_peak, incremental_out = run([*refresh, "--as-of", NEXT_AS_OF])
+        incremental_seconds, incremental_peak, incremental_out = run(
+            [*refresh, "--as-of", NEXT_AS_OF, "--timings", f"{scratch}/incremental.json"])
+        _, incremental_slowest_steps = steps_of(Path(scratch) / "incremental.json")
         assert incremental_out.startswith("refresh: incremental"), incremental_out.splitlines()[0]
     floor_seconds = float(floor_out.strip().splitlines()[-1])
     return {
@@ -127,11 +140,14 @@ def measure(patients: int, changed_share: float) -> dict:
         "floor_seconds": round(floor_seconds, 2),
         "floor_peak_memory_gb": round(floor_peak / 1e9, 2),
         "refresh_over_floor": round(refresh_seconds / floor_seconds, 2),
+        "report_seconds": report_seconds,
+        "slowest_steps": slowest_steps,
         "patients_changed": changed,
         "incremental_seconds": round(incremental_seconds, 2),
         "incremental_peak_memory_gb": round(incremental_peak / 1e9, 2),
         "incremental_over_full": round(incremental_seconds / refresh_seconds, 3),
         "incremental_summary": incremental_out.splitlines()[0],
+        "incremental_slowest_steps": incremental_slowest_steps,
     }
 
 
@@ -153,20 +169,23 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="patients per run, comma-separated")
     parser.add_argument("--changed", type=float, default=0.001,
                         help="share of patients with a new day of rows for the incremental refresh")
+    parser.add_argument("--fresh", action="store_true", help="generate the inboxes again (and time the generator)")
     arguments = parser.parse_args()
     sizes = [int(size) for size in arguments.sizes.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"{'patients':>10} {'input rows':>12} {'refresh s':>10} {'rows/s':>10} {'peak GB':>8} "
-          f"{'floor s':>8} {'ratio':>6} {'generate s':>10} {'changed':>8} {'incr. s':>8} {'incr./full':>10}",
+          f"{'floor s':>8} {'ratio':>6} {'reports s':>9} {'generate s':>10} {'changed':>8} {'incr. s':>8} "
+          f"{'incr./full':>10}",
           flush=True)
     results = []
     for patients in sizes:
-        result = measure(patients, arguments.changed)
+        result = measure(patients, arguments.changed, arguments.fresh)
         results.append(result)
         generated = "cached" if result["generator_seconds"] is None else f"{result['generator_seconds']:.1f}"
         print(f"{patients:>10,} {result['input_rows']:>12,} {result['refresh_seconds']:>10.1f} "
               f"{result['rows_per_second']:>10,} {result['peak_memory_gb']:>8.2f} {result['floor_seconds']:>8.1f} "
-              f"{result['refresh_over_floor']:>6.2f} {generated:>10} {result['patients_changed']:>8,} "
+              f"{result['refresh_over_floor']:>6.2f} {result['report_seconds']:>9.2f} {generated:>10} "
+              f"{result['patients_changed']:>8,} "
               f"{result['incremental_seconds']:>8.1f} {result['incremental_over_full']:>10.3f}", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -53,16 +54,21 @@ def failure_reason(result) -> str:
     return "the refresh failed; run `make ui` and open the run for details"
 
 
-def execute_refresh(settings, verbose: bool = False):
-    """Return the result of materializing every asset through the Definitions the UI loads."""
+def refresh_instance():
+    """Return the Dagster instance a refresh runs in: with DAGSTER_HOME set (make ui) the run shows in the UI's
+    history; otherwise it leaves no trace."""
     from dagster import DagsterInstance
 
+    return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+
+
+def execute_refresh(settings, verbose: bool = False, instance=None):
+    """Return the result of materializing every asset through the Definitions the UI loads."""
     from pipelines.definitions import REFRESH_JOB, build_definitions
 
     definitions = build_definitions(settings)
     job = definitions.resolve_job_def(REFRESH_JOB)
-    # With DAGSTER_HOME set (make ui) the run shows in the UI's history; otherwise it leaves no trace.
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    instance = instance or refresh_instance()
     log_level = "INFO" if verbose else "CRITICAL"
     return job.execute_in_process(
         instance=instance,
@@ -71,11 +77,28 @@ def execute_refresh(settings, verbose: bool = False):
     )
 
 
-def run_refresh(settings, verbose: bool = False) -> None:
-    """Refresh and print the summary; exit non-zero with one line on failure."""
+def step_seconds(instance, run_id: str) -> dict[str, float]:
+    """Return how long each step of a finished run took, in seconds, slowest first (from its event log)."""
+    started, seconds = {}, {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = record.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started:
+            seconds[event.step_key] = round(record.timestamp - started[event.step_key], 3)
+    return dict(sorted(seconds.items(), key=lambda item: -item[1]))
+
+
+def run_refresh(settings, verbose: bool = False, timings: Path | None = None) -> None:
+    """Refresh and print the summary; exit non-zero with one line on failure. timings: write step seconds there."""
     if not Path(settings.inbox).is_dir():
         raise click.ClickException(f"the inbox folder {settings.inbox} does not exist")
-    result = execute_refresh(settings, verbose)
+    instance = refresh_instance()
+    result = execute_refresh(settings, verbose, instance)
+    if timings is not None:
+        timings.write_text(json.dumps(step_seconds(instance, result.run_id), indent=2) + "\n")
     if not result.success:
         raise click.ClickException(f"refresh failed: {failure_reason(result)}")
     print_summary(settings)
@@ -134,8 +157,10 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
 @click.option("--full", "refresh_mode", flag_value="full", default=None,
               help="recompute every patient, even when the last refresh allows recomputing only changed ones")
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
+@click.option("--timings", type=click.Path(path_type=Path), default=None,
+              help="write how long each step took (seconds, JSON) to this file")
 @rule_options
-def refresh(verbose: bool, **options: Any) -> None:
+def refresh(verbose: bool, timings: Path | None, **options: Any) -> None:
     """Read the inbox, validate, compute outcomes, check, and publish warehouse and reports.
 
     After a published refresh, only patients with new, changed or removed rows
@@ -146,7 +171,7 @@ def refresh(verbose: bool, **options: Any) -> None:
         settings = settings_from(**options)
     except Exception as error:  # pydantic's message lists every invalid value
         raise click.ClickException(f"invalid setting: {error}".splitlines()[0]) from None
-    run_refresh(settings, verbose)
+    run_refresh(settings, verbose, timings)
 
 
 @main.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 
@@ -70,3 +71,15 @@ def test_clinical_parameters_can_be_set_from_the_command_line(tmp_path):
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         # P4's three series (gaps of 32 and 42 days) become one.
         assert con.execute("select count(*) from marts.treatment_series where patient_id = 'P4'").fetchone()[0] == 1
+
+
+def test_refresh_timings_name_every_step_with_its_seconds(tmp_path):
+    timings = tmp_path / "timings.json"
+    result = CliRunner().invoke(main, ["refresh", "--inbox", str(GOLDEN / "basic" / "inbox"), "--warehouse",
+                                       str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "r"),
+                                       "--as-of", "2026-11-01T00:00:00", "--timings", str(timings)])
+    assert result.exit_code == 0, result.output
+    seconds = json.loads(timings.read_text())
+    assert {"raw__source_inbox_csv", "outcome_tables", "reports__dashboard", "published_warehouse"} <= seconds.keys()
+    assert all(value >= 0 for value in seconds.values())
+    assert list(seconds.values()) == sorted(seconds.values(), reverse=True)
