@@ -20,27 +20,26 @@ from pipelines.incremental import (
     appended_bytes,
     changed_patient_keys,
     column_names,
-    patient_key,
     drop_relation,
+    patient_key,
     read_file_states,
     relation_exists,
-    state_of_bytes,
-    table_exists,
+    state_of_file,
     write_file_states,
 )
 from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER, item_values_sql
 from pipelines.ingest.csv_inbox import (
     InboxError,
-    bytes_of_file,
     contract_frame,
     raw_frame_from_bytes,
     raw_frame_from_file,
+    write_raw_parquet,
 )
 from pipelines.ingest.fhir import fhir_frames
 from pipelines.ingest.mapped import mapped_frames, matching_files
 from pipelines.ingest.mapping import load_mapping, mapping_files
 from pipelines.resources import Inbox, Warehouse, replace_table
-from pipelines.sql_models import SQL_DIR
+from pipelines.sql_models import SQL_DIR, sql_path
 
 CSV_SOURCE = "inbox_csv"
 RECORD_TYPES = [contract.record_type for contract in CONTRACTS]
@@ -134,21 +133,38 @@ class RawStore:
         """Return the view over a record type's kept rows, or None when none are kept."""
         return source_table(self.source, record_type) if self.parts(record_type) else None
 
-    def replace(self, record_type: str, frame: pl.DataFrame | None) -> None:
-        """Keep a record type's new rows in place of the old; note the patients whose rows differ."""
+    def incoming_part(self, record_type: str) -> Path:
+        """Return where to write a record type's rows read anew, before replace() puts them in place."""
+        folder = self.folder / "incoming"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{record_type}.parquet"
+
+    def replace(self, record_type: str, incoming: Path | None) -> None:
+        """Keep a record type's rows read anew (a Parquet file from incoming_part, or None: no rows) in place of
+        the old; note the patients whose rows differ."""
         if self.changes_only:
             kept = self.kept(record_type)
-            if frame is None:
+            if incoming is None:
                 if kept:
                     self.note_patients(f"select {patient_key()} from {kept}")
             else:
-                self.con.register("incoming_rows", frame)
+                self.con.execute(f"create or replace temp view incoming_rows as select * from "
+                                 f"read_parquet('{sql_path(incoming)}')")
                 self.note_patients(changed_patient_keys(self.con, kept, "incoming_rows"))
-                self.con.unregister("incoming_rows")
+                self.con.execute("drop view incoming_rows")
         shutil.rmtree(self.folder / record_type, ignore_errors=True)
-        if frame is not None:
-            self.write_part(record_type, frame)
+        if incoming is not None:
+            (self.folder / record_type).mkdir(parents=True)
+            incoming.rename(self.folder / record_type / "part-000001.parquet")
         self.refresh_view(record_type)
+
+    def replace_with_frame(self, record_type: str, frame: pl.DataFrame | None) -> None:
+        """replace() with rows held as a frame."""
+        incoming = None
+        if frame is not None:
+            incoming = self.incoming_part(record_type)
+            frame.write_parquet(incoming, compression="snappy")
+        self.replace(record_type, incoming)
 
     def append(self, record_type: str, frame: pl.DataFrame) -> bool:
         """Add rows appended to a file; False when their columns are not the kept rows' (read it whole)."""
@@ -173,7 +189,7 @@ class RawStore:
         if not parts:
             self.con.execute(f"drop view if exists {view}")
             return
-        files = ", ".join("'" + str(path).replace("'", "''") + "'" for path in parts)
+        files = ", ".join(f"'{sql_path(path)}'" for path in parts)
         self.con.execute(f"create or replace view {view} as select * from read_parquet([{files}], union_by_name = true)")
 
     def refresh_views(self) -> None:
@@ -215,11 +231,11 @@ def read_contract_csvs(store: RawStore, folder: Path, kept: dict[tuple[str, str]
                 states.append(FileState(CSV_SOURCE, file, previous.size + len(tail), path.stat().st_mtime_ns,
                                         digest, previous.data_rows + frame.height, tail.endswith(b"\n")))
                 continue
-        data = bytes_of_file(path, file)
-        frame = raw_frame_from_bytes(data, contract, file)
-        store.replace(contract.record_type, frame)
+        incoming = store.incoming_part(contract.record_type)
+        data_rows = write_raw_parquet(path, contract, file, incoming)
+        store.replace(contract.record_type, incoming)
         read.files[file] = "read whole"
-        states.append(state_of_bytes(CSV_SOURCE, file, path, data, frame.height))
+        states.append(state_of_file(CSV_SOURCE, file, path, data_rows))
     return read, states
 
 
@@ -235,7 +251,7 @@ def read_mapped_source(store: RawStore, folder: Path, kept: dict[tuple[str, str]
         return SourceRead({file: "unchanged" for file in paths}), states
     frames, skipped = frames_of_source(folder, store.source)
     for record_type in RECORD_TYPES:
-        store.replace(record_type, frames.get(record_type))
+        store.replace_with_frame(record_type, frames.get(record_type))
     return SourceRead({file: "read whole" for file in paths}, skipped), states
 
 

@@ -55,8 +55,11 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
 
         def read_encoded(sql: str) -> pl.LazyFrame:
             # In batches, each encoded as it arrives: the text of millions of ids is never held all at once.
-            batches = con.sql(sql).to_arrow_reader(READ_BATCH_ROWS)
-            return pl.concat([encode(pl.from_arrow(batch)) for batch in batches], rechunk=True).lazy()
+            reader = con.sql(sql).to_arrow_reader(READ_BATCH_ROWS)
+            frames = [encode(pl.from_arrow(batch)) for batch in reader]
+            if not frames:  # no rows (an incremental refresh with no patient in scope)
+                frames = [encode(pl.from_arrow(reader.schema.empty_table()))]
+            return pl.concat(frames, rechunk=True).lazy()
 
         def decode(frame: pl.DataFrame) -> pl.DataFrame:
             return frame.with_columns(pl.col(c).cast(pl.String) for c in encoded if c in frame.columns)

@@ -85,11 +85,15 @@ class FileState:
         return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
 
 
-def state_of_bytes(source: str, file: str, path: Path, data: bytes, data_rows: int) -> FileState:
-    """Return the state of a file whose bytes were just read whole."""
-    stat = path.stat()
-    return FileState(source, file, len(data), stat.st_mtime_ns, hashlib.sha256(data).hexdigest(), data_rows,
-                     data.endswith(b"\n"))
+def state_of_file(source: str, file: str, path: Path, data_rows: int) -> FileState:
+    """Return the state of a file just read whole: size, time, SHA-256 (read in blocks) and its last byte."""
+    stat, digest = path.stat(), hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(HASH_BLOCK), b""):
+            digest.update(block)
+            last = block
+    ends_with_newline = stat.st_size > 0 and last.endswith(b"\n")
+    return FileState(source, file, stat.st_size, stat.st_mtime_ns, digest.hexdigest(), data_rows, ends_with_newline)
 
 
 def appended_bytes(path: Path, previous: FileState) -> tuple[bytes, bytes, str] | None:

@@ -29,6 +29,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from pipelines.dictionary import write_comments
 from pipelines.incremental import BUILDING, PLAN_TABLE, code_fingerprint, table_exists
 from pipelines.outcomes.rules import OutcomeRules, rule_fields, rule_type
+from pipelines.sql_models import sql_path
 
 
 def _rule_field_definitions() -> dict[str, Any]:
@@ -218,8 +219,7 @@ class Warehouse(dg.ConfigurableResource):
             database = duckdb.connect(str(self.working_path))
             if self.memory_limit:
                 database.execute(f"set memory_limit = '{self.memory_limit}'")
-            scratch = str(self.scratch_path).replace("'", "''")
-            database.execute(f"attach '{scratch}' as raw")
+            database.execute(f"attach '{sql_path(self.scratch_path)}' as raw")
             for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
                 database.execute(f"create schema if not exists {schema}")
             self._database = database

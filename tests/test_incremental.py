@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 
 from pipelines.demo.generator import write_inbox as write_demo_inbox
 from pipelines.incremental import FileState, appended_bytes
-from tests.conftest import Refresh
+from tests.conftest import GOLDEN, Refresh
 
 NEW_DAY = "2026-06-30"
 FIRST_AS_OF = f"{NEW_DAY}T00:00:00"
@@ -173,3 +173,16 @@ def test_per_patient_tables_read_only_seeds_raw_rows_and_other_per_patient_table
             outside = [i for i in model.inputs if not i.startswith(("seeds.", "raw.")) and i not in per_patient]
             assert outside == [], f"{model.table} is merged per patient but reads whole tables {outside}"
     assert "marts.series_outcomes" in per_patient and "quarantine.file_accounts" not in per_patient
+
+
+def test_a_refresh_with_nothing_new_recomputes_no_patient_and_publishes_the_same_tables(tmp_path):
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(GOLDEN / "basic" / "inbox")
+    before = tables(refresh.warehouse)
+    refresh.ok(GOLDEN / "basic" / "inbox")
+    last = refresh.rows("select refresh_scope, patients_recomputed from meta.refreshes order by refreshed_at")[-1]
+    assert (last["refresh_scope"], last["patients_recomputed"]) == ("incremental: 0 patients recomputed", 0)
+    after = tables(refresh.warehouse)
+    assert before.keys() == after.keys()
+    for name in before:
+        assert_frame_equal(sorted_rows(before[name]), sorted_rows(after[name]), check_exact=False, rel_tol=1e-9)

@@ -6,6 +6,7 @@ import codecs
 import csv
 import io
 from pathlib import Path
+from typing import TypeVar
 
 import polars as pl
 
@@ -16,6 +17,8 @@ from pipelines.ingest.contract import (
     SOURCE_FILE,
     RecordContract,
 )
+
+Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
 class InboxError(Exception):
@@ -125,31 +128,54 @@ def frame_from_bytes(data: bytes, file_label: str) -> pl.DataFrame:
         return frame_from_ragged_text(text_from_bytes(data, file_label))
 
 
+# How every inbox CSV is read: all text, rows numbered from 1 (Polars skips a UTF-8 byte-order mark).
+CSV_OPTIONS = {"infer_schema": False, "empty_string_is_null": False, "row_index_name": ROW_NUMBER,
+               "row_index_offset": 1, "raise_if_empty": False}
+
+
 def read_csv_text(data: bytes) -> pl.DataFrame:
-    """Return well-formed CSV bytes as text columns with a 1-based row number; Polars skips a UTF-8 BOM."""
-    frame = pl.read_csv(
-        data,
-        infer_schema=False,
-        empty_string_is_null=False,
-        row_index_name=ROW_NUMBER,
-        row_index_offset=1,
-        raise_if_empty=False,
-    )
-    return frame.with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
+    """Return well-formed CSV bytes as text columns with a 1-based row number."""
+    return pl.read_csv(data, **CSV_OPTIONS).with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
 
 
-def contract_frame(frame: pl.DataFrame, contract: RecordContract, source_file: str) -> pl.DataFrame:
+def write_raw_parquet(path: Path, contract: RecordContract, source_file: str, target: Path) -> int:
+    """Write one inbox CSV's raw table to a Parquet file; return its data rows, or raise InboxError.
+
+    A well-formed UTF-8 file streams from disk to Parquet in bounded memory (a
+    million patients' assessments would otherwise be held as bytes and as a
+    frame at once). A UTF-16 file, one that is not UTF-8 (the run stops naming
+    the line) or one with rows longer than its header takes the careful path
+    of raw_frame_from_bytes.
+    """
+    with open(path, "rb") as handle:
+        is_utf16 = handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    if not is_utf16:
+        try:
+            header = pl.read_csv(path, n_rows=0, infer_schema=False, raise_if_empty=False).columns
+            rows = pl.scan_csv(path, **CSV_OPTIONS).with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
+            contract_frame(rows.rename(canonical_header(header, contract, source_file)), contract, source_file
+                           ).sink_parquet(target, compression="snappy")
+            return pl.scan_parquet(target).select(pl.len()).collect().item()
+        except pl.exceptions.PolarsError:
+            target.unlink(missing_ok=True)
+    frame = raw_frame_from_file(path, contract, source_file)
+    frame.write_parquet(target, compression="snappy")
+    return frame.height
+
+
+def contract_frame(frame: Frame, contract: RecordContract, source_file: str) -> Frame:
     """Return a frame with canonical column names as a raw table: bookkeeping first, absent optional columns added.
 
-    frame must hold _row_number and _parse_error; _source_file is added when missing.
+    frame (eager or lazy) must hold _row_number and _parse_error; _source_file is added when missing.
     """
-    missing = [name for name in contract.required if name not in frame.columns]
+    columns = frame.collect_schema().names()
+    missing = [name for name in contract.required if name not in columns]
     if missing:
-        found = ", ".join(c for c in frame.columns if c not in (ROW_NUMBER, PARSE_ERROR)) or "none"
+        found = ", ".join(c for c in columns if c not in (ROW_NUMBER, PARSE_ERROR)) or "none"
         raise InboxError(f"{source_file}: required column '{missing[0]}' is missing (columns found: {found})")
-    absent = [pl.lit(None, dtype=pl.String).alias(name) for name in contract.optional if name not in frame.columns]
+    absent = [pl.lit(None, dtype=pl.String).alias(name) for name in contract.optional if name not in columns]
     frame = frame.with_columns(*absent)
-    if SOURCE_FILE not in frame.columns:
+    if SOURCE_FILE not in columns:
         frame = frame.with_columns(pl.lit(source_file).alias(SOURCE_FILE))
     leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]
     return frame.select(*leading, pl.exclude(leading)).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
