@@ -9,12 +9,13 @@ from assets.checks import check_specs
 from assets.tables import key_of, polars_table_specs, write_tables
 from pipelines.resources import Warehouse
 from pipelines.stats.cohorts import (
-    MAX_TRAJECTORY_INFUSIONS,
+    TRAJECTORY_CELLS_SQL,
+    TRAJECTORY_SERIES_SQL,
     end_change_quantiles_from_series_outcomes,
     relief_summary_from_survival,
     relief_survival_from_series_outcomes,
     response_rates_from_series_outcomes,
-    trajectories_from_assessment_outcomes,
+    trajectories_from_cells,
 )
 
 KEY = "dimension, dimension_value, instrument"
@@ -54,10 +55,6 @@ SERIES_OUTCOME_COLUMNS = (
     "clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind", "status", "is_responder",
     "is_remitter", "is_rapid_response", "is_completed_induction", "relief_days", "relief_status", "end_pct_change",
 )
-TRAJECTORY_COLUMNS = (
-    "clinic_id", "primary_indication", "series_id", "series_kind", "instrument", "infusions_received", "pct_change",
-    "is_in_response_window",
-)
 
 
 @dg.multi_asset(
@@ -73,17 +70,15 @@ def statistics_marts(warehouse: Warehouse):
     with warehouse.connect() as con:
         # Only the columns and rows the statistics use: the marts hold millions of rows.
         series_outcomes = con.sql(f"select {', '.join(SERIES_OUTCOME_COLUMNS)} from marts.series_outcomes").pl().lazy()
-        assessment_outcomes = con.sql(
-            f"select {', '.join(TRAJECTORY_COLUMNS)} from marts.assessment_outcomes "
-            f"where series_kind = 'induction' and is_in_response_window and pct_change is not null "
-            f"and infusions_received <= {MAX_TRAJECTORY_INFUSIONS}").pl().lazy()
+        trajectory_cells = con.sql(TRAJECTORY_CELLS_SQL).pl().lazy()
+        trajectory_series = con.sql(TRAJECTORY_SERIES_SQL).pl().lazy()
         survival = relief_survival_from_series_outcomes(series_outcomes).collect()
         tables: dict[str, pl.DataFrame] = {
             "response_rates": response_rates_from_series_outcomes(series_outcomes).collect(),
             "relief_survival": survival,
             "relief_summary": relief_summary_from_survival(survival.lazy()).collect(),
             "end_change_quantiles": end_change_quantiles_from_series_outcomes(series_outcomes).collect(),
-            "trajectories": trajectories_from_assessment_outcomes(assessment_outcomes).collect(),
+            "trajectories": trajectories_from_cells(trajectory_cells, trajectory_series).collect(),
         }
         yield from write_tables(con, "marts", tables, {name: text for name, (text, _) in STATISTICS_MARTS.items()},
                                 keys={name: key_columns for name, (_, key_columns) in STATISTICS_MARTS.items()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.stats.intervals import mean_bounds, wilson_bounds
-from pipelines.stats.survival import kaplan_meier, survival_summary
+from pipelines.stats.survival import events_per_duration, kaplan_meier_from_counts, survival_summary
 
 COHORT = ["dimension", "dimension_value"]
 RATE_KEY = [*COHORT, "instrument", "series_kind"]
@@ -42,16 +42,22 @@ def rate_columns(prefix: str, count: str) -> list[pl.Expr]:
 def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     """Return response and remission rates with Wilson intervals per cohort, instrument and series kind."""
     evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
+    counts = ["responder_count", "remitter_count", "rapid_response_count", "completed_induction_count"]
+    # Counted once per finest cell (clinic, indication, month, instrument, kind), then the cells are added up
+    # into every cohort: a few thousand cells are copied into the cohorts instead of millions of series.
+    cells = evaluable.group_by(
+        "clinic_id", "primary_indication", pl.col("series_start_at").dt.truncate("1mo"), "instrument", "series_kind"
+    ).agg(
+        evaluable_count=pl.len().cast(pl.Int64),
+        responder_count=pl.col("is_responder").sum().cast(pl.Int64),
+        remitter_count=pl.col("is_remitter").sum().cast(pl.Int64),
+        rapid_response_count=pl.col("is_rapid_response").sum().cast(pl.Int64),
+        completed_induction_count=pl.col("is_completed_induction").sum().cast(pl.Int64),
+    )
     return (
-        by_dimension(evaluable)
+        by_dimension(cells)
         .group_by(RATE_KEY)
-        .agg(
-            evaluable_count=pl.len().cast(pl.Int64),
-            responder_count=pl.col("is_responder").sum().cast(pl.Int64),
-            remitter_count=pl.col("is_remitter").sum().cast(pl.Int64),
-            rapid_response_count=pl.col("is_rapid_response").sum().cast(pl.Int64),
-            completed_induction_count=pl.col("is_completed_induction").sum().cast(pl.Int64),
-        )
+        .agg(pl.col("evaluable_count", *counts).sum())
         .with_columns(*rate_columns("response", "responder_count"), *rate_columns("remission", "remitter_count"))
         .select(
             *RATE_KEY, "evaluable_count", "responder_count", "response_rate", "response_ci_low", "response_ci_high",
@@ -71,7 +77,12 @@ def relief_observations(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
 
 def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     """Return Kaplan-Meier relief curves per cohort, instrument and series kind: one row per distinct day."""
-    curves = kaplan_meier(by_dimension(relief_observations(series_outcomes)), RATE_KEY)
+    cell = ["clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind"]
+    # Relapses and censorings counted per finest cell and day, then added up into every cohort (as for rates).
+    cells = events_per_duration(
+        relief_observations(series_outcomes).with_columns(pl.col("series_start_at").dt.truncate("1mo")), cell)
+    counts = by_dimension(cells).group_by(*RATE_KEY, "duration").agg(pl.col("events", "censored").sum())
+    curves = kaplan_meier_from_counts(counts, RATE_KEY)
     return curves.rename({"duration": "day"}).sort([*RATE_KEY, "day"])
 
 
@@ -80,49 +91,73 @@ def relief_summary_from_survival(relief_survival: pl.LazyFrame) -> pl.LazyFrame:
     return survival_summary(relief_survival.rename({"day": "duration"}), RATE_KEY).sort(RATE_KEY)
 
 
-def trajectories_from_assessment_outcomes(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+# Each (clinic, indication) cell's scores of the trajectories, summarised where they are stored: count, mean
+# and sum of squared deviations pool exactly into any cohort (trajectories_from_cells), so millions of follow-ups
+# are never moved out of DuckDB. One row per (clinic_id, primary_indication, instrument, infusions_received).
+TRAJECTORY_SCORES = f"""
+    from marts.assessment_outcomes
+    where series_kind = 'induction' and is_in_response_window and pct_change is not null
+        and infusions_received <= {MAX_TRAJECTORY_INFUSIONS}
+"""
+TRAJECTORY_CELLS_SQL = f"""
+    select
+        clinic_id, primary_indication, instrument, infusions_received,
+        count(*) as score_count,
+        avg(pct_change) as mean_pct_change,
+        var_pop(pct_change) * count(*) as squared_deviations
+    {TRAJECTORY_SCORES}
+    group by all
+"""
+# The series those scores belong to, per (clinic_id, primary_indication, instrument): a series lies in one cell.
+TRAJECTORY_SERIES_SQL = f"""
+    select clinic_id, primary_indication, instrument, count(distinct series_id) as series_count
+    {TRAJECTORY_SCORES}
+    group by all
+"""
+
+
+def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> pl.LazyFrame:
     """Return mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions.
 
-    Infusion 0 is the baseline itself (0% by definition); later points use the
-    scores of the response window, pre-infusion and after the series.
+    cells, series_cells: the rows of TRAJECTORY_CELLS_SQL and TRAJECTORY_SERIES_SQL. Cells pool into cohorts by the
+    parallel-variance formula (Chan, Golub and LeVeque 1979): counts and
+    sums add; the squared deviations add with each cell's n (mean - pooled
+    mean)^2. Infusion 0 is the baseline itself (0% by definition); later
+    points use the scores of the response window, pre-infusion and after the
+    series, counted once per series at infusion 0.
     """
-    scored = assessment_outcomes.filter(
-        (pl.col("series_kind") == "induction")
-        & pl.col("is_in_response_window")
-        & pl.col("pct_change").is_not_null()
-        & (pl.col("infusions_received") <= MAX_TRAJECTORY_INFUSIONS)
-    )
-    # series_start_at is not on follow-ups; trajectories are not split by month.
     key = [*COHORT, "instrument", "infusions_received"]
-    points = (
-        by_dimension(scored, with_month=False)
+    pooled = (
+        by_dimension(cells, with_month=False)
         .group_by(key)
         .agg(
-            score_count=pl.len().cast(pl.Int64),
-            mean_pct_change=pl.col("pct_change").mean(),
-            sd=pl.col("pct_change").std(),
+            n=pl.col("score_count").sum().cast(pl.Int64),
+            total=(pl.col("score_count") * pl.col("mean_pct_change")).sum(),
+            squares=(pl.col("squared_deviations") + pl.col("score_count") * pl.col("mean_pct_change") ** 2).sum(),
+        )
+        .with_columns(mean_pct_change=pl.col("total") / pl.col("n"))
+        .with_columns(
+            sd=pl.when(pl.col("n") > 1).then(
+                ((pl.col("squares") - pl.col("n") * pl.col("mean_pct_change") ** 2).clip(0.0) / (pl.col("n") - 1))
+                .sqrt())
         )
     )
-    low, high = mean_bounds(pl.col("mean_pct_change"), pl.col("sd"), pl.col("score_count"))
+    low, high = mean_bounds(pl.col("mean_pct_change"), pl.col("sd"), pl.col("n"))
+    points = pooled.select(*key, pl.col("n").alias("score_count"), "mean_pct_change", low.alias("ci_low"),
+                           high.alias("ci_high"))
     baselines = (
-        by_dimension(scored.unique(["series_id", "instrument"]), with_month=False)
+        by_dimension(series_cells, with_month=False)
         .group_by([*COHORT, "instrument"])
-        .agg(score_count=pl.len().cast(pl.Int64))
+        .agg(score_count=pl.col("series_count").sum().cast(pl.Int64))
         .with_columns(
             infusions_received=pl.lit(0, dtype=pl.Int32), mean_pct_change=pl.lit(0.0),
             ci_low=pl.lit(0.0), ci_high=pl.lit(0.0),
         )
     )
-    return (
-        pl.concat(
-            [
-                points.with_columns(low.alias("ci_low"), high.alias("ci_high")).drop("sd"),
-                baselines.select(*key, "score_count", "mean_pct_change", "ci_low", "ci_high"),
-            ],
-            how="vertical_relaxed",
-        )
-        .sort(key)
-    )
+    return pl.concat(
+        [points, baselines.select(*key, "score_count", "mean_pct_change", "ci_low", "ci_high")],
+        how="vertical_relaxed",
+    ).sort(key)
 
 
 QUANTILE_STEPS = 20

@@ -17,12 +17,19 @@ def kaplan_meier(observations: pl.LazyFrame, group: list[str], z: float = Z95) -
 
     observations: one row per subject with `duration` (int days) and `is_event` (bool).
     """
+    return kaplan_meier_from_counts(events_per_duration(observations, group), group, z)
+
+
+def events_per_duration(observations: pl.LazyFrame, group: list[str]) -> pl.LazyFrame:
+    """Return per group and distinct duration the events and censored subjects of observations."""
+    return observations.group_by(*group, "duration").agg(
+        events=pl.col("is_event").sum().cast(pl.Int64), censored=(~pl.col("is_event")).sum().cast(pl.Int64))
+
+
+def kaplan_meier_from_counts(counts: pl.LazyFrame, group: list[str], z: float = Z95) -> pl.LazyFrame:
+    """Return kaplan_meier's rows from events and censored counts per group and duration (events_per_duration)."""
     removed = pl.col("events") + pl.col("censored")
-    per_time = (
-        observations.group_by(*group, "duration")
-        .agg(events=pl.col("is_event").sum().cast(pl.Int64), censored=(~pl.col("is_event")).sum().cast(pl.Int64))
-        .sort(*group, "duration")
-    )
+    per_time = counts.sort(*group, "duration")
     at_risk = removed.sum().over(group) - removed.cum_sum().over(group) + removed
     estimated = per_time.with_columns(at_risk=at_risk.cast(pl.Int64)).with_columns(
         survival=(1 - pl.col("events") / pl.col("at_risk")).cum_prod().over(group),
