@@ -48,10 +48,12 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         patient_codes = pl.Enum(con.sql(f"select patient_id from staging.patients {only} order by 1").pl()["patient_id"])
         instruments = con.sql("select * from seeds.instruments").pl()
         instrument_codes = pl.Enum(sorted(instruments["instrument"]))
-        encoded = {"patient_id": patient_codes, "instrument": instrument_codes}
+        # Each cast built once: building one converts the enum's categories (a million patients) again.
+        encoded = {"patient_id": pl.col("patient_id").cast(patient_codes),
+                   "instrument": pl.col("instrument").cast(instrument_codes)}
 
         def encode(frame: pl.DataFrame) -> pl.DataFrame:
-            return frame.with_columns(pl.col(c).cast(t) for c, t in encoded.items() if c in frame.columns)
+            return frame.with_columns(cast for column, cast in encoded.items() if column in frame.columns)
 
         def read_encoded(sql: str) -> pl.LazyFrame:
             # In batches, each encoded as it arrives: the text of millions of ids is never held all at once.
