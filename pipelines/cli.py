@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import re
@@ -368,5 +369,16 @@ def sources_check(inbox: Path | None) -> None:
         click.echo(f"  {source_file} row {row_number} ({record_type}): {reason}: {detail}")
 
 
+def run(args: list[str] | None = None) -> None:
+    """The infusion-outcomes command (and python -m pipelines.cli): main, then a quick exit."""
+    try:
+        main(args)
+    finally:
+        # What is left lives until the process ends. Frozen, it is skipped by the collections the interpreter
+        # runs as it exits, which otherwise walk the few hundred thousand objects Dagster loads: 0.7 s of
+        # every refresh, measured at 10,000 patients.
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from pipelines.cli import main
+from pipelines.cli import main, run
 from tests.conftest import GOLDEN
 
 
@@ -19,6 +20,19 @@ def test_every_command_explains_itself(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
     assert "Usage: " in result.output and len(result.output.splitlines()) > 4
+
+
+def test_the_command_exits_with_the_status_of_main_and_freezes_what_is_left(tmp_path):
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as success:
+            run(["--help"])
+        assert success.value.code == 0 and gc.get_freeze_count() > 0
+        with pytest.raises(SystemExit) as failure:
+            run(["refresh", "--inbox", str(tmp_path / "absent")])
+        assert failure.value.code == 1
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
 
 
 def test_refresh_help_lists_every_clinical_parameter():
