@@ -18,6 +18,11 @@ from pipelines.reports.summary import markdown_table
 GRAIN_CHECK = "grain_is_unique_and_not_null"
 
 
+def key_of(table: str) -> dg.AssetKey:
+    """Return the asset key of a table named schema.table."""
+    return dg.AssetKey(table.split("."))
+
+
 def checked_rows(con: duckdb.DuckDBPyConnection, table: str, per_patient: bool) -> str:
     """Return the rows a check reads: all of them, or in an incremental refresh of a per-patient table only the
     recomputed patients' rows (the others are as published, and the published warehouse passed these checks;
@@ -86,7 +91,8 @@ MORE_CHECKS: dict[str, list[tuple[str, str, Callable[[duckdb.DuckDBPyConnection]
         no_row_is_lost)],
     "staging.assessments": [(
         "scores_within_instrument_range",
-        "Every accepted score lies within its instrument's range in seeds.instruments.", scores_within_instrument_range)],
+        "Every accepted score lies within its instrument's range in seeds.instruments.",
+        scores_within_instrument_range)],
     "marts.treatment_series": [(
         "every_series_has_an_infusion",
         "Every series counts at least one infusion and has its first infusion among the accepted ones.",
@@ -96,7 +102,7 @@ MORE_CHECKS: dict[str, list[tuple[str, str, Callable[[duckdb.DuckDBPyConnection]
 
 def check_specs(table: str, key_columns: tuple[str, ...]) -> list[dg.AssetCheckSpec]:
     """Return the blocking checks of a table: its grain and any in MORE_CHECKS."""
-    asset = dg.AssetKey(table.split("."))
+    asset = key_of(table)
     keys = ", ".join(key_columns)
     return [
         dg.AssetCheckSpec(GRAIN_CHECK, asset=asset, blocking=True,
@@ -111,5 +117,5 @@ def check_results(con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple
     """Return the results of check_specs(table, key_columns), run on the table just built."""
     outcomes = [(GRAIN_CHECK, grain_is_unique_and_not_null(con, table, key_columns, per_patient)),
                 *[(name, check(con)) for name, _, check in MORE_CHECKS.get(table, [])]]
-    return [dg.AssetCheckResult(asset_key=dg.AssetKey(table.split(".")), check_name=name, passed=passed,
+    return [dg.AssetCheckResult(asset_key=key_of(table), check_name=name, passed=passed,
                                 metadata=metadata) for name, (passed, metadata) in outcomes]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets.tables import REFRESH_SCOPE, key_of, polars_table_specs, write_tables
+from assets.checks import key_of
+from assets.tables import REFRESH_SCOPE, polars_table_specs, write_tables
 from pipelines.incremental import in_scope, scope_is_every_patient
 from pipelines.outcomes import (
     assessment_outcomes_from_follow_ups,
@@ -45,7 +46,8 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         only = f"where {in_scope()}" if merge else ""
         # Patient and instrument codes become Polars enums while the engine runs: sorting, joining and grouping
         # on their integer codes is several times faster than on text. The text comes back before writing.
-        patient_codes = pl.Enum(con.sql(f"select patient_id from staging.patients {only} order by 1").pl()["patient_id"])
+        patient_ids = con.sql(f"select patient_id from staging.patients {only} order by 1").pl()["patient_id"]
+        patient_codes = pl.Enum(patient_ids)
         instruments = con.sql("select * from seeds.instruments").pl()
         instrument_codes = pl.Enum(sorted(instruments["instrument"]))
         # Each cast built once: building one converts the enum's categories (a million patients) again.

@@ -7,7 +7,7 @@ import shutil
 import dagster as dg
 import polars as pl
 
-from assets.tables import key_of
+from assets.checks import key_of
 from pipelines.reports.dashboard import dashboard_data, write_dashboard
 from pipelines.reports.patient_pages import FOLDER as PATIENT_FOLDER
 from pipelines.reports.patient_pages import patient_frames, write_patient_pages

@@ -12,7 +12,15 @@ import dagster as dg
 import duckdb
 
 from assets.ingest import RECORD_TYPES, source_table
-from pipelines.incremental import FILE_STATES_TABLE, PLAN_TABLE, SCOPE_TABLE, patient_key, relation_exists, table_exists
+from pipelines.incremental import (
+    FILE_STATES_TABLE,
+    PLAN_TABLE,
+    SCOPE_TABLE,
+    drop_relation,
+    patient_key,
+    relation_exists,
+    table_exists,
+)
 from pipelines.outcomes.rules import OutcomeRules
 from pipelines.resources import RulesResource, Warehouse, last_refresh, rules_from
 
@@ -62,7 +70,7 @@ def forget_sources(con: duckdb.DuckDBPyConnection, raw_rows: Path, names: list[s
     """Drop the kept rows of sources the inbox no longer has."""
     for name in names:
         for record_type in RECORD_TYPES:
-            con.execute(f"drop view if exists {source_table(name, record_type)}")
+            drop_relation(con, source_table(name, record_type))
         shutil.rmtree(raw_rows / name, ignore_errors=True)
         con.execute(f"drop table if exists raw.changed_patients__{name}")
         con.execute(f"delete from {FILE_STATES_TABLE} where source = ?", [name])

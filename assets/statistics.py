@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets.checks import check_specs
-from assets.tables import key_of, polars_table_specs, write_tables
+from assets.checks import check_specs, key_of
+from assets.tables import polars_table_specs, write_tables
 from pipelines.resources import Warehouse
 from pipelines.stats.cohorts import (
     TRAJECTORY_CELLS_SQL,
@@ -18,7 +18,6 @@ from pipelines.stats.cohorts import (
     trajectories_from_cells,
 )
 
-KEY = "dimension, dimension_value, instrument"
 # table: (description shown in the UI and the warehouse, key columns)
 STATISTICS_MARTS = {
     "response_rates": (
@@ -50,6 +49,9 @@ STATISTICS_MARTS = {
     ),
 }
 
+DESCRIPTIONS = {name: description for name, (description, _) in STATISTICS_MARTS.items()}
+KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in STATISTICS_MARTS.items()}
+
 
 SERIES_OUTCOME_COLUMNS = (
     "clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind", "status", "is_responder",
@@ -59,10 +61,9 @@ SERIES_OUTCOME_COLUMNS = (
 
 @dg.multi_asset(
     specs=polars_table_specs(
-        "marts", {name: description for name, (description, _) in STATISTICS_MARTS.items()},
-        [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
+        "marts", DESCRIPTIONS, [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
     ),
-    check_specs=[spec for name, (_, key_columns) in STATISTICS_MARTS.items()
+    check_specs=[spec for name, key_columns in KEY_COLUMNS.items()
                  for spec in check_specs(f"marts.{name}", key_columns)],
 )
 def statistics_marts(warehouse: Warehouse):
@@ -80,5 +81,4 @@ def statistics_marts(warehouse: Warehouse):
             "end_change_quantiles": end_change_quantiles_from_series_outcomes(series_outcomes).collect(),
             "trajectories": trajectories_from_cells(trajectory_cells, trajectory_series).collect(),
         }
-        yield from write_tables(con, "marts", tables, {name: text for name, (text, _) in STATISTICS_MARTS.items()},
-                                keys={name: key_columns for name, (_, key_columns) in STATISTICS_MARTS.items()})
+        yield from write_tables(con, "marts", tables, DESCRIPTIONS, keys=KEY_COLUMNS)

@@ -7,16 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.checks import check_results, check_specs
+from assets.checks import check_results, check_specs, key_of
 from pipelines.dictionary import write_comments
 from pipelines.incremental import drop_relation, merge_by_patient, scope_is_every_patient, scoped_select
 from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from, set_rule_variables
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
-
-
-def key_of(table: str) -> dg.AssetKey:
-    """Return the asset key of a table named schema.table."""
-    return dg.AssetKey(table.split("."))
 
 
 # The patients this refresh recomputes (assets/scope.py); every per-patient table waits for it.

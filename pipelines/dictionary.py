@@ -7,6 +7,7 @@ from functools import cache
 import duckdb
 import yaml
 
+from pipelines.incremental import relation_kind
 from pipelines.sql_models import SQL_DIR
 
 DOCUMENTED_SCHEMAS = ("marts", "staging", "quarantine", "intermediate", "seeds", "meta")
@@ -31,9 +32,7 @@ def quoted(text: str) -> str:
 def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str) -> None:
     """Write COMMENT ON TABLE (or VIEW) and COMMENT ON COLUMN for a table, so that any SQL tool shows them."""
     schema, name = table.split(".")
-    is_view = con.execute("select count(*) from duckdb_views() where schema_name = ? and view_name = ?",
-                          [schema, name]).fetchone()[0]
-    con.execute(f"comment on {'view' if is_view else 'table'} {table} is {quoted(description)}")
+    con.execute(f"comment on {relation_kind(con, table)} {table} is {quoted(description)}")
     columns = con.execute(
         "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
         [schema, name],

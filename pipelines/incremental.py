@@ -145,32 +145,32 @@ def write_file_states(con: duckdb.DuckDBPyConnection, source: str, states: Itera
         con.execute(f"insert into {FILE_STATES_TABLE} values (?, ?, ?, ?, ?, ?, ?)", list(dataclasses.astuple(state)))
 
 
+def relation_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """Return 'table' or 'view' for the relation of that name (database_or_schema.name), or None if there is none."""
+    database_or_schema, relation = name.split(".")
+    row = con.execute(
+        """select kind from (
+               select database_name, schema_name, table_name as name, 'table' as kind from duckdb_tables()
+               union all select database_name, schema_name, view_name, 'view' from duckdb_views())
+           where (database_name = ? or schema_name = ?) and name = ?""",
+        [database_or_schema, database_or_schema, relation]).fetchone()
+    return None if row is None else row[0]
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    database_or_schema, name = table.split(".")
-    return bool(con.execute(
-        "select count(*) from duckdb_tables() where (database_name = ? or schema_name = ?) and table_name = ?",
-        [database_or_schema, database_or_schema, name]).fetchone()[0])
+    return relation_kind(con, table) == "table"
 
 
 def relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     """True when a table or a view of that name (database_or_schema.name) exists."""
-    database_or_schema, relation = name.split(".")
-    return bool(con.execute(
-        """select count(*) from (
-               select database_name, schema_name, table_name as name from duckdb_tables()
-               union all select database_name, schema_name, view_name from duckdb_views())
-           where (database_name = ? or schema_name = ?) and name = ?""",
-        [database_or_schema, database_or_schema, relation]).fetchone()[0])
+    return relation_kind(con, name) is not None
 
 
 def drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Drop a table or view of that name, whichever it is, if it exists."""
-    for kind in ("table", "view"):
-        if relation_exists(con, name):
-            try:
-                con.execute(f"drop {kind} if exists {name}")
-            except duckdb.CatalogException:  # it is the other kind
-                continue
+    kind = relation_kind(con, name)
+    if kind is not None:
+        con.execute(f"drop {kind} {name}")
 
 
 def column_names(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -62,8 +62,8 @@ class SqlModel:
 
 
 def header_of(path: Path) -> dict[str, str]:
-    """Return the Title/Grain/Inputs/Rule (and optional Refresh) header of a SQL file; fail naming the file when one
-    of the four is missing."""
+    """Return the Title/Grain/Inputs/Rule (and optional Refresh and Materialized) header of a SQL file; fail naming
+    the file when one of the four is missing or the materialization is unknown."""
     header: dict[str, str] = {}
     for line in path.read_text().splitlines():
         match = HEADER_LINE.match(line)
@@ -74,7 +74,9 @@ def header_of(path: Path) -> dict[str, str]:
     missing = {"title", "grain", "inputs", "rule"} - header.keys()
     if missing:
         raise ValueError(f"{path}: header lacks {', '.join(sorted(missing))}")
-    if header.get("materialized", "table").split(";")[0].strip() not in MATERIALIZATIONS:
+    # "view; why" names the materialization, then says why: the model keeps the name alone.
+    header["materialized"] = header.get("materialized", "table").split(";")[0].strip()
+    if header["materialized"] not in MATERIALIZATIONS:
         raise ValueError(f"{path}: Materialized must be one of {', '.join(MATERIALIZATIONS)}")
     return header
 
@@ -88,8 +90,7 @@ def sql_models() -> tuple[SqlModel, ...]:
             header = header_of(path)
             inputs = tuple(name.strip() for name in header["inputs"].split(",") if name.strip())
             models.append(SqlModel(schema, path.stem, path, header["title"], header["grain"], inputs, header["rule"],
-                                   header.get("refresh", "whole table"),
-                                   header.get("materialized", "table").split(";")[0].strip()))
+                                   header.get("refresh", "whole table"), header["materialized"]))
     return tuple(models)
 
 

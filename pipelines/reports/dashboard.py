@@ -386,7 +386,7 @@ def safety_events(data: DashboardData, cohort: Cohort) -> Figure | None:
     if all(v is None for v in values):
         return None
     figure = Figure(bar(x=list(ADVERSE_EVENTS), y=values, marker=dict(color=COLOURS[1]),
-                              hovertemplate="%{x}: %{y:.1f} per 100 infusions<extra></extra>"))
+                        hovertemplate="%{x}: %{y:.1f} per 100 infusions<extra></extra>"))
     return layout(figure, "Adverse events per 100 infusions", "per 100 infusions")
 
 
@@ -396,10 +396,10 @@ def dissociation(data: DashboardData, cohort: Cohort) -> Figure | None:
         return None
     labels = [f"{n}" if n < 7 else "7+" for n in rows["infusion_number"].to_list()]
     figure = Figure(scatter(x=labels, y=rows["dissociation_per_100"].to_list(), mode="lines+markers",
-                                  name="dissociation per 100", line=dict(color=COLOURS[4])))
+                            name="dissociation per 100", line=dict(color=COLOURS[4])))
     if rows["mean_cadss"].drop_nulls().len():
         figure.add_trace(scatter(x=labels, y=rows["mean_cadss"].to_list(), mode="lines+markers",
-                                    name="mean CADSS", yaxis="y2", line=dict(color=COLOURS[5], dash="dot")))
+                                 name="mean CADSS", yaxis="y2", line=dict(color=COLOURS[5], dash="dot")))
         figure.layout["yaxis2"] = dict(title={"text": "mean CADSS"}, overlaying="y", side="right")
     return layout(figure, "Dissociation by infusion number during inductions", "per 100 infusions", "infusion number")
 
@@ -422,7 +422,7 @@ def funnel_plot(data: DashboardData, cohort: Cohort) -> Figure | None:
                 x=sizes, y=[min(max(p0 + sign * z * (p0 * (1 - p0) / n) ** 0.5, 0), 1) for n in sizes], mode="lines",
                 line=dict(color="#7f7f7f", dash=dash, width=1), name=name, showlegend=sign == 1, hoverinfo="skip"))
     figure.add_trace(scatter(x=[sizes[0], sizes[-1]], y=[p0, p0], mode="lines", name="network rate",
-                                line=dict(color="#333333")))
+                             line=dict(color="#333333")))
     mine = clinics["dimension_value"] == (cohort.clinic or "")
     figure.add_trace(scatter(
         x=clinics["evaluable_count"].to_list(), y=clinics["response_rate"].to_list(), mode="markers+text",
@@ -441,7 +441,7 @@ def rejected_rows(data: DashboardData) -> Figure | None:
     for index, file in enumerate(rows["source_file"].unique(maintain_order=True).to_list()):
         part = rows.filter(pl.col("source_file") == file)
         figure.add_trace(bar(x=part["reason"].to_list(), y=part["row_count"].to_list(), name=file,
-                                marker=dict(color=COLOURS[index % len(COLOURS)])))
+                             marker=dict(color=COLOURS[index % len(COLOURS)])))
     return layout(figure, "Rows the clinics sent that could not be used, by reason", "rows")
 
 
