@@ -12,15 +12,11 @@ from collections.abc import Callable
 import dagster as dg
 import duckdb
 
-from pipelines.incremental import in_scope, scope_is_every_patient
-from pipelines.reports.summary import markdown_table
+from pipelines.analyst import formatted
+from pipelines.database import key_of
+from pipelines.incremental.scope import in_scope, scope_is_every_patient
 
 GRAIN_CHECK = "grain_is_unique_and_not_null"
-
-
-def key_of(table: str) -> dg.AssetKey:
-    """Return the asset key of a table named schema.table."""
-    return dg.AssetKey(table.split("."))
 
 
 def checked_rows(con: duckdb.DuckDBPyConnection, table: str, per_patient: bool) -> str:
@@ -57,7 +53,7 @@ def no_row_is_lost(con: duckdb.DuckDBPyConnection) -> Outcome:
     accounts = con.sql("select * from quarantine.file_accounts").pl()
     balance = accounts["rows_accepted"] + accounts["rows_rejected"] + accounts["duplicates_removed"]
     return (bool((accounts["rows_read"] == balance).all()),
-            {"row_accounts": dg.MetadataValue.md(markdown_table(accounts.rows(), accounts.columns))})
+            {"row_accounts": dg.MetadataValue.md(formatted(accounts.columns, accounts.rows(), "markdown"))})
 
 
 def scores_within_instrument_range(con: duckdb.DuckDBPyConnection) -> Outcome:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets.checks import key_of
+from assets.checks import check_specs
 from assets.tables import REFRESH_SCOPE, polars_table_specs, write_tables
-from pipelines.incremental import in_scope, scope_is_every_patient
+from pipelines.database import key_of
+from pipelines.incremental.scope import in_scope, scope_is_every_patient
 from pipelines.outcomes import (
     assessment_outcomes_from_follow_ups,
     baselines_from_assessments,
@@ -17,13 +18,31 @@ from pipelines.outcomes import (
 )
 from pipelines.resources import RulesResource, Warehouse, rules_from
 
+# table: (description shown in the UI and the warehouse, key columns of its grain check)
 OUTCOME_TABLES = {
-    "infusions_numbered": "One row per accepted infusion with its series_number and infusion_number in the series.",
-    "infusion_series": "One row per treatment series (patient_id, series_number): kind, bounds, size (spec §3).",
-    "series_baselines": "One row per (series, outcome instrument the patient has): its baseline, if any (spec §4).",
-    "follow_up_assessments": "One row per follow-up assessment of an outcome instrument, judged against its baseline.",
-    "series_instrument_outcomes": "One row per (series, instrument): status, response, remission, relief (spec §4).",
+    "infusion_sessions": (
+        "One row per accepted infusion with its series_number and infusion_number in the series.",
+        ("patient_id", "infused_at"),
+    ),
+    "treatment_series": (
+        "One row per treatment series (patient_id, series_number): kind, bounds, size (spec §3).",
+        ("patient_id", "series_number"),
+    ),
+    "series_baselines": (
+        "One row per (series, outcome instrument the patient has): its baseline, if any (spec §4).",
+        ("patient_id", "series_number", "instrument"),
+    ),
+    "assessment_outcomes": (
+        "One row per follow-up assessment of an outcome instrument, judged against its baseline.",
+        ("patient_id", "series_number", "instrument", "administered_at"),
+    ),
+    "series_outcomes": (
+        "One row per (series, instrument): status, response, remission, relief (spec §4).",
+        ("patient_id", "series_number", "instrument"),
+    ),
 }
+DESCRIPTIONS = {name: description for name, (description, _) in OUTCOME_TABLES.items()}
+KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in OUTCOME_TABLES.items()}
 
 
 READ_BATCH_ROWS = 1_000_000
@@ -31,9 +50,13 @@ READ_BATCH_ROWS = 1_000_000
 
 @dg.multi_asset(
     specs=polars_table_specs(
-        "intermediate", OUTCOME_TABLES, [key_of("staging.infusions"), key_of("staging.assessments"),
-                                         key_of("seeds.instruments"), REFRESH_SCOPE]
-    )
+        "intermediate",
+        DESCRIPTIONS,
+        [key_of("staging.infusions"), key_of("staging.assessments"), key_of("seeds.instruments"), REFRESH_SCOPE],
+    ),
+    check_specs=[
+        spec for name, key_columns in KEY_COLUMNS.items() for spec in check_specs(f"intermediate.{name}", key_columns)
+    ],
 )
 def outcome_tables(warehouse: Warehouse, rules: RulesResource):
     """Compute the outcome tables in one pass so that staging is read once.
@@ -87,10 +110,12 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         ).collect()
 
         tables: dict[str, pl.DataFrame] = {
-            "infusions_numbered": numbered,
-            "infusion_series": series,
+            "infusion_sessions": numbered,
+            "treatment_series": series,
             "series_baselines": baselines,
-            "follow_up_assessments": follow_ups,
-            "series_instrument_outcomes": outcomes,
+            "assessment_outcomes": follow_ups,
+            "series_outcomes": outcomes,
         }
-        yield from write_tables(con, "intermediate", tables, OUTCOME_TABLES, merge=merge, prepare=decode)
+        yield from write_tables(
+            con, "intermediate", tables, DESCRIPTIONS, merge=merge, keys=KEY_COLUMNS, prepare=decode
+        )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.checks import key_of
 from assets.reports import dashboard, patient_pages, refresh_summary_report
 from assets.statistics import STATISTICS_MARTS
+from pipelines.database import key_of
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 from pipelines.sql_models import sql_models
 

@@ -7,11 +7,12 @@ import shutil
 import dagster as dg
 import polars as pl
 
-from assets.checks import key_of
+from pipelines.database import key_of
 from pipelines.reports.dashboard import dashboard_data, write_dashboard
 from pipelines.reports.patient_pages import FOLDER as PATIENT_FOLDER
 from pipelines.reports.patient_pages import patient_frames, write_patient_pages
 from pipelines.reports.summary import refresh_summary, summary_html, summary_json, summary_lines
+from pipelines.stats.dimensions import NETWORK
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 
 
@@ -66,7 +67,7 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
         stale.unlink()  # a clinic that left the network keeps no page
     pages = write_dashboard(folder, data)
     network = data.response_rates.filter(
-        (pl.col("dimension") == "network") & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
+        (pl.col("dimension") == NETWORK) & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
     headline = (
         f"PHQ-9 response after induction: {network['response_rate'][0]:.0%} of {network['evaluable_count'][0]} "
         "evaluable series" if network.height and network["response_rate"][0] is not None else "no PHQ-9 inductions"
@@ -84,7 +85,7 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
     key=["reports", "patient_pages"],
     group_name="reports",
     deps=[key_of(t) for t in ("staging.assessments", "staging.patients", "marts.treatment_series",
-                              "intermediate.series_baselines", "intermediate.infusions_numbered")],
+                              "intermediate.series_baselines", "intermediate.infusion_sessions")],
     kinds={"plotly", "html"},
 )
 def patient_pages(warehouse: Warehouse, reports: Reports) -> dg.MaterializeResult:

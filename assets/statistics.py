@@ -5,8 +5,9 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
-from assets.checks import check_specs, key_of
+from assets.checks import check_specs
 from assets.tables import polars_table_specs, write_tables
+from pipelines.database import key_of
 from pipelines.resources import Warehouse
 from pipelines.stats.cohorts import (
     TRAJECTORY_CELLS_SQL,

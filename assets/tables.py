@@ -7,10 +7,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.checks import check_results, check_specs, key_of
+from assets.checks import check_results, check_specs
+from pipelines.database import drop_relation, key_of, replace_table, set_rule_variables
 from pipelines.dictionary import write_comments
-from pipelines.incremental import drop_relation, merge_by_patient, scope_is_every_patient, scoped_select
-from pipelines.resources import RulesResource, Warehouse, replace_table, rules_from, set_rule_variables
+from pipelines.incremental.scope import merge_by_patient, scope_is_every_patient, scoped_select
+from pipelines.resources import RulesResource, Warehouse, rules_from
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
 

@@ -12,9 +12,8 @@ from typing import Any
 import duckdb
 from tabulate import tabulate
 
-from pipelines.sql_models import sql_path
+from pipelines.database import sql_string
 
-FORMATS = ("table", "csv", "json", "markdown")
 EXPORT_SCHEMAS = ("marts",)
 
 
@@ -89,7 +88,7 @@ def export_tables(warehouse: Path, out: Path, file_format: str) -> dict:
         for schema, table in tables:
             target = out / f"{table}.{file_format}"
             options = "format parquet, compression zstd" if file_format == "parquet" else "format csv, header true"
-            con.execute(f"copy {schema}.{table} to '{sql_path(target)}' ({options})")
+            con.execute(f"copy {schema}.{table} to {sql_string(target)} ({options})")
             row_count = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
             entries.append({"table": f"{schema}.{table}", "file": target.name, "row_count": row_count})
     manifest = {

@@ -13,18 +13,18 @@ from typing import Any
 
 import click
 
-from pipelines.outcomes.rules import rule_fields, rule_type
+from pipelines.outcomes.rules import rule_fields
 
 
 def rule_options(command):
     """Add one --option per clinical parameter (shared spec), defaulting to the settings."""
-    for field in reversed(rule_fields()):
+    for name, field in reversed(rule_fields().items()):
         command = click.option(
-            "--" + field.name.replace("_", "-"),
-            field.name,
-            type=rule_type(field),
+            "--" + name.replace("_", "-"),
+            name,
+            type=field.annotation,
             default=None,
-            help=f"{field.metadata['doc']} [default: {field.default}]",
+            help=f"{field.description} [default: {field.default}]",
         )(command)
     return command
 
@@ -109,9 +109,8 @@ def print_summary(settings) -> None:
     """Print the aggregate summary of the published warehouse and where things were written."""
     import duckdb
 
+    from pipelines.database import last_refresh
     from pipelines.reports.summary import refresh_summary, summary_lines
-
-    from pipelines.resources import last_refresh
 
     with duckdb.connect(str(settings.warehouse), read_only=True) as con:
         lines = summary_lines(refresh_summary(con))
@@ -197,7 +196,8 @@ def warehouse_option(command):
     )(command)
 
 
-def published_warehouse(warehouse: Path | None) -> Path:
+def warehouse_to_read(warehouse: Path | None) -> Path:
+    """Return the warehouse a reading command opens: the one given, else the published one of the settings."""
     return warehouse or settings_from().warehouse
 
 
@@ -223,7 +223,7 @@ def sql(query: str | None, query_file, output_format: str, output: Path | None, 
         raise click.UsageError("give the SQL as an argument or with --file, not both")
     text = query if query is not None else query_file.read()
     try:
-        with connect_read_only(published_warehouse(warehouse)) as con:
+        with connect_read_only(warehouse_to_read(warehouse)) as con:
             columns, rows = run_query(con, text)
     except (QueryRefused, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
@@ -248,7 +248,7 @@ def shell(warehouse: Path | None) -> None:
     """
     import shutil
 
-    path = published_warehouse(warehouse)
+    path = warehouse_to_read(warehouse)
     if not path.is_file():
         raise click.ClickException(f"no warehouse at {path}; run `make demo` or `infusion-outcomes refresh` first")
     binary = Path(sys.executable).with_name("duckdb")
@@ -295,7 +295,7 @@ def docs(warehouse: Path | None, out: Path) -> None:
     from pipelines.dictionary import dictionary_markdown
 
     try:
-        with connect_read_only(published_warehouse(warehouse)) as con:
+        with connect_read_only(warehouse_to_read(warehouse)) as con:
             text = dictionary_markdown(con)
     except FileNotFoundError as error:
         raise click.ClickException(str(error)) from None
@@ -313,7 +313,7 @@ def export(file_format: str, out: Path, warehouse: Path | None) -> None:
     """Export every mart as one file, with manifest.json (tables, row counts, refresh time)."""
     from pipelines.analyst import export_tables
 
-    path = published_warehouse(warehouse)
+    path = warehouse_to_read(warehouse)
     if not path.is_file():
         raise click.ClickException(f"no warehouse at {path}; run `make demo` or `infusion-outcomes refresh` first")
     manifest = export_tables(path, out, file_format)
@@ -336,10 +336,10 @@ def sources_check(inbox: Path | None) -> None:
     """
     import polars as pl
 
-    from assets.ingest import frames_of_source, source_names
     from pipelines.ingest.csv_inbox import InboxError
     from pipelines.ingest.dry_run import first_problems
     from pipelines.ingest.mapping import MappingError
+    from pipelines.ingest.sources import frames_of_source, source_names
     from pipelines.resources import now_in
 
     settings = settings_from(**({"inbox": inbox} if inbox else {}))

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.ingest import ingest_assets, source_names
+from assets.ingest import ingest_assets
 from assets.outcomes import outcome_tables
 from assets.publication import published_warehouse
 from assets.reports import dashboard, patient_pages, refresh_summary_report
 from assets.scope import refresh_scope_asset
 from assets.statistics import statistics_marts
 from assets.tables import seed_assets, sql_assets
+from pipelines.ingest.sources import source_names
 from pipelines.resources import Settings, resources_from
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import inbox_sensor

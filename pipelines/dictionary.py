@@ -7,7 +7,7 @@ from functools import cache
 import duckdb
 import yaml
 
-from pipelines.incremental import relation_kind
+from pipelines.database import relation_kind, sql_string
 from pipelines.sql_models import SQL_DIR
 
 DOCUMENTED_SCHEMAS = ("marts", "staging", "quarantine", "intermediate", "seeds", "meta")
@@ -25,14 +25,10 @@ def column_description(table: str, column: str) -> str | None:
     return (glossary.get("tables") or {}).get(table, {}).get(column) or glossary["columns"].get(column)
 
 
-def quoted(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str) -> None:
     """Write COMMENT ON TABLE (or VIEW) and COMMENT ON COLUMN for a table, so that any SQL tool shows them."""
     schema, name = table.split(".")
-    con.execute(f"comment on {relation_kind(con, table)} {table} is {quoted(description)}")
+    con.execute(f"comment on {relation_kind(con, table)} {table} is {sql_string(description)}")
     columns = con.execute(
         "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
         [schema, name],
@@ -40,12 +36,12 @@ def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str)
     for (column,) in columns:
         text = column_description(table, column)
         if text:
-            con.execute(f'comment on column {table}."{column}" is {quoted(text)}')
+            con.execute(f'comment on column {table}."{column}" is {sql_string(text)}')
 
 
 def dictionary_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[tuple]]:
     """Return (tables, columns) of the documented schemas with their comments, as DuckDB reports them."""
-    schemas = ", ".join(quoted(s) for s in DOCUMENTED_SCHEMAS)
+    schemas = ", ".join(sql_string(s) for s in DOCUMENTED_SCHEMAS)
     tables = con.execute(
         f"select * from (select schema_name, table_name, comment, estimated_size from duckdb_tables() union all "
         f"select schema_name, view_name, comment, null from duckdb_views() where not internal) "

@@ -6,14 +6,11 @@ the Dagster run config override it, in that order of precedence from lowest.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Literal
 from uuid import uuid4
@@ -22,24 +19,22 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 import filelock
-import polars as pl
-from pydantic import Field, PrivateAttr, create_model
+from pydantic import Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pipelines.database import REFRESHES_DESCRIPTION, REFRESHES_TABLE, record_refresh, sql_string
 from pipelines.dictionary import write_comments
-from pipelines.incremental import BUILDING, PLAN_TABLE, code_fingerprint, table_exists
-from pipelines.outcomes.rules import OutcomeRules, rule_fields, rule_type
-from pipelines.sql_models import sql_path
+from pipelines.incremental.policy import BUILDING, code_fingerprint, reason_to_read_everything, stamp_raw_store
+from pipelines.incremental.scope import plan_of
+from pipelines.outcomes.rules import OutcomeRules, rule_fields
 
 
-def _rule_field_definitions() -> dict[str, Any]:
-    return {
-        field.name: (rule_type(field), Field(default=field.default, description=field.metadata["doc"]))
-        for field in rule_fields()
-    }
+class Settings(OutcomeRules, BaseSettings):
+    """Every setting of the pipeline, from OUTCOMES_* environment variables or defaults.
 
+    The clinical parameters are OutcomeRules' fields (OUTCOMES_SERIES_GAP_DAYS, ...); the rest are here.
+    """
 
-class _SettingsBase(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTCOMES_", extra="ignore")
 
     inbox: Path = Field(default=Path("data/inbox"), description="folder the clinics' files arrive in")
@@ -74,19 +69,13 @@ class _SettingsBase(BaseSettings):
     )
 
 
-Settings = create_model("Settings", __base__=_SettingsBase, **_rule_field_definitions())
-Settings.__doc__ = "Every setting of the pipeline, from OUTCOMES_* environment variables or defaults."
-
-
 def rules_from(config: Any) -> OutcomeRules:
     """Return the OutcomeRules carried by a settings object or a RulesResource."""
-    return OutcomeRules(**{field.name: getattr(config, field.name) for field in rule_fields()})
+    return OutcomeRules(**{name: getattr(config, name) for name in rule_fields()})
 
 
-RulesResource = create_model(
-    "RulesResource", __base__=dg.ConfigurableResource, **_rule_field_definitions()
-)
-RulesResource.__doc__ = "The clinical parameters of shared spec §3-7, overridable in the run config."
+class RulesResource(dg.ConfigurableResource, OutcomeRules):
+    """The clinical parameters of shared spec §3-7, overridable in the run config."""
 
 
 def now_in(timezone: str) -> datetime:
@@ -128,7 +117,7 @@ class Warehouse(dg.ConfigurableResource):
         return self.published_path.with_name(self.published_path.name + ".building")
 
     @property
-    def scratch_path(self) -> Path:
+    def raw_store_path(self) -> Path:
         """The raw store's DuckDB file (views over the kept rows, file states, the refresh scope): never published."""
         return self.published_path.with_name(self.published_path.name + ".raw")
 
@@ -164,10 +153,8 @@ class Warehouse(dg.ConfigurableResource):
             # A full refresh writes every table anew: into an empty file, not over a copy of the old one.
             for stale in (self.working_path, self.working_path.with_name(self.working_path.name + ".wal")):
                 stale.unlink(missing_ok=True)
-        with duckdb.connect(str(self.scratch_path)) as raw:
-            # Until publication stamps them, the raw tables match no published warehouse.
-            raw.execute("create or replace table store_state (generation varchar)")
-            raw.execute("insert into store_state values (?)", [BUILDING])
+        # Until publication stamps it, the raw store matches no published warehouse.
+        stamp_raw_store(self.raw_store_path, BUILDING)
         self.as_of_time  # fixed once per run: every step judges "future" against the same time
 
     @property
@@ -182,26 +169,9 @@ class Warehouse(dg.ConfigurableResource):
 
     def reason_to_read_everything(self) -> str | None:
         """Return why the kept raw tables cannot be reused, or None when they can."""
-        if self.refresh_mode == "full":
-            return "a full refresh was asked for"
-        if not self.published_path.exists():
-            return "nothing is published yet"
-        if not self.scratch_path.exists():
-            return f"no raw tables are kept from the last refresh ({self.scratch_path.name})"
-        with duckdb.connect(str(self.published_path), read_only=True) as published:
-            last = last_refresh(published)
-        with duckdb.connect(str(self.scratch_path), read_only=True) as raw:
-            stamp = raw.execute("select max(generation) from store_state").fetchone()[0] \
-                if table_exists(raw, "main.store_state") else None
-        if last is None or last.get("generation") is None:
-            return "the published warehouse records no refresh this version can continue from"
-        if stamp != last["generation"]:
-            return "the kept raw tables are not those of the published warehouse (a refresh failed or was stopped)"
-        if last.get("code_fingerprint") != code_fingerprint():
-            return "the pipeline's SQL or code changed since the last refresh"
-        if last.get("clinic_timezone") != self.clinic_timezone:
-            return "the clinic timezone changed"
-        return None
+        return reason_to_read_everything(
+            self.published_path, self.raw_store_path, self.refresh_mode, self.clinic_timezone
+        )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         self.close()
@@ -219,7 +189,7 @@ class Warehouse(dg.ConfigurableResource):
             database = duckdb.connect(str(self.working_path))
             if self.memory_limit:
                 database.execute(f"set memory_limit = '{self.memory_limit}'")
-            database.execute(f"attach '{sql_path(self.scratch_path)}' as raw")
+            database.execute(f"attach {sql_string(self.raw_store_path)} as raw")
             for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
                 database.execute(f"create schema if not exists {schema}")
             self._database = database
@@ -246,12 +216,23 @@ class Warehouse(dg.ConfigurableResource):
     def publish(self, rules: OutcomeRules) -> Path:
         """Record the refresh, then replace the published warehouse with the working copy in one rename.
 
-        The kept raw tables are stamped with the new generation last: a crash
-        between the two leaves them unstamped, and the next refresh reads everything.
+        The raw store is stamped with the new generation last: a crash
+        between the two leaves it unstamped, and the next refresh reads everything.
         """
         generation = uuid4().hex
         with self.connect() as con:
-            record_refresh(con, self.as_of_time, self.clinic_timezone, rules, generation)
+            scope, patients = plan_of(con)
+            record_refresh(
+                con,
+                as_of=self.as_of_time,
+                clinic_timezone=self.clinic_timezone,
+                rules=rules,
+                generation=generation,
+                scope=scope,
+                patients_recomputed=patients,
+                code_fingerprint=code_fingerprint(),
+            )
+            write_comments(con, REFRESHES_TABLE, REFRESHES_DESCRIPTION)
             con.execute("checkpoint")
         self.close()
         with open(self.working_path, "rb+") as handle:
@@ -259,71 +240,18 @@ class Warehouse(dg.ConfigurableResource):
         # os.replace is atomic: a reader sees the old file or the new one, never a mix. The next run
         # starts its working copy from the published file.
         os.replace(self.working_path, self.published_path)
-        with duckdb.connect(str(self.scratch_path)) as raw:
-            raw.execute("update store_state set generation = ?", [generation])
+        stamp_raw_store(self.raw_store_path, generation)
         return self.published_path
 
 
-REFRESHES_DESCRIPTION = "One row per published refresh: when, as of when, and with which clinical parameters."
-
-
-def record_refresh(con: duckdb.DuckDBPyConnection, as_of: datetime, clinic_timezone: str, rules: OutcomeRules,
-                   generation: str) -> None:
-    """Append this refresh to meta.refreshes, the warehouse's own history of publications."""
-    con.execute("create schema if not exists meta")
-    con.execute(
-        """
-        create table if not exists meta.refreshes (
-            refreshed_at timestamp, as_of timestamp, clinic_timezone varchar, rules json, pipeline_version varchar
-        )
-        """
-    )
-    # Columns added after the first release: a warehouse published before them gains them empty.
-    for column in ("refresh_scope varchar", "patients_recomputed bigint", "generation varchar",
-                   "code_fingerprint varchar"):
-        con.execute(f"alter table meta.refreshes add column if not exists {column}")
-    scope, patients = con.execute(f"select reason, patients from {PLAN_TABLE}").fetchone() \
-        if table_exists(con, PLAN_TABLE) else (None, None)
-    con.execute(
-        """insert into meta.refreshes by name select ? as refreshed_at, ? as as_of, ? as clinic_timezone,
-           ? as rules, ? as pipeline_version, ? as refresh_scope, ? as patients_recomputed, ? as generation,
-           ? as code_fingerprint""",
-        [datetime.now(ZoneInfo("UTC")).replace(tzinfo=None), as_of, clinic_timezone,
-         json.dumps(dataclasses.asdict(rules)), version("infusion-outcomes"), scope, patients, generation,
-         code_fingerprint()],
-    )
-    write_comments(con, "meta.refreshes", REFRESHES_DESCRIPTION)
-
-
-def last_refresh(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
-    """Return the latest row of meta.refreshes as a dict, or None when there is none."""
-    if not table_exists(con, "meta.refreshes"):
-        return None
-    cursor = con.execute("select * from meta.refreshes order by refreshed_at desc limit 1")
-    row = cursor.fetchone()
-    return None if row is None else dict(zip([d[0] for d in cursor.description], row))
-
-
-def set_rule_variables(con: duckdb.DuckDBPyConnection, rules: OutcomeRules) -> None:
-    """Make every clinical parameter readable in SQL as getvariable('<name>')."""
-    for name, value in dataclasses.asdict(rules).items():
-        con.execute(f"set variable {name} = ?", [value])
-
-
-def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
-    """Write a Polars frame as a table, replacing it; return its row count."""
-    con.register("frame_to_write", frame)
-    try:
-        con.execute(f"create or replace table {table} as select * from frame_to_write")
-    finally:
-        con.unregister("frame_to_write")
-    return frame.height
-
 
 class Inbox(dg.ConfigurableResource):
-    """The folder clinics' CSV exports arrive in."""
+    """The folder clinics' exports arrive in: the contract CSVs, and any export a sources/ mapping describes."""
 
-    path: str = Field(description="folder holding patients.csv, infusions.csv and assessments.csv")
+    path: str = Field(
+        description="folder holding patients.csv, infusions.csv and assessments.csv, or exports with their "
+        "mappings in sources/ (CSV, Excel, FHIR)"
+    )
 
     def fingerprint(self) -> str:
         """Return a string that changes whenever a file in the inbox is added, removed or rewritten."""
@@ -378,7 +306,7 @@ class Reports(dg.ConfigurableResource):
         return self.published_dir
 
 
-def resources_from(settings: Any) -> dict[str, dg.ConfigurableResource]:
+def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Return the Dagster resources configured from a Settings object."""
     return {
         "inbox": Inbox(path=str(settings.inbox)),
@@ -390,5 +318,5 @@ def resources_from(settings: Any) -> dict[str, dg.ConfigurableResource]:
             memory_limit=settings.duckdb_memory_limit,
         ),
         "reports": Reports(path=str(settings.reports), patient_pages=settings.patient_pages),
-        "rules": RulesResource(**dataclasses.asdict(rules_from(settings))),
+        "rules": RulesResource(**rules_from(settings).model_dump()),
     }

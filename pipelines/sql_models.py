@@ -102,8 +102,3 @@ def seed_files() -> tuple[Path, ...]:
 def functions_sql() -> str:
     """Return the CREATE MACRO statements every connection runs before table SQL."""
     return (SQL_DIR / "functions.sql").read_text()
-
-
-def sql_path(path) -> str:
-    """Return a file path for use inside a single-quoted SQL string literal."""
-    return str(path).replace("'", "''")

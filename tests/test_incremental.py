@@ -12,7 +12,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from pipelines.demo.generator import write_inbox as write_demo_inbox
-from pipelines.incremental import FileState, appended_bytes
+from pipelines.incremental.file_states import FileState, appended_bytes
 from tests.conftest import GOLDEN, Refresh
 
 NEW_DAY = "2026-06-30"

@@ -52,6 +52,7 @@ ASSESSMENTS = RecordContract(
     has_items=True,
 )
 CONTRACTS = (PATIENTS, INFUSIONS, ASSESSMENTS)
+RECORD_TYPES = tuple(contract.record_type for contract in CONTRACTS)
 
 ITEM_COLUMN = re.compile(r"item_([1-9][0-9]?)")
 
@@ -61,7 +62,6 @@ SOURCE_FILE = "_source_file"
 ROW_NUMBER = "_row_number"
 ITEM_VALUES = "_item_values"
 PARSE_ERROR = "_parse_error"
-BOOKKEEPING_COLUMNS = (SOURCE_FILE, ROW_NUMBER, ITEM_VALUES, PARSE_ERROR)
 
 
 def item_values_sql(columns: list[str]) -> str:

@@ -179,3 +179,9 @@ def contract_frame(frame: Frame, contract: RecordContract, source_file: str) -> 
         frame = frame.with_columns(pl.lit(source_file).alias(SOURCE_FILE))
     leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]
     return frame.select(*leading, pl.exclude(leading)).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
+
+
+def empty_raw_frame(contract: RecordContract) -> pl.DataFrame:
+    """Return a raw table of no rows with the contract's columns: a record type that no source sent."""
+    schema = {**{column: pl.String for column in contract.required}, ROW_NUMBER: pl.Int64, PARSE_ERROR: pl.String}
+    return contract_frame(pl.DataFrame(schema=schema), contract, "")

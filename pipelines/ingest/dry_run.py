@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import graphlib
 from datetime import datetime
 
 import duckdb
 import polars as pl
 
+from pipelines.ingest.contract import CONTRACTS, RECORD_TYPES, item_values_sql
+from pipelines.ingest.csv_inbox import empty_raw_frame
 from pipelines.sql_models import functions_sql, seed_files, sql_models
-
-
-@dataclasses.dataclass
-class SourceReport:
-    """What one source would give: rows per record type, or the mistake that stops it."""
-
-    name: str
-    rows: dict[str, int]
-    error: str | None = None
-    skipped: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def validation_order() -> list:
@@ -32,10 +23,6 @@ def validation_order() -> list:
 def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_timezone: str, limit: int = 10
                    ) -> list[tuple]:
     """Return the first rejected rows (file, row, record type, reason, detail) the real validation SQL gives."""
-    from assets.ingest import RECORD_TYPES
-    from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, ROW_NUMBER, item_values_sql
-    from pipelines.ingest.csv_inbox import contract_frame
-
     con = duckdb.connect()
     for schema in ("raw", "seeds", "quarantine", "staging"):
         con.execute(f"create schema {schema}")
@@ -44,11 +31,10 @@ def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_time
     con.execute("set variable as_of = ?::timestamp", [as_of])
     con.execute("set variable clinic_timezone = ?", [clinic_timezone])
     con.execute(functions_sql())
-    for contract, record_type in zip(CONTRACTS, RECORD_TYPES):
+    for contract, record_type in zip(CONTRACTS, RECORD_TYPES, strict=True):
         frame = frames.get(record_type)
         if frame is None:
-            frame = contract_frame(pl.DataFrame(schema={**{c: pl.String for c in contract.required},
-                                                        ROW_NUMBER: pl.Int64, PARSE_ERROR: pl.String}), contract, "")
+            frame = empty_raw_frame(contract)
         con.register("frame", frame)
         items = f", {item_values_sql(frame.columns)}" if contract.has_items else ""
         con.execute(f"create table raw.{record_type} as select *{items} from frame")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import re
 from pathlib import Path
 
 import duckdb
@@ -19,6 +18,16 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from pipelines.outcomes.rules import OutcomeRules
+from pipelines.reports.pages import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE, slug
+from pipelines.stats.dimensions import (
+    CLINIC,
+    CLINIC_SPLITS,
+    INDICATION,
+    NETWORK,
+    NETWORK_VALUE,
+    SPLIT_SEPARATOR,
+    START_MONTH,
+)
 from pipelines.reports.privacy import (
     SUPPRESSED_NOTE,
     parent_of,
@@ -29,12 +38,8 @@ from pipelines.reports.privacy import (
 
 MOOD_INSTRUMENTS = ("phq9", "madrs", "gad7", "pcl5")
 PAIN_INSTRUMENTS = ("nrs_pain", "bpi_interference")
-INSTRUMENT_LABELS = {"phq9": "PHQ-9", "madrs": "MADRS", "gad7": "GAD-7", "pcl5": "PCL-5", "nrs_pain": "Pain NRS",
-                     "bpi_interference": "BPI interference", "vas_pain": "Pain VAS", "hamd17": "HAM-D 17",
-                     "qids_sr16": "QIDS-SR16", "bdi2": "BDI-II"}
 ADVERSE_EVENTS = ("nausea", "vomiting", "dissociation", "dysphoria", "headache", "dizziness", "hypertension", "other")
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
-PLOTLY_FILE = "plotly.min.js"
 WATERFALL_MIN_SERIES = 20
 
 
@@ -54,13 +59,13 @@ class Cohort:
 
     @property
     def whole(self) -> tuple[str, str]:
-        return ("network", "all") if self.clinic is None else ("clinic", self.clinic)
+        return (NETWORK, NETWORK_VALUE) if self.clinic is None else (CLINIC, self.clinic)
 
     def split(self, by: str) -> tuple[str, pl.Expr]:
         """Return the dimension and an expression giving the split's label (indication or month)."""
         if self.clinic is None:
             return by, pl.col("dimension_value")
-        return f"clinic_{by}", pl.col("dimension_value").str.split(" / ").list.last()
+        return CLINIC_SPLITS[by], pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.last()
 
     def of_whole(self, frame: pl.DataFrame) -> pl.DataFrame:
         dimension, value = self.whole
@@ -70,12 +75,8 @@ class Cohort:
         dimension, label = self.split(by)
         selected = frame.filter(pl.col("dimension") == dimension)
         if self.clinic is not None:
-            selected = selected.filter(pl.col("dimension_value").str.starts_with(f"{self.clinic} / "))
+            selected = selected.filter(pl.col("dimension_value").str.starts_with(f"{self.clinic}{SPLIT_SEPARATOR}"))
         return selected.with_columns(label.alias("label"))
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "clinic"
 
 
 @dataclasses.dataclass
@@ -144,7 +145,7 @@ def dashboard_data(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: s
         measures={"measured_infusion_count": ["adherence_rate"]},
         total="infusion_count", partition=cohort_partition, min_cell_size=k)
     statuses = table(
-        "select 'network' as dimension, 'all' as dimension_value, status, count(*) as series_count "
+        f"select '{NETWORK}' as dimension, '{NETWORK_VALUE}' as dimension_value, status, count(*) as series_count "
         "from marts.series_outcomes group by all union all "
         "select 'clinic', clinic_id, status, count(*) from marts.series_outcomes group by all")
     return DashboardData(
@@ -174,14 +175,14 @@ def dashboard_data(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: s
             total="infusion_count", partition=[*cohort_partition, "infusion_number"], min_cell_size=k),
         adherence=adherence,
         patients=publishable_counts(
-            table("select 'network' as dimension, 'all' as dimension_value, count(*) as patient_count "
+            table(f"select '{NETWORK}' as dimension, '{NETWORK_VALUE}' as dimension_value, count(*) as patient_count "
                   "from staging.patients union all select 'clinic', clinic_id, count(*) from staging.patients "
-                  "group by all").with_columns(parent=pl.lit("all")), "patient_count", ["dimension"], k),
-        statuses=publishable_counts(statuses.with_columns(parent=pl.lit("all")), "series_count",
+                  "group by all").with_columns(parent=pl.lit(NETWORK_VALUE)), "patient_count", ["dimension"], k),
+        statuses=publishable_counts(statuses.with_columns(parent=pl.lit(NETWORK_VALUE)), "series_count",
                                     ["dimension", "status"], k),
         rejected=publishable_counts(
             table("select source_file, reason, count(*) as row_count from quarantine.rejected_rows group by all "
-                  "order by 1, 2").with_columns(parent=pl.lit("all")), "row_count", ["source_file"], k),
+                  "order by 1, 2").with_columns(parent=pl.lit(NETWORK_VALUE)), "row_count", ["source_file"], k),
     )
 
 
@@ -252,7 +253,7 @@ def instrument_menu(figure: Figure, trace_instruments: list[str]) -> Figure:
 
 
 def rates_by_month(data: DashboardData, cohort: Cohort) -> Figure | None:
-    rates = cohort.of_split(data.response_rates, "start_month").filter(pl.col("series_kind") == "induction")
+    rates = cohort.of_split(data.response_rates, START_MONTH).filter(pl.col("series_kind") == "induction")
     if rates.filter(pl.col("response_rate").is_not_null()).is_empty():
         return None
     figure, owners = Figure(), []
@@ -274,7 +275,7 @@ def rates_by_month(data: DashboardData, cohort: Cohort) -> Figure | None:
 
 
 def relief_curves(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> Figure | None:
-    curves = cohort.of_split(data.relief_survival, "indication").filter(
+    curves = cohort.of_split(data.relief_survival, INDICATION).filter(
         pl.col("instrument").is_in(instruments) & (pl.col("series_kind") == "induction"))
     if curves.is_empty():
         return None
@@ -304,7 +305,7 @@ def _faint(colour: str) -> str:
 
 
 def trajectory(data: DashboardData, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> Figure | None:
-    points = cohort.of_split(data.trajectories, "indication").filter(
+    points = cohort.of_split(data.trajectories, INDICATION).filter(
         pl.col("instrument").is_in(instruments) & pl.col("mean_pct_change").is_not_null())
     if points.is_empty():
         return None
@@ -360,11 +361,11 @@ def completion_funnel(data: DashboardData, cohort: Cohort) -> Figure | None:
 
 def booster_intervals(data: DashboardData, cohort: Cohort) -> Figure | None:
     if cohort.clinic is None:
-        rows = data.booster_intervals.filter(pl.col("dimension") == "clinic").with_columns(
+        rows = data.booster_intervals.filter(pl.col("dimension") == CLINIC).with_columns(
             label=pl.col("dimension_value"))
     else:
         rows = pl.concat([cohort.of_whole(data.booster_intervals), Cohort().of_whole(data.booster_intervals)]
-                         ).with_columns(label=pl.col("dimension_value").replace({"all": "network"}))
+                         ).with_columns(label=pl.col("dimension_value").replace({NETWORK_VALUE: NETWORK}))
     rows = rows.filter(pl.col("median_days").is_not_null())
     if rows.is_empty():
         return None
@@ -408,7 +409,7 @@ def funnel_plot(data: DashboardData, cohort: Cohort) -> Figure | None:
     """Return clinics' response rates against their size with 95% and 99.8% control limits around the network."""
     rates = data.response_rates.filter((pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
     network = Cohort().of_whole(rates)
-    clinics = rates.filter((pl.col("dimension") == "clinic") & pl.col("response_rate").is_not_null())
+    clinics = rates.filter((pl.col("dimension") == CLINIC) & pl.col("response_rate").is_not_null())
     if network.is_empty() or network["response_rate"][0] is None or clinics.is_empty():
         return None
     p0 = network["response_rate"][0]
@@ -454,20 +455,6 @@ def series_statuses(data: DashboardData, cohort: Cohort) -> Figure | None:
 
 
 # Pages -----------------------------------------------------------------------------------------------------
-
-PAGE_STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}
-header{background:#1d3557;color:#fff;padding:1rem 2rem}header a{color:#cfe3ff;margin-right:1rem}
-main{padding:1rem 2rem;max-width:1280px;margin:auto}
-.tiles{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:1rem;margin:1rem 0}
-.tile{background:#fff;border-radius:8px;padding:1rem;box-shadow:0 1px 3px #0002}
-.tile .value{font-size:1.8rem;font-weight:600}.tile .label{color:#5a6b7d;font-size:.9rem}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(560px,1fr));gap:1rem}
-.card{background:#fff;border-radius:8px;padding:.5rem;box-shadow:0 1px 3px #0002}
-.card h3{font-size:1rem;margin:.5rem .75rem 0}
-.empty{color:#5a6b7d;padding:2rem;text-align:center}.note{color:#5a6b7d;font-size:.85rem}
-"""
-
 
 def percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"

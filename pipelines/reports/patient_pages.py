@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import polars as pl
 from plotly.subplots import make_subplots
 
-from pipelines.reports.dashboard import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE, slug
+from pipelines.reports.pages import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE, slug
 
 FOLDER = "patients"
 SERIES_COLOURS = {"induction": "rgba(31,119,180,0.10)", "booster": "rgba(255,127,14,0.12)"}
@@ -26,7 +26,7 @@ def patient_frames(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
         "patients": con.sql("select patient_id, clinic_id, primary_indication from staging.patients").pl(),
         "scores": con.sql("select a.patient_id, a.instrument, a.administered_at, a.score from staging.assessments a "
                           "join seeds.instruments i using (instrument) order by 1, 2, 3").pl(),
-        "infusions": con.sql("select patient_id, infused_at, series_number from intermediate.infusions_numbered").pl(),
+        "infusions": con.sql("select patient_id, infused_at, series_number from intermediate.infusion_sessions").pl(),
         "series": con.sql("select patient_id, series_number, series_kind, series_start_at, series_end_at "
                           "from marts.treatment_series").pl(),
         "baselines": con.sql("select b.patient_id, b.series_number, b.instrument, b.baseline_score, i.response_pct, "

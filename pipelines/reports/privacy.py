@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.stats.dimensions import CLINIC_SPLITS, NETWORK_VALUE, SPLIT_SEPARATOR
+
 SUPPRESSED_NOTE = (
     "Counts from 1 to {limit} are not shown, nor any rate or interval computed from them, to protect patients' "
     "privacy; where one such cell could be worked out from a total, a second cell is hidden as well."
@@ -25,8 +27,12 @@ def is_small(count: pl.Expr, min_cell_size: int) -> pl.Expr:
 
 def parent_of(dimension: pl.Expr, value: pl.Expr) -> pl.Expr:
     """Return the cohort whose total the cell adds up to: the clinic for clinic splits, else the network."""
-    split_of_clinic = dimension.is_in(["clinic_indication", "clinic_start_month"])
-    return pl.when(split_of_clinic).then(value.str.split(" / ").list.first()).otherwise(pl.lit("all"))
+    split_of_clinic = dimension.is_in(list(CLINIC_SPLITS.values()))
+    return (
+        pl.when(split_of_clinic)
+        .then(value.str.split(SPLIT_SEPARATOR).list.first())
+        .otherwise(pl.lit(NETWORK_VALUE))
+    )
 
 
 def suppress(

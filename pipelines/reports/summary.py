@@ -7,12 +7,6 @@ import json
 from typing import Any
 
 import duckdb
-from tabulate import tabulate
-
-
-def markdown_table(rows: list[tuple], columns: list[str]) -> str:
-    """Return rows as a Markdown table (for Dagster metadata: aggregates only, never a patient)."""
-    return tabulate(rows, headers=columns, tablefmt="github")
 
 
 def refresh_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.stats.dimensions import (
+    CLINIC,
+    CLINIC_SPLITS,
+    INDICATION,
+    NETWORK,
+    NETWORK_VALUE,
+    SPLIT_SEPARATOR,
+    START_MONTH,
+)
 from pipelines.stats.intervals import mean_bounds, wilson_bounds
 from pipelines.stats.survival import events_per_duration, kaplan_meier_from_counts, survival_summary
 
@@ -16,16 +25,17 @@ def cohorts(with_month: bool = True) -> list[tuple[str, pl.Expr]]:
     """Return each dimension with the expression of a row's cohort in it (dimension_value): the network, its
     clinic, indication, clinic and indication, and (with_month) the month its series started, network-wide and
     within the clinic."""
+    separator = pl.lit(SPLIT_SEPARATOR)
     found = [
-        ("network", pl.lit("all")),
-        ("clinic", pl.col("clinic_id")),
-        ("indication", pl.col("primary_indication")),
-        ("clinic_indication", pl.concat_str("clinic_id", pl.lit(" / "), "primary_indication")),
+        (NETWORK, pl.lit(NETWORK_VALUE)),
+        (CLINIC, pl.col("clinic_id")),
+        (INDICATION, pl.col("primary_indication")),
+        (CLINIC_SPLITS[INDICATION], pl.concat_str("clinic_id", separator, "primary_indication")),
     ]
     if with_month:
         month = pl.col("series_start_at").dt.strftime("%Y-%m")
-        found.append(("start_month", month))
-        found.append(("clinic_start_month", pl.concat_str("clinic_id", pl.lit(" / "), month)))
+        found.append((START_MONTH, month))
+        found.append((CLINIC_SPLITS[START_MONTH], pl.concat_str("clinic_id", separator, month)))
     return found
 
 

@@ -1,10 +1,10 @@
 -- Question: Do side effects fade over an induction? Adverse events per 100 infusions by infusion number.
--- Reads:    staging.infusions, intermediate.infusions_numbered, marts.treatment_series
+-- Reads:    staging.infusions, intermediate.infusion_sessions, marts.treatment_series
 -- Note:     inductions only; infusion numbers above 6 are pooled.
 
 with induction_infusions as (
     select least(n.infusion_number, 7) as infusion_number, i.adverse_events
-    from intermediate.infusions_numbered as n
+    from intermediate.infusion_sessions as n
     join staging.infusions as i using (patient_id, infused_at)
     join marts.treatment_series as s using (patient_id, series_number)
     where s.series_kind = 'induction'

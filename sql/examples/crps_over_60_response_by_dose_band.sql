@@ -1,10 +1,10 @@
 -- Question: Response by dose band for CRPS patients over 60 (pain NRS, >= 30% reduction).
--- Reads:    marts.series_outcomes, staging.patients, intermediate.infusions_numbered, staging.infusions
+-- Reads:    marts.series_outcomes, staging.patients, intermediate.infusion_sessions, staging.infusions
 -- Note:     age at the series start year; dose is the series' mean dose.
 
 with series_doses as (
     select n.patient_id, n.series_number, avg(i.dose_mg_per_kg) as mean_dose_mg_per_kg
-    from intermediate.infusions_numbered as n
+    from intermediate.infusion_sessions as n
     join staging.infusions as i using (patient_id, infused_at)
     group by all
 )

@@ -1,11 +1,11 @@
 -- Question: Do higher induction doses respond better? PHQ-9 response and remission by mean dose band.
--- Reads:    marts.series_outcomes, intermediate.infusions_numbered, staging.infusions
+-- Reads:    marts.series_outcomes, intermediate.infusion_sessions, staging.infusions
 -- Note:     completed inductions only (six infusions or more), so bands compare like with like.
 
 with series_doses as (
     -- Mean dose over the infusions of each series.
     select n.patient_id, n.series_number, avg(i.dose_mg_per_kg) as mean_dose_mg_per_kg
-    from intermediate.infusions_numbered as n
+    from intermediate.infusion_sessions as n
     join staging.infusions as i using (patient_id, infused_at)
     group by all
 )

@@ -1,12 +1,12 @@
 -- Title:   Every follow-up score judged against its series baseline, for trajectories
 -- Grain:   one row per (series_id, instrument, administered_at)
--- Inputs:  intermediate.follow_up_assessments, marts.treatment_series
+-- Inputs:  intermediate.assessment_outcomes, marts.treatment_series
 -- Rule:    shared spec §4; a follow-up of a series lies after its start and at or before the next series' start
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 -- Materialized: view; every follow-up with its series' clinic and kind, without storing the follow-ups twice
 
 with follow_ups as (
-    select * from intermediate.follow_up_assessments
+    select * from intermediate.assessment_outcomes
 ),
 
 series as (

@@ -1,6 +1,6 @@
 -- Title:   Every accepted infusion session with its place in its series and its safety and measurement facts
 -- Grain:   one row per (patient_id, infused_at)
--- Inputs:  staging.infusions, staging.assessments, intermediate.infusions_numbered, marts.treatment_series
+-- Inputs:  staging.infusions, staging.assessments, intermediate.infusion_sessions, marts.treatment_series
 -- Rule:    shared spec §6; the safety and adherence marts count these rows, so each fact is judged once per infusion
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
@@ -9,7 +9,7 @@ with infusions as (
 ),
 
 numbered as (
-    select * from intermediate.infusions_numbered
+    select * from intermediate.infusion_sessions
 ),
 
 series as (

@@ -1,11 +1,11 @@
 -- Title:   Outcome of each treatment series on each instrument the patient was scored on
 -- Grain:   one row per (series_id, instrument)
--- Inputs:  intermediate.series_instrument_outcomes, marts.treatment_series
+-- Inputs:  intermediate.series_outcomes, marts.treatment_series
 -- Rule:    shared spec §4; is_responder and is_remitter judge the end score, relief runs from the last infusion
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with outcomes as (
-    select * from intermediate.series_instrument_outcomes
+    select * from intermediate.series_outcomes
 ),
 
 series as (

@@ -1,11 +1,11 @@
 -- Title:   Treatment series: runs of infusions with no gap over series_gap_days
 -- Grain:   one row per series_id; series_id = patient_id#series_number
--- Inputs:  intermediate.infusion_series, staging.patients
+-- Inputs:  intermediate.treatment_series, staging.patients
 -- Rule:    shared spec §3; series_id is patient_id, '#', series_number: readable and stable across refreshes
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with series as (
-    select * from intermediate.infusion_series
+    select * from intermediate.treatment_series
 ),
 
 patients as (

@@ -1,6 +1,6 @@
 -- Title:   Every row of the assessment files, typed and totalled, with the first reason it cannot be used
 -- Grain:   one row per (source_file, row_number); every data row read
--- Inputs:  raw.assessments, seeds.instruments, staging.patients
+-- Inputs:  raw.assessments, seeds.instruments, quarantine.patients_validated
 -- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
@@ -13,7 +13,9 @@ instruments as (
 ),
 
 accepted_patients as (
-    select patient_id from staging.patients
+    -- The patients staging.patients will hold: validated, with no reason, first copy only.
+    select patient_id from quarantine.patients_validated
+    where reason is null and not is_exact_duplicate
 ),
 
 parsed as (

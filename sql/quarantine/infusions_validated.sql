@@ -1,6 +1,6 @@
 -- Title:   Every row of the infusion files, typed, with the first reason it cannot be used
 -- Grain:   one row per (source_file, row_number); every data row read
--- Inputs:  raw.infusions, seeds.value_ranges, staging.patients
+-- Inputs:  raw.infusions, seeds.value_ranges, quarantine.patients_validated
 -- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
@@ -9,7 +9,9 @@ with raw_rows as (
 ),
 
 accepted_patients as (
-    select patient_id from staging.patients
+    -- The patients staging.patients will hold: validated, with no reason, first copy only.
+    select patient_id from quarantine.patients_validated
+    where reason is null and not is_exact_duplicate
 ),
 
 parsed as (

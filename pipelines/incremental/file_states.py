@@ -1,0 +1,106 @@
+"""What a refresh knew of each inbox file: enough to tell unchanged, appended to, or otherwise changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+import duckdb
+
+from pipelines.database import table_exists
+
+FILE_STATES_TABLE = "raw.file_states"
+HASH_BLOCK = 1 << 24
+
+
+@dataclasses.dataclass(frozen=True)
+class FileState:
+    """One inbox file as a refresh read it: size, modification time and, when read whole, digest and rows."""
+
+    source: str
+    file: str
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    data_rows: int | None = None
+    ends_with_newline: bool | None = None
+
+    def is_unchanged(self, path: Path) -> bool:
+        """The quick check rsync and make use: same size, same modification time."""
+        stat = path.stat()
+        return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
+
+
+def state_of_file(source: str, file: str, path: Path, data_rows: int) -> FileState:
+    """Return the state of a file just read whole: size, time, SHA-256 (read in blocks) and its last byte."""
+    stat, digest = path.stat(), hashlib.sha256()
+    last = b""
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(HASH_BLOCK), b""):
+            digest.update(block)
+            last = block
+    ends_with_newline = stat.st_size > 0 and last.endswith(b"\n")
+    return FileState(source, file, stat.st_size, stat.st_mtime_ns, digest.hexdigest(), data_rows, ends_with_newline)
+
+
+def appended_bytes(path: Path, previous: FileState) -> tuple[bytes, bytes, str] | None:
+    """Return (header line, bytes after the previous end, digest of the whole file) when rows were only appended.
+
+    Appended means: the file grew, the previous file ended with a line break,
+    and its first previous.size bytes are exactly the previous file (same
+    SHA-256). Anything else returns None and the file is read whole.
+    """
+    if previous.sha256 is None or not previous.ends_with_newline or path.stat().st_size <= previous.size:
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        header = handle.readline()
+        handle.seek(0)
+        remaining = previous.size
+        while remaining:
+            block = handle.read(min(HASH_BLOCK, remaining))
+            if not block:
+                return None
+            digest.update(block)
+            remaining -= len(block)
+        if digest.hexdigest() != previous.sha256:
+            return None
+        tail = handle.read()
+    digest.update(tail)
+    if header.startswith((b"\xff\xfe", b"\xfe\xff")) or not header.endswith(b"\n"):
+        return None  # UTF-16 or a one-line file: read whole
+    return header, tail, digest.hexdigest()
+
+
+def read_file_states(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], FileState]:
+    """Return the kept state of every inbox file, by (source, file)."""
+    if not table_exists(con, FILE_STATES_TABLE):
+        return {}
+    rows = con.execute(f"select * from {FILE_STATES_TABLE}").fetchall()
+    return {(row[0], row[1]): FileState(*row) for row in rows}
+
+
+def write_file_states(con: duckdb.DuckDBPyConnection, source: str, states: Iterable[FileState]) -> None:
+    """Replace the kept state of one source's files."""
+    con.execute(
+        f"""create table if not exists {FILE_STATES_TABLE} (
+            source varchar, file varchar, size bigint, mtime_ns bigint, sha256 varchar, data_rows bigint,
+            ends_with_newline boolean)"""
+    )
+    con.execute(f"delete from {FILE_STATES_TABLE} where source = ?", [source])
+    for state in states:
+        con.execute(f"insert into {FILE_STATES_TABLE} values (?, ?, ?, ?, ?, ?, ?)", list(dataclasses.astuple(state)))
+
+
+def sources_kept(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Return the sources whose files the kept state knows."""
+    if not table_exists(con, FILE_STATES_TABLE):
+        return []
+    return [row[0] for row in con.execute(f"select distinct source from {FILE_STATES_TABLE} order by 1").fetchall()]
+
+
+def forget_source_files(con: duckdb.DuckDBPyConnection, source: str) -> None:
+    """Drop the kept state of one source's files."""
+    con.execute(f"delete from {FILE_STATES_TABLE} where source = ?", [source])

@@ -1,0 +1,153 @@
+"""Whether a refresh may continue from what the last one kept, and which patients it recomputes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from importlib.metadata import version
+from pathlib import Path
+
+import duckdb
+
+from pipelines.database import last_refresh, relation_exists, table_exists
+from pipelines.incremental.raw_store import (
+    changed_patients_table,
+    forget_sources,
+    removed_sources,
+    source_table,
+)
+from pipelines.incremental.scope import SCOPE_TABLE, patient_key, write_plan
+from pipelines.ingest.contract import RECORD_TYPES
+from pipelines.outcomes.rules import OutcomeRules
+
+ROOT = Path(__file__).resolve().parents[2]
+# What computes the raw and per-patient tables: when any of it changes, the kept state is not reusable.
+CODE_FOLDERS = ("sql", "pipelines/ingest", "pipelines/incremental", "pipelines/outcomes", "assets")
+# The raw store's stamp while a run writes it: it matches no published warehouse.
+BUILDING = "building"
+STORE_STATE_TABLE = "main.store_state"
+# The raw rows the as-of time judges (spec §8: future-dated rows are rejected), by record type and timestamp.
+DATED_ROWS = {"raw.infusions": "infused_at", "raw.assessments": "administered_at"}
+# An offset moves a timestamp by at most 99:99 hours (the longest iso_timestamp accepts): 5 days of slack
+# on the date as sent finds every row whose local time can fall after the earlier as-of time.
+OFFSET_SLACK_DAYS = 5
+
+
+def code_fingerprint() -> str:
+    """Return a digest of the SQL, the ingest, incremental and outcome code, and the DuckDB and Polars versions."""
+    digest = hashlib.sha256(f"duckdb {version('duckdb')} polars {version('polars')}".encode())
+    for folder in CODE_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if path.is_file() and path.suffix in (".sql", ".py", ".csv", ".yaml"):
+                digest.update(str(path.relative_to(ROOT)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def stamp_raw_store(raw_store: Path, generation: str) -> None:
+    """Stamp the raw store with a generation: BUILDING while a run writes it, the published one after."""
+    with duckdb.connect(str(raw_store)) as raw:
+        raw.execute(f"create table if not exists {STORE_STATE_TABLE} (generation varchar)")
+        raw.execute(f"delete from {STORE_STATE_TABLE}")
+        raw.execute(f"insert into {STORE_STATE_TABLE} values (?)", [generation])
+
+
+def raw_store_stamp(raw_store: Path) -> str | None:
+    """Return the generation the raw store is stamped with, or None when it has none."""
+    with duckdb.connect(str(raw_store), read_only=True) as raw:
+        if not table_exists(raw, STORE_STATE_TABLE):
+            return None
+        return raw.execute(f"select max(generation) from {STORE_STATE_TABLE}").fetchone()[0]
+
+
+def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: str, clinic_timezone: str
+                              ) -> str | None:
+    """Return why the kept raw tables cannot be reused, or None when they can."""
+    if refresh_mode == "full":
+        return "a full refresh was asked for"
+    if not published.exists():
+        return "nothing is published yet"
+    if not raw_store.exists():
+        return f"no raw tables are kept from the last refresh ({raw_store.name})"
+    with duckdb.connect(str(published), read_only=True) as con:
+        last = last_refresh(con)
+    stamp = raw_store_stamp(raw_store)
+    if last is None or last.get("generation") is None:
+        return "the published warehouse records no refresh this version can continue from"
+    if stamp != last["generation"]:
+        return "the kept raw tables are not those of the published warehouse (a refresh failed or was stopped)"
+    if last.get("code_fingerprint") != code_fingerprint():
+        return "the pipeline's SQL or code changed since the last refresh"
+    if last.get("clinic_timezone") != clinic_timezone:
+        return "the clinic timezone changed"
+    return None
+
+
+def reason_to_recompute_everyone(con: duckdb.DuckDBPyConnection, full_read_reason: str | None, rules: OutcomeRules,
+                                 as_of: datetime) -> str | None:
+    """Return why every patient must be recomputed, or None when only patients with changes need be."""
+    if full_read_reason is not None:
+        return full_read_reason
+    last = last_refresh(con)
+    if json.loads(last["rules"]) != rules.model_dump():
+        return "the clinical parameters changed since the last refresh"
+    if last["as_of"].year != as_of.year:
+        return "the as-of year changed: birth years are judged against the new year"
+    return None
+
+
+def patients_to_recompute(con: duckdb.DuckDBPyConnection, sources: list[str], previous_as_of: datetime,
+                          as_of: datetime) -> str:
+    """Return SQL of (patient_key, reason) for every patient with a reason to be recomputed.
+
+    Reads this run's raw rows only (never an earlier run's later layers): the iso_timestamp macro of
+    sql/functions.sql must be defined on the connection.
+    """
+    parts = [
+        f"select patient_key, 'new, changed or removed rows' as reason from {changed_patients_table(name)}"
+        for name in sources
+        if table_exists(con, changed_patients_table(name))
+    ]
+    earlier = min(previous_as_of, as_of)
+    first_text = (earlier.date() - timedelta(days=OFFSET_SLACK_DAYS)).isoformat()
+    for table, column in DATED_ROWS.items():
+        # A row dated after the earlier as-of time was future then and is not now (or the other way round),
+        # or is future both times and its reason names the as-of time: few rows, all recomputed. ISO dates
+        # sort as text, so a text comparison finds the few candidates before any is parsed.
+        parts.append(
+            f"select {patient_key()}, 'dated after the last or this as-of time' from {table} "
+            f"where ltrim({column}) >= '{first_text}' and iso_timestamp({column}) > '{earlier.isoformat()}'"
+        )
+    for name in removed_sources(con, sources):
+        parts += [
+            f"select {patient_key()}, 'source removed' from {source_table(name, record_type)}"
+            for record_type in RECORD_TYPES
+            if relation_exists(con, source_table(name, record_type))
+        ]
+    return " union all ".join(parts)
+
+
+def plan_refresh_scope(con: duckdb.DuckDBPyConnection, sources: list[str], full_read_reason: str | None,
+                       rules: OutcomeRules, as_of: datetime, raw_rows: Path) -> tuple[str, dict[str, int]]:
+    """Decide and record which patients this refresh recomputes; return the plan's line and patients by reason."""
+    reason = reason_to_recompute_everyone(con, full_read_reason, rules, as_of)
+    removed = removed_sources(con, sources)
+    if reason is None:
+        previous_as_of = last_refresh(con)["as_of"]
+        con.execute(f"""
+            create or replace table {SCOPE_TABLE} as
+            select patient_key, string_agg(distinct reason, '; ' order by reason) as reason
+            from ({patients_to_recompute(con, sources, previous_as_of, as_of)})
+            group by patient_key
+        """)
+        patients = con.execute(f"select count(*) from {SCOPE_TABLE}").fetchone()[0]
+        line = f"incremental: {patients} patient{'' if patients == 1 else 's'} recomputed"
+        write_plan(con, False, line, patients)
+    else:
+        con.execute(f"create or replace table {SCOPE_TABLE} (patient_key varchar, reason varchar)")
+        line = f"full: {reason}"
+        write_plan(con, True, line, None)
+    forget_sources(con, raw_rows, removed)
+    reasons = con.execute(f"select reason, count(*) from {SCOPE_TABLE} group by all order by 1").fetchall()
+    return line, dict(reasons)

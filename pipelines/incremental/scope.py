@@ -1,0 +1,103 @@
+"""The patients a refresh recomputes, in SQL: which rows are in scope, and how a per-patient table is merged."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from pipelines.database import table_exists
+
+SCOPE_TABLE = "raw.refresh_scope"
+PLAN_TABLE = "raw.refresh_plan"
+
+
+def patient_key(column: str = "patient_id") -> str:
+    """Return the SQL key that groups rows by patient: the trimmed id, '' for rows without one.
+
+    Validation cleans patient_id with blank_to_null, so the key of a raw row and
+    of every table derived from it agree.
+    """
+    return f"coalesce(nullif(trim({column}), ''), '')"
+
+
+def in_scope(column: str = "patient_id", is_raw: bool = False) -> str:
+    """Return the SQL condition: the row belongs to a patient this refresh recomputes.
+
+    Rows past validation carry the id already trimmed (null when blank), so their key needs no trim of
+    millions of strings: only raw rows, as sent, do.
+    """
+    key = patient_key(column) if is_raw else f"coalesce({column}, '')"
+    return f"{key} in (select patient_key from {SCOPE_TABLE})"
+
+
+def tables_read(select: str) -> list[exp.Table]:
+    """Return the schema-qualified tables a SELECT reads (CTE names, being unqualified, are left out)."""
+    return [table for table in sqlglot.parse_one(select, dialect="duckdb").find_all(exp.Table) if table.db]
+
+
+def with_tables_renamed(select: str, names: dict[str, str]) -> str:
+    """Return the SELECT's text with each schema.table of names replaced by its new name, and nothing else changed.
+
+    The parse finds the references (never a column, string or comment that looks like one); the text is
+    edited at their positions, so the SQL that runs is the file as written.
+    """
+    spans = []
+    for table in tables_read(select):
+        name = f"{table.db}.{table.name}"
+        if name in names:
+            spans.append((table.args["db"].meta["start"], table.this.meta["end"] + 1, names[name]))
+    for start, end, replacement in sorted(spans, reverse=True):
+        select = select[:start] + replacement + select[end:]
+    return select
+
+
+def scoped_select(con: duckdb.DuckDBPyConnection, select: str, inputs: Iterable[str]) -> str:
+    """Return the SELECT reading only the recomputed patients' rows of each input other than the seeds.
+
+    Each input table is replaced by a temporary view that keeps the rows in
+    scope, so the model's SQL runs unchanged on the patients it recomputes.
+    """
+    views = {}
+    for table in inputs:
+        schema, name = table.split(".")
+        if schema == "seeds":
+            continue
+        views[table] = f"scoped__{schema}__{name}"
+        con.execute(
+            f"create or replace temp view {views[table]} as select * from {table} "
+            f"where {in_scope(is_raw=schema == 'raw')}"
+        )
+    return with_tables_renamed(select, views)
+
+
+def merge_by_patient(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> int:
+    """Replace the recomputed patients' rows of a table with the rows a query returns; return how many."""
+    con.execute(f"create or replace temp table merged_rows as {rows}")
+    con.execute(f"delete from {table} where {in_scope()}")
+    con.execute(f"insert into {table} by name select * from merged_rows")
+    count = con.execute("select count(*) from merged_rows").fetchone()[0]
+    con.execute("drop table merged_rows")
+    return count
+
+
+def scope_is_every_patient(con: duckdb.DuckDBPyConnection) -> bool:
+    """True when this refresh recomputes every patient (a full refresh); False when it merges a few."""
+    if not table_exists(con, PLAN_TABLE):
+        return True
+    return con.execute(f"select every_patient from {PLAN_TABLE}").fetchone()[0]
+
+
+def write_plan(con: duckdb.DuckDBPyConnection, every_patient: bool, reason: str, patients: int | None) -> None:
+    """Record this refresh's plan: every patient or a few, why, and how many."""
+    con.execute(f"create or replace table {PLAN_TABLE} (every_patient boolean, reason varchar, patients bigint)")
+    con.execute(f"insert into {PLAN_TABLE} values (?, ?, ?)", [every_patient, reason, patients])
+
+
+def plan_of(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int | None]:
+    """Return this refresh's plan as (reason, patients recomputed), or (None, None) when it has none."""
+    if not table_exists(con, PLAN_TABLE):
+        return None, None
+    return con.execute(f"select reason, patients from {PLAN_TABLE}").fetchone()
