@@ -7,8 +7,12 @@ import re
 from functools import cache
 from pathlib import Path
 
+import sqlglot
+from sqlglot import exp
+
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 # Layers in build order; a model may read only its own or an earlier layer (or raw and seeds).
+LAYERS = ("raw", "seeds", "quarantine", "staging", "intermediate", "marts")
 MODEL_SCHEMAS = ("quarantine", "staging", "marts")
 SEED_SCHEMA = "seeds"
 HEADER_LINE = re.compile(r"--\s*(Title|Grain|Inputs|Rule|Refresh|Materialized):\s*(.*)")
@@ -102,3 +106,56 @@ def seed_files() -> tuple[Path, ...]:
 def functions_sql() -> str:
     """Return the CREATE MACRO statements every connection runs before table SQL."""
     return (SQL_DIR / "functions.sql").read_text()
+
+
+def table_references(select: str) -> list[exp.Table]:
+    """Return the schema-qualified tables a SELECT names, as parsed (CTE names, being unqualified, are left out)."""
+    return [table for table in sqlglot.parse_one(select, dialect="duckdb").find_all(exp.Table) if table.db]
+
+
+def called_macros(expression: exp.Expression) -> set[str]:
+    """Return the names of the functions an expression calls that DuckDB does not know (the project's macros)."""
+    return {call.name.lower() for call in expression.find_all(exp.Anonymous)}
+
+
+@cache
+def macro_reads() -> dict[str, frozenset[str]]:
+    """Return, for each macro of sql/functions.sql, the tables it reads, directly or through the macros it calls."""
+    direct: dict[str, set[str]] = {}
+    calls: dict[str, set[str]] = {}
+    for statement in sqlglot.parse(functions_sql(), dialect="duckdb"):
+        name = statement.this.this.name.lower()  # CREATE MACRO name(...): a function whose "this" is its name
+        direct[name] = {f"{t.db}.{t.name}" for t in statement.find_all(exp.Table) if t.db}
+        calls[name] = called_macros(statement.expression) & set(direct) - {name}
+    reads: dict[str, frozenset[str]] = {}
+
+    def reads_of(name: str) -> frozenset[str]:
+        if name not in reads:
+            reads[name] = frozenset(direct[name].union(*[reads_of(called) for called in calls[name]]))
+        return reads[name]
+
+    return {name: reads_of(name) for name in direct}
+
+
+def tables_read(select: str) -> set[str]:
+    """Return every table a SELECT reads: those it names and those its macros read."""
+    named = {f"{table.db}.{table.name}" for table in table_references(select)}
+    macros = macro_reads()
+    through_macros = [macros[name] for name in called_macros(sqlglot.parse_one(select, dialect="duckdb"))
+                      if name in macros]
+    return named.union(*through_macros)
+
+
+def header_problems(model: SqlModel) -> list[str]:
+    """Return what is wrong with a model's Inputs header: tables read but not listed, listed but not read, and
+    inputs from a later layer. An empty list means the header is true."""
+    read, listed = tables_read(model.select), set(model.inputs)
+    problems = [f"{model.path.name}: reads {table} but its Inputs do not list it" for table in sorted(read - listed)]
+    problems += [f"{model.path.name}: Inputs list {table} but it does not read it" for table in sorted(listed - read)]
+    position = LAYERS.index(model.schema)
+    problems += [
+        f"{model.path.name}: reads {table}, of the later layer {table.split('.')[0]}"
+        for table in sorted(read | listed)
+        if table.split(".")[0] not in LAYERS or LAYERS.index(table.split(".")[0]) > position
+    ]
+    return problems

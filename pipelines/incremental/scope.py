@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import duckdb
-import sqlglot
-from sqlglot import exp
-
 from pipelines.database import table_exists
+from pipelines.sql_models import table_references
 
 SCOPE_TABLE = "raw.refresh_scope"
 PLAN_TABLE = "raw.refresh_plan"
@@ -33,11 +31,6 @@ def in_scope(column: str = "patient_id", is_raw: bool = False) -> str:
     return f"{key} in (select patient_key from {SCOPE_TABLE})"
 
 
-def tables_read(select: str) -> list[exp.Table]:
-    """Return the schema-qualified tables a SELECT reads (CTE names, being unqualified, are left out)."""
-    return [table for table in sqlglot.parse_one(select, dialect="duckdb").find_all(exp.Table) if table.db]
-
-
 def with_tables_renamed(select: str, names: dict[str, str]) -> str:
     """Return the SELECT's text with each schema.table of names replaced by its new name, and nothing else changed.
 
@@ -45,7 +38,7 @@ def with_tables_renamed(select: str, names: dict[str, str]) -> str:
     edited at their positions, so the SQL that runs is the file as written.
     """
     spans = []
-    for table in tables_read(select):
+    for table in table_references(select):
         name = f"{table.db}.{table.name}"
         if name in names:
             spans.append((table.args["db"].meta["start"], table.this.meta["end"] + 1, names[name]))
