@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # Re-install when pyproject.toml changes.
 INSTALLED := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test ui bench clean
+.PHONY: demo test lint ui bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(VENV)
@@ -18,8 +18,13 @@ $(INSTALLED): pyproject.toml
 demo: $(INSTALLED)  ## generate the demo inbox and refresh the warehouse and reports from it
 	$(BIN)/infusion-outcomes demo
 
-test: $(INSTALLED)  ## run the test suite
+test: lint  ## lint, then run the test suite
 	$(BIN)/python -m pytest -n 2
+
+lint: $(INSTALLED)  ## ruff (lint and format) on the Python, sqlfluff on sql/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint sql --disable-progress-bar
 
 ui: $(INSTALLED)  ## the Dagster UI on http://127.0.0.1:3000 with a persistent instance in .dagster_home
 	mkdir -p .dagster_home

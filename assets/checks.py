@@ -32,8 +32,9 @@ def checked_rows(con: duckdb.DuckDBPyConnection, table: str, per_patient: bool) 
 Outcome = tuple[bool, dict]  # passed, metadata
 
 
-def grain_is_unique_and_not_null(con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple[str, ...],
-                                 per_patient: bool) -> Outcome:
+def grain_is_unique_and_not_null(
+    con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple[str, ...], per_patient: bool
+) -> Outcome:
     """Return whether the table's key columns are unique and never null."""
     keys = ", ".join(key_columns)
     any_null = " or ".join(f"{column} is null" for column in key_columns)
@@ -52,8 +53,10 @@ def grain_is_unique_and_not_null(con: duckdb.DuckDBPyConnection, table: str, key
 def no_row_is_lost(con: duckdb.DuckDBPyConnection) -> Outcome:
     accounts = con.sql("select * from quarantine.file_accounts").pl()
     balance = accounts["rows_accepted"] + accounts["rows_rejected"] + accounts["duplicates_removed"]
-    return (bool((accounts["rows_read"] == balance).all()),
-            {"row_accounts": dg.MetadataValue.md(formatted(accounts.columns, accounts.rows(), "markdown"))})
+    return (
+        bool((accounts["rows_read"] == balance).all()),
+        {"row_accounts": dg.MetadataValue.md(formatted(accounts.columns, accounts.rows(), "markdown"))},
+    )
 
 
 def scores_within_instrument_range(con: duckdb.DuckDBPyConnection) -> Outcome:
@@ -82,17 +85,27 @@ def every_series_has_an_infusion(con: duckdb.DuckDBPyConnection) -> Outcome:
 
 # table: (check name, description, check) beyond the grain check every table has.
 MORE_CHECKS: dict[str, list[tuple[str, str, Callable[[duckdb.DuckDBPyConnection], Outcome]]]] = {
-    "quarantine.file_accounts": [(
-        "no_row_is_lost", "Per file: rows read = rows accepted + rows rejected + exact duplicates removed.",
-        no_row_is_lost)],
-    "staging.assessments": [(
-        "scores_within_instrument_range",
-        "Every accepted score lies within its instrument's range in seeds.instruments.",
-        scores_within_instrument_range)],
-    "marts.treatment_series": [(
-        "every_series_has_an_infusion",
-        "Every series counts at least one infusion and has its first infusion among the accepted ones.",
-        every_series_has_an_infusion)],
+    "quarantine.file_accounts": [
+        (
+            "no_row_is_lost",
+            "Per file: rows read = rows accepted + rows rejected + exact duplicates removed.",
+            no_row_is_lost,
+        )
+    ],
+    "staging.assessments": [
+        (
+            "scores_within_instrument_range",
+            "Every accepted score lies within its instrument's range in seeds.instruments.",
+            scores_within_instrument_range,
+        )
+    ],
+    "marts.treatment_series": [
+        (
+            "every_series_has_an_infusion",
+            "Every series counts at least one infusion and has its first infusion among the accepted ones.",
+            every_series_has_an_infusion,
+        )
+    ],
 }
 
 
@@ -101,17 +114,28 @@ def check_specs(table: str, key_columns: tuple[str, ...]) -> list[dg.AssetCheckS
     asset = key_of(table)
     keys = ", ".join(key_columns)
     return [
-        dg.AssetCheckSpec(GRAIN_CHECK, asset=asset, blocking=True,
-                          description=f"({keys}) identifies one row of {table}: unique, never null."),
-        *[dg.AssetCheckSpec(name, asset=asset, blocking=True, description=description)
-          for name, description, _ in MORE_CHECKS.get(table, [])],
+        dg.AssetCheckSpec(
+            GRAIN_CHECK,
+            asset=asset,
+            blocking=True,
+            description=f"({keys}) identifies one row of {table}: unique, never null.",
+        ),
+        *[
+            dg.AssetCheckSpec(name, asset=asset, blocking=True, description=description)
+            for name, description, _ in MORE_CHECKS.get(table, [])
+        ],
     ]
 
 
-def check_results(con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple[str, ...], per_patient: bool
-                  ) -> list[dg.AssetCheckResult]:
+def check_results(
+    con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple[str, ...], per_patient: bool
+) -> list[dg.AssetCheckResult]:
     """Return the results of check_specs(table, key_columns), run on the table just built."""
-    outcomes = [(GRAIN_CHECK, grain_is_unique_and_not_null(con, table, key_columns, per_patient)),
-                *[(name, check(con)) for name, _, check in MORE_CHECKS.get(table, [])]]
-    return [dg.AssetCheckResult(asset_key=key_of(table), check_name=name, passed=passed,
-                                metadata=metadata) for name, (passed, metadata) in outcomes]
+    outcomes = [
+        (GRAIN_CHECK, grain_is_unique_and_not_null(con, table, key_columns, per_patient)),
+        *[(name, check(con)) for name, _, check in MORE_CHECKS.get(table, [])],
+    ]
+    return [
+        dg.AssetCheckResult(asset_key=key_of(table), check_name=name, passed=passed, metadata=metadata)
+        for name, (passed, metadata) in outcomes
+    ]

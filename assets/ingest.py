@@ -91,7 +91,7 @@ def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefiniti
         return dg.MaterializeResult(
             metadata={
                 "rows_read": sum(count for _, count in by_file),
-                "files": dg.MetadataValue.json({file: count for file, count in by_file}),
+                "files": dg.MetadataValue.json(dict(by_file)),
                 "malformed_rows": malformed,
             }
         )

@@ -74,8 +74,10 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         instruments = con.sql("select * from seeds.instruments").pl()
         instrument_codes = pl.Enum(sorted(instruments["instrument"]))
         # Each cast built once: building one converts the enum's categories (a million patients) again.
-        encoded = {"patient_id": pl.col("patient_id").cast(patient_codes),
-                   "instrument": pl.col("instrument").cast(instrument_codes)}
+        encoded = {
+            "patient_id": pl.col("patient_id").cast(patient_codes),
+            "instrument": pl.col("instrument").cast(instrument_codes),
+        }
 
         def encode(frame: pl.DataFrame) -> pl.DataFrame:
             return frame.with_columns(cast for column, cast in encoded.items() if column in frame.columns)
@@ -93,7 +95,8 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
 
         infusions = read_encoded(f"select patient_id, infused_at from staging.infusions {only}")
         assessments = read_encoded(
-            f"select patient_id, instrument, administered_at, score from staging.assessments {only}")
+            f"select patient_id, instrument, administered_at, score from staging.assessments {only}"
+        )
         registry = encode(instruments).lazy()
 
         numbered = infusions_numbered_from_infusions(infusions, outcome_rules).collect()
@@ -101,7 +104,8 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         # The as-of joins run faster on Polars' in-memory engine than on its default streaming one (about a
         # fifth, measured at a million patients); the other steps do not gain.
         baselines = baselines_from_assessments(series.lazy(), assessments, registry, outcome_rules).collect(
-            engine="in-memory")
+            engine="in-memory"
+        )
         follow_ups = assessment_outcomes_from_follow_ups(
             assessments, numbered.lazy(), series.lazy(), baselines.lazy(), registry, outcome_rules
         ).collect(engine="in-memory")

@@ -12,8 +12,8 @@ from pipelines.reports.dashboard import dashboard_data, write_dashboard
 from pipelines.reports.patient_pages import FOLDER as PATIENT_FOLDER
 from pipelines.reports.patient_pages import patient_frames, write_patient_pages
 from pipelines.reports.summary import refresh_summary, summary_html, summary_json, summary_lines
-from pipelines.stats.dimensions import NETWORK
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
+from pipelines.stats.dimensions import NETWORK
 
 
 @dg.asset(
@@ -45,10 +45,19 @@ def refresh_summary_report(warehouse: Warehouse, reports: Reports) -> dg.Materia
 
 
 DASHBOARD_INPUTS = [
-    "marts.response_rates", "marts.relief_survival", "marts.relief_summary", "marts.trajectories",
-    "marts.end_change_quantiles", "marts.completion_funnel", "marts.booster_intervals", "marts.safety_summary",
-    "marts.dissociation_by_infusion_number", "marts.measurement_adherence", "marts.series_outcomes",
-    "quarantine.rejected_rows", "staging.patients",
+    "marts.response_rates",
+    "marts.relief_survival",
+    "marts.relief_summary",
+    "marts.trajectories",
+    "marts.end_change_quantiles",
+    "marts.completion_funnel",
+    "marts.booster_intervals",
+    "marts.safety_summary",
+    "marts.dissociation_by_infusion_number",
+    "marts.measurement_adherence",
+    "marts.series_outcomes",
+    "quarantine.rejected_rows",
+    "staging.patients",
 ]
 
 
@@ -67,10 +76,13 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
         stale.unlink()  # a clinic that left the network keeps no page
     pages = write_dashboard(folder, data)
     network = data.response_rates.filter(
-        (pl.col("dimension") == NETWORK) & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
+        (pl.col("dimension") == NETWORK) & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9")
+    )
     headline = (
         f"PHQ-9 response after induction: {network['response_rate'][0]:.0%} of {network['evaluable_count'][0]} "
-        "evaluable series" if network.height and network["response_rate"][0] is not None else "no PHQ-9 inductions"
+        "evaluable series"
+        if network.height and network["response_rate"][0] is not None
+        else "no PHQ-9 inductions"
     )
     return dg.MaterializeResult(
         metadata={
@@ -84,8 +96,16 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
 @dg.asset(
     key=["reports", "patient_pages"],
     group_name="reports",
-    deps=[key_of(t) for t in ("staging.assessments", "staging.patients", "marts.treatment_series",
-                              "intermediate.series_baselines", "intermediate.infusion_sessions")],
+    deps=[
+        key_of(t)
+        for t in (
+            "staging.assessments",
+            "staging.patients",
+            "marts.treatment_series",
+            "intermediate.series_baselines",
+            "intermediate.infusion_sessions",
+        )
+    ],
     kinds={"plotly", "html"},
 )
 def patient_pages(warehouse: Warehouse, reports: Reports) -> dg.MaterializeResult:

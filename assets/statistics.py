@@ -22,30 +22,40 @@ from pipelines.stats.cohorts import (
 # table: (description shown in the UI and the warehouse, key columns)
 STATISTICS_MARTS = {
     "response_rates": (
-        "Response, remission, rapid response and completed inductions over evaluable series, with 95% Wilson "
-        "intervals. Grain: one row per (dimension, dimension_value, instrument, series_kind); dimension is network, "
-        "clinic, indication, clinic_indication or start_month.",
+        (
+            "Response, remission, rapid response and completed inductions over evaluable series, with 95% Wilson "
+            "intervals. Grain: one row per (dimension, dimension_value, instrument, series_kind); dimension is "
+            "network, clinic, indication, clinic_indication or start_month."
+        ),
         ("dimension", "dimension_value", "instrument", "series_kind"),
     ),
     "relief_survival": (
-        "Kaplan-Meier relief curves over responders (event: relapse; otherwise censored) with Greenwood log(-log) "
-        "95% bands. Grain: one row per (dimension, dimension_value, instrument, series_kind, day).",
+        (
+            "Kaplan-Meier relief curves over responders (event: relapse; otherwise censored) with Greenwood log(-log) "
+            "95% bands. Grain: one row per (dimension, dimension_value, instrument, series_kind, day)."
+        ),
         ("dimension", "dimension_value", "instrument", "series_kind", "day"),
     ),
     "relief_summary": (
-        "Median relief days with its 95% interval (null where not reached) and relief kept at 28 and 56 days. "
-        "Grain: one row per (dimension, dimension_value, instrument, series_kind).",
+        (
+            "Median relief days with its 95% interval (null where not reached) and relief kept at 28 and 56 days. "
+            "Grain: one row per (dimension, dimension_value, instrument, series_kind)."
+        ),
         ("dimension", "dimension_value", "instrument", "series_kind"),
     ),
     "end_change_quantiles": (
-        "The 2.5%, 7.5%, ..., 97.5% quantiles of end-of-series % change over evaluable series: the published "
-        "waterfall, with no bar standing for one patient. Grain: one row per (dimension, dimension_value, instrument, "
-        "series_kind, quantile).",
+        (
+            "The 2.5%, 7.5%, ..., 97.5% quantiles of end-of-series % change over evaluable series: the published "
+            "waterfall, with no bar standing for one patient. Grain: one row per (dimension, dimension_value, "
+            "instrument, series_kind, quantile)."
+        ),
         ("dimension", "dimension_value", "instrument", "series_kind", "quantile"),
     ),
     "trajectories": (
-        "Mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions. "
-        "Grain: one row per (dimension, dimension_value, instrument, infusions_received).",
+        (
+            "Mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions. "
+            "Grain: one row per (dimension, dimension_value, instrument, infusions_received)."
+        ),
         ("dimension", "dimension_value", "instrument", "infusions_received"),
     ),
 }
@@ -55,17 +65,31 @@ KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in STATISTICS_MARTS.
 
 
 SERIES_OUTCOME_COLUMNS = (
-    "clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind", "status", "is_responder",
-    "is_remitter", "is_rapid_response", "is_completed_induction", "relief_days", "relief_status", "end_pct_change",
+    "clinic_id",
+    "primary_indication",
+    "series_start_at",
+    "instrument",
+    "series_kind",
+    "status",
+    "is_responder",
+    "is_remitter",
+    "is_rapid_response",
+    "is_completed_induction",
+    "relief_days",
+    "relief_status",
+    "end_pct_change",
 )
 
 
 @dg.multi_asset(
     specs=polars_table_specs(
-        "marts", DESCRIPTIONS, [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
+        "marts",
+        DESCRIPTIONS,
+        [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes")],
     ),
-    check_specs=[spec for name, key_columns in KEY_COLUMNS.items()
-                 for spec in check_specs(f"marts.{name}", key_columns)],
+    check_specs=[
+        spec for name, key_columns in KEY_COLUMNS.items() for spec in check_specs(f"marts.{name}", key_columns)
+    ],
 )
 def statistics_marts(warehouse: Warehouse):
     """Compute the cohort statistics from the per-series marts, in one pass."""

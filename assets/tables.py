@@ -14,7 +14,6 @@ from pipelines.incremental.scope import merge_by_patient, scope_is_every_patient
 from pipelines.resources import RulesResource, Warehouse, rules_from
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
 
-
 # The patients this refresh recomputes (assets/scope.py); every per-patient table waits for it.
 REFRESH_SCOPE = key_of("raw.refresh_scope")
 
@@ -88,14 +87,22 @@ sql_assets = [sql_asset(model) for model in sql_models()]
 def polars_table_specs(schema: str, descriptions: dict[str, str], deps: list[dg.AssetKey]) -> list[dg.AssetSpec]:
     """Return the asset specs of tables that one Polars step computes together."""
     return [
-        dg.AssetSpec(key=[schema, name], group_name=schema, description=description, kinds={"polars", "duckdb"},
-                     deps=deps)
+        dg.AssetSpec(
+            key=[schema, name], group_name=schema, description=description, kinds={"polars", "duckdb"}, deps=deps
+        )
         for name, description in descriptions.items()
     ]
 
 
-def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], merge: bool = False,
-                 keys: dict[str, tuple[str, ...]] | None = None, prepare=None):
+def write_tables(
+    con,
+    schema: str,
+    frames: dict,
+    descriptions: dict[str, str],
+    merge: bool = False,
+    keys: dict[str, tuple[str, ...]] | None = None,
+    prepare=None,
+):
     """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table.
 
     With merge, the frames hold the recomputed patients only and replace those patients' rows. Tables named
@@ -110,8 +117,10 @@ def write_tables(con, schema: str, frames: dict, descriptions: dict[str, str], m
             con.register("frame_to_merge", frame)
             merge_by_patient(con, table, "select * from frame_to_merge")
             con.unregister("frame_to_merge")
-            metadata = {"rows_recomputed": frame.height,
-                        "row_count": con.execute(f"select count(*) from {table}").fetchone()[0]}
+            metadata = {
+                "rows_recomputed": frame.height,
+                "row_count": con.execute(f"select count(*) from {table}").fetchone()[0],
+            }
         else:
             replace_table(con, table, frame)
             metadata = {"row_count": frame.height}

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
@@ -70,8 +70,24 @@ def inbox_for(patients: int, clinics: int, fresh: bool = False) -> tuple[Path, f
     if not fresh and all((folder / name).is_file() for name in FILES):
         return folder, None
     shutil.rmtree(folder, ignore_errors=True)
-    seconds, _, _ = run([sys.executable, "-m", "pipelines.cli", "generate", "--out", str(folder), "--patients",
-                         str(patients), "--clinics", str(clinics), "--seed", "1", "--end-date", END_DATE])
+    seconds, _, _ = run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "generate",
+            "--out",
+            str(folder),
+            "--patients",
+            str(patients),
+            "--clinics",
+            str(clinics),
+            "--seed",
+            "1",
+            "--end-date",
+            END_DATE,
+        ]
+    )
     return folder, seconds
 
 
@@ -93,12 +109,21 @@ def append_new_day(inbox: Path, share: float) -> int:
     day = f"{NEW_DAY}T10:00:00"
     infusions = pl.read_csv(inbox / "infusions.csv", infer_schema=False, n_rows=1)
     template = {column: infusions[column][0] for column in infusions.columns}
-    new_infusions = pl.DataFrame({**{c: [v] * len(chosen) for c, v in template.items()}, "patient_id": chosen,
-                                  "infused_at": [day] * len(chosen)}).select(infusions.columns)
+    new_infusions = pl.DataFrame(
+        {**{c: [v] * len(chosen) for c, v in template.items()}, "patient_id": chosen, "infused_at": [day] * len(chosen)}
+    ).select(infusions.columns)
     header = pl.read_csv(inbox / "assessments.csv", infer_schema=False, n_rows=1).columns
-    new_scores = pl.DataFrame({"patient_id": chosen, "instrument": ["phq9"] * len(chosen),
-                               "administered_at": [f"{NEW_DAY}T09:30:00"] * len(chosen), "score": ["6"] * len(chosen)})
-    new_scores = new_scores.with_columns(*[pl.lit(None, pl.String).alias(c) for c in header if c not in new_scores.columns])
+    new_scores = pl.DataFrame(
+        {
+            "patient_id": chosen,
+            "instrument": ["phq9"] * len(chosen),
+            "administered_at": [f"{NEW_DAY}T09:30:00"] * len(chosen),
+            "score": ["6"] * len(chosen),
+        }
+    )
+    new_scores = new_scores.with_columns(
+        *[pl.lit(None, pl.String).alias(c) for c in header if c not in new_scores.columns]
+    )
     for name, frame in (("infusions.csv", new_infusions), ("assessments.csv", new_scores.select(header))):
         with open(inbox / name, "a") as handle:
             frame.write_csv(handle, include_header=False)
@@ -127,8 +152,18 @@ def measure(patients: int, changed_share: float, fresh: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         inbox = Path(scratch) / "inbox"
         shutil.copytree(cached, inbox)  # the cached inbox stays as generated; this copy gains a day
-        refresh = [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(inbox), "--warehouse",
-                   f"{scratch}/outcomes.duckdb", "--reports", f"{scratch}/reports"]
+        refresh = [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "refresh",
+            "--inbox",
+            str(inbox),
+            "--warehouse",
+            f"{scratch}/outcomes.duckdb",
+            "--reports",
+            f"{scratch}/reports",
+        ]
         for _ in range(repeats_for(patients)):  # each a full refresh from nothing, then the floor
             for stale in [*Path(scratch).glob("outcomes.duckdb*"), *Path(scratch).glob("floor.duckdb*")]:
                 shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -139,7 +174,8 @@ def measure(patients: int, changed_share: float, fresh: bool) -> dict:
         report_seconds, slowest_steps = steps_of(Path(scratch) / "full.json")
         changed = append_new_day(inbox, changed_share)
         incremental_seconds, incremental_peak, incremental_out = run(
-            [*refresh, "--as-of", NEXT_AS_OF, "--timings", f"{scratch}/incremental.json"])
+            [*refresh, "--as-of", NEXT_AS_OF, "--timings", f"{scratch}/incremental.json"]
+        )
         _, incremental_slowest_steps = steps_of(Path(scratch) / "incremental.json")
         assert incremental_out.startswith("refresh: incremental"), incremental_out.splitlines()[0]
     refresh_seconds, floor_seconds = statistics.median(full_runs), statistics.median(floor_runs)
@@ -183,28 +219,37 @@ def machine() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="patients per run, comma-separated")
-    parser.add_argument("--changed", type=float, default=0.001,
-                        help="share of patients with a new day of rows for the incremental refresh")
+    parser.add_argument(
+        "--changed",
+        type=float,
+        default=0.001,
+        help="share of patients with a new day of rows for the incremental refresh",
+    )
     parser.add_argument("--fresh", action="store_true", help="generate the inboxes again (and time the generator)")
     arguments = parser.parse_args()
     sizes = [int(size) for size in arguments.sizes.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
-    print(f"{'patients':>10} {'input rows':>12} {'refresh s':>10} {'rows/s':>10} {'peak GB':>8} "
-          f"{'floor s':>8} {'ratio':>6} {'reports s':>9} {'generate s':>10} {'changed':>8} {'incr. s':>8} "
-          f"{'incr./full':>10}",
-          flush=True)
+    print(
+        f"{'patients':>10} {'input rows':>12} {'refresh s':>10} {'rows/s':>10} {'peak GB':>8} "
+        f"{'floor s':>8} {'ratio':>6} {'reports s':>9} {'generate s':>10} {'changed':>8} {'incr. s':>8} "
+        f"{'incr./full':>10}",
+        flush=True,
+    )
     results = []
     for patients in sizes:
         result = measure(patients, arguments.changed, arguments.fresh)
         results.append(result)
         generated = "cached" if result["generator_seconds"] is None else f"{result['generator_seconds']:.1f}"
-        print(f"{patients:>10,} {result['input_rows']:>12,} {result['refresh_seconds']:>10.1f} "
-              f"{result['rows_per_second']:>10,} {result['peak_memory_gb']:>8.2f} {result['floor_seconds']:>8.1f} "
-              f"{result['refresh_over_floor']:>6.2f} {result['report_seconds']:>9.2f} {generated:>10} "
-              f"{result['patients_changed']:>8,} "
-              f"{result['incremental_seconds']:>8.1f} {result['incremental_over_full']:>10.3f}", flush=True)
+        print(
+            f"{patients:>10,} {result['input_rows']:>12,} {result['refresh_seconds']:>10.1f} "
+            f"{result['rows_per_second']:>10,} {result['peak_memory_gb']:>8.2f} {result['floor_seconds']:>8.1f} "
+            f"{result['refresh_over_floor']:>6.2f} {result['report_seconds']:>9.2f} {generated:>10} "
+            f"{result['patients_changed']:>8,} "
+            f"{result['incremental_seconds']:>8.1f} {result['incremental_over_full']:>10.3f}",
+            flush=True,
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS / f"{stamp}.json"
     path.write_text(json.dumps({"measured_at": stamp, "machine": machine(), "results": results}, indent=2) + "\n")
     print(f"results: {path.relative_to(ROOT)}")

@@ -60,7 +60,7 @@ def formatted(columns: list[str], rows: list[tuple], output_format: str) -> str:
         writer.writerows([["" if v is None else _text(v) for v in row] for row in rows])
         return buffer.getvalue()
     if output_format == "json":
-        return json.dumps([dict(zip(columns, row)) for row in rows], indent=2, default=_text) + "\n"
+        return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], indent=2, default=_text) + "\n"
     table_format = "github" if output_format == "markdown" else "simple"
     text_rows = [[_text(v) if isinstance(v, (datetime, list, dict)) else v for v in row] for row in rows]
     return tabulate(text_rows, headers=columns, tablefmt=table_format, missingval="NULL", disable_numparse=True) + "\n"

@@ -149,16 +149,31 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
 
 @main.command()
 @click.option("--inbox", type=click.Path(path_type=Path), default=None, help="inbox folder [env OUTCOMES_INBOX]")
-@click.option("--warehouse", type=click.Path(path_type=Path), default=None, help="warehouse file [env OUTCOMES_WAREHOUSE]")
+@click.option(
+    "--warehouse", type=click.Path(path_type=Path), default=None, help="warehouse file [env OUTCOMES_WAREHOUSE]"
+)
 @click.option("--reports", type=click.Path(path_type=Path), default=None, help="reports folder [env OUTCOMES_REPORTS]")
 @click.option("--as-of", type=str, default=None, help="ISO 8601 time treated as now [default: now]")
-@click.option("--patient-pages", is_flag=True, default=None,
-              help="also write identifiable per-patient pages for clinicians (reports/patients/)")
-@click.option("--full", "refresh_mode", flag_value="full", default=None,
-              help="recompute every patient, even when the last refresh allows recomputing only changed ones")
+@click.option(
+    "--patient-pages",
+    is_flag=True,
+    default=None,
+    help="also write identifiable per-patient pages for clinicians (reports/patients/)",
+)
+@click.option(
+    "--full",
+    "refresh_mode",
+    flag_value="full",
+    default=None,
+    help="recompute every patient, even when the last refresh allows recomputing only changed ones",
+)
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
-@click.option("--timings", type=click.Path(path_type=Path), default=None,
-              help="write how long each step took (seconds, JSON) to this file")
+@click.option(
+    "--timings",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="write how long each step took (seconds, JSON) to this file",
+)
 @rule_options
 def refresh(verbose: bool, timings: Path | None, **options: Any) -> None:
     """Read the inbox, validate, compute outcomes, check, and publish warehouse and reports.
@@ -191,7 +206,9 @@ def demo(patients: int, clinics: int, seed: int, verbose: bool) -> None:
 
 def warehouse_option(command):
     return click.option(
-        "--warehouse", type=click.Path(path_type=Path), default=None,
+        "--warehouse",
+        type=click.Path(path_type=Path),
+        default=None,
         help="warehouse file [default: the published one, env OUTCOMES_WAREHOUSE]",
     )(command)
 
@@ -204,8 +221,14 @@ def warehouse_to_read(warehouse: Path | None) -> Path:
 @main.command()
 @click.argument("query", required=False)
 @click.option("--file", "query_file", type=click.File("r"), default=None, help="read the SQL from a file")
-@click.option("--format", "output_format", type=click.Choice(["table", "csv", "json", "markdown"]), default="table",
-              show_default=True, help="how to print the rows")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["table", "csv", "json", "markdown"]),
+    default="table",
+    show_default=True,
+    help="how to print the rows",
+)
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="write to this file instead of stdout")
 @warehouse_option
 def sql(query: str | None, query_file, output_format: str, output: Path | None, warehouse: Path | None) -> None:
@@ -287,8 +310,13 @@ def prompt_loop(path: Path) -> None:
 
 @main.command()
 @warehouse_option
-@click.option("--out", type=click.Path(path_type=Path), default=Path("docs/data-dictionary.md"), show_default=True,
-              help="Markdown file to write")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("docs/data-dictionary.md"),
+    show_default=True,
+    help="Markdown file to write",
+)
 def docs(warehouse: Path | None, out: Path) -> None:
     """Write the data dictionary (every table and column, with its type and meaning) as Markdown."""
     from pipelines.analyst import connect_read_only
@@ -305,8 +333,14 @@ def docs(warehouse: Path | None, out: Path) -> None:
 
 
 @main.command()
-@click.option("--format", "file_format", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True,
-              help="file format for BI tools")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(["parquet", "csv"]),
+    default="parquet",
+    show_default=True,
+    help="file format for BI tools",
+)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write the files into")
 @warehouse_option
 def export(file_format: str, out: Path, warehouse: Path | None) -> None:

@@ -145,7 +145,8 @@ class Warehouse(dg.ConfigurableResource):
         run = context.dagster_run
         builds_everything = run is None or (run.asset_selection is None and run.op_selection is None)
         if self.reads_changes_only or (
-                not builds_everything and not self.working_path.exists() and self.published_path.exists()):
+            not builds_everything and not self.working_path.exists() and self.published_path.exists()
+        ):
             # Start from what is published: an incremental refresh merges into it, and
             # materializing one asset in the UI finds the tables upstream of it.
             shutil.copyfile(self.published_path, self.working_path)
@@ -155,7 +156,7 @@ class Warehouse(dg.ConfigurableResource):
                 stale.unlink(missing_ok=True)
         # Until publication stamps it, the raw store matches no published warehouse.
         stamp_raw_store(self.raw_store_path, BUILDING)
-        self.as_of_time  # fixed once per run: every step judges "future" against the same time
+        _ = self.as_of_time  # fixed once per run: every step judges "future" against the same time
 
     @property
     def reads_changes_only(self) -> bool:
@@ -242,7 +243,6 @@ class Warehouse(dg.ConfigurableResource):
         os.replace(self.working_path, self.published_path)
         stamp_raw_store(self.raw_store_path, generation)
         return self.published_path
-
 
 
 class Inbox(dg.ConfigurableResource):

@@ -93,8 +93,19 @@ def sql_models() -> tuple[SqlModel, ...]:
         for path in sorted((SQL_DIR / schema).glob("*.sql")):
             header = header_of(path)
             inputs = tuple(name.strip() for name in header["inputs"].split(",") if name.strip())
-            models.append(SqlModel(schema, path.stem, path, header["title"], header["grain"], inputs, header["rule"],
-                                   header.get("refresh", "whole table"), header["materialized"]))
+            models.append(
+                SqlModel(
+                    schema,
+                    path.stem,
+                    path,
+                    header["title"],
+                    header["grain"],
+                    inputs,
+                    header["rule"],
+                    header.get("refresh", "whole table"),
+                    header["materialized"],
+                )
+            )
     return tuple(models)
 
 
@@ -141,8 +152,9 @@ def tables_read(select: str) -> set[str]:
     """Return every table a SELECT reads: those it names and those its macros read."""
     named = {f"{table.db}.{table.name}" for table in table_references(select)}
     macros = macro_reads()
-    through_macros = [macros[name] for name in called_macros(sqlglot.parse_one(select, dialect="duckdb"))
-                      if name in macros]
+    through_macros = [
+        macros[name] for name in called_macros(sqlglot.parse_one(select, dialect="duckdb")) if name in macros
+    ]
     return named.union(*through_macros)
 
 

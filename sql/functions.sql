@@ -15,7 +15,9 @@ create or replace macro iso_timestamp(value) as (
     case
         when regexp_full_match(value, ' *\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)? *')
             then try_cast(value as timestamp)
-        when regexp_full_match(value, ' *\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?) *')
+        when regexp_full_match(
+                value, ' *\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?) *'
+            )
             then timezone(getvariable('clinic_timezone'), try_cast(value as timestamptz))
     end
 );
@@ -30,19 +32,24 @@ create or replace macro strict_number(value) as (
 
 create or replace macro missing_failure(field_name, value) as (
     case when blank_to_null(value) is null
-        then {'reason': 'missing_field', 'detail': field_name || ' is empty'} end
+            then {'reason': 'missing_field', 'detail': field_name || ' is empty'}
+    end
 );
 
 -- The checks take the value as sent and, where it needs parsing, as parsed: each value is parsed once per row.
 create or replace macro timestamp_failure(field_name, value, parsed) as (
     case when parsed is null
-        then {'reason': 'unparseable_timestamp',
-              'detail': field_name || ' = ''' || value || ''' is not an ISO 8601 date or date-time'} end
+            then {
+                    'reason': 'unparseable_timestamp',
+                    'detail': field_name || ' = ''' || value || ''' is not an ISO 8601 date or date-time'
+                }
+    end
 );
 
 create or replace macro number_failure(field_name, value, parsed) as (
     case when parsed is null and blank_to_null(value) is not null
-        then {'reason': 'unparseable_number', 'detail': field_name || ' = ''' || value || ''' is not a number'} end
+            then {'reason': 'unparseable_number', 'detail': field_name || ' = ''' || value || ''' is not a number'}
+    end
 );
 
 -- Plausible ranges are data (seeds.value_ranges): {min_value, max_value} of a field, an empty maximum being
@@ -55,17 +62,29 @@ create or replace macro value_range(record, field_name) as (
 
 create or replace macro range_failure(record, field_name, value) as (
     case when value < value_range(record, field_name).min_value or value > value_range(record, field_name).max_value
-        then {'reason': 'value_out_of_range',
-              'detail': field_name || ' = ' || value || ' is outside ' || value_range(record, field_name).min_value
-                        || ' to ' || value_range(record, field_name).max_value}
+            then {
+                    'reason': 'value_out_of_range',
+                    'detail': field_name
+                    || ' = '
+                    || value
+                    || ' is outside '
+                    || value_range(record, field_name).min_value
+                    || ' to ' || value_range(record, field_name).max_value
+                }
     end
 );
 
 create or replace macro future_failure(field_name, value) as (
     case when value > getvariable('as_of')
-        then {'reason': 'future_timestamp',
-              'detail': field_name || ' ' || strftime(value, '%Y-%m-%dT%H:%M:%S') || ' is after the run''s as-of time '
-                        || strftime(getvariable('as_of'), '%Y-%m-%dT%H:%M:%S')} end
+            then {
+                    'reason': 'future_timestamp',
+                    'detail': field_name
+                    || ' '
+                    || strftime(value, '%Y-%m-%dT%H:%M:%S')
+                    || ' is after the run''s as-of time '
+                    || strftime(getvariable('as_of'), '%Y-%m-%dT%H:%M:%S')
+                }
+    end
 );
 
 -- The cohorts a row counts in for the marts' (dimension, dimension_value) grain:

@@ -46,7 +46,7 @@ class Refresh:
         with duckdb.connect(str(self.warehouse), read_only=True) as con:
             cursor = con.execute(sql, list(params))
             columns = [d[0] for d in cursor.description]
-            return [dict(zip(columns, row)) for row in cursor.fetchall()]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 @pytest.fixture

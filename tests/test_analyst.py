@@ -37,12 +37,15 @@ def sql(warehouse: Path, *args: str):
     return CliRunner().invoke(main, ["sql", "--warehouse", str(warehouse), *args])
 
 
-@pytest.mark.parametrize("statement", [
-    "drop table marts.series_outcomes",
-    "insert into marts.treatment_series select * from marts.treatment_series",
-    "create table marts.mine as select 1 as x",
-    "delete from marts.treatment_series",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "drop table marts.series_outcomes",
+        "insert into marts.treatment_series select * from marts.treatment_series",
+        "create table marts.mine as select 1 as x",
+        "delete from marts.treatment_series",
+    ],
+)
 def test_a_statement_that_would_write_is_refused_in_one_line_and_changes_nothing(golden_warehouse, statement):
     before = hashlib.sha256(golden_warehouse.read_bytes()).hexdigest()
     result = sql(golden_warehouse, statement)
@@ -60,12 +63,14 @@ def test_a_read_only_session_cannot_write_files_either(golden_warehouse, tmp_pat
 def test_an_sql_error_prints_duckdbs_message_without_a_traceback(golden_warehouse):
     result = sql(golden_warehouse, "select nope from marts.treatment_series")
     assert result.exit_code == 1
-    assert result.output.startswith("Error: Binder Error: Referenced column \"nope\" not found")
+    assert result.output.startswith('Error: Binder Error: Referenced column "nope" not found')
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
 
 
-QUERY = "select patient_id, series_number, is_responder, relief_days from marts.series_outcomes " \
-        "where patient_id in ('P1', 'P2') order by 1"
+QUERY = (
+    "select patient_id, series_number, is_responder, relief_days from marts.series_outcomes "
+    "where patient_id in ('P1', 'P2') order by 1"
+)
 
 
 def test_table_format_aligns_columns_and_shows_null(golden_warehouse):
@@ -163,13 +168,16 @@ def test_the_readmes_ad_hoc_sql_examples_work_as_written(demo_warehouse):
 
 @pytest.mark.parametrize("file_format", ["parquet", "csv"])
 def test_export_writes_every_mart_with_a_manifest_and_the_same_row_counts(demo_warehouse, tmp_path, file_format):
-    result = CliRunner().invoke(main, ["export", "--format", file_format, "--out", str(tmp_path),
-                                       "--warehouse", str(demo_warehouse)])
+    result = CliRunner().invoke(
+        main, ["export", "--format", file_format, "--out", str(tmp_path), "--warehouse", str(demo_warehouse)]
+    )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     with duckdb.connect(str(demo_warehouse), read_only=True) as con:
-        marts = {f"marts.{t}" for (t,) in con.execute(
-            "select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()}
+        marts = {
+            f"marts.{t}"
+            for (t,) in con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        }
         for entry in manifest["tables"]:
             path = tmp_path / entry["file"]
             frame = pl.read_parquet(path) if file_format == "parquet" else pl.read_csv(path, infer_schema=False)
@@ -181,9 +189,19 @@ def test_export_writes_every_mart_with_a_manifest_and_the_same_row_counts(demo_w
 
 def test_the_duckdb_command_line_tool_installed_with_the_project_reads_the_warehouse(golden_warehouse):
     binary = Path(sys.executable).with_name("duckdb")
-    completed = subprocess.run([str(binary), "-readonly", "-csv", str(golden_warehouse), "-c",
-                                "select count(*) as n from marts.series_outcomes"],
-                               capture_output=True, text=True, check=True)
+    completed = subprocess.run(
+        [
+            str(binary),
+            "-readonly",
+            "-csv",
+            str(golden_warehouse),
+            "-c",
+            "select count(*) as n from marts.series_outcomes",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert completed.stdout.split() == ["n", "13"]
 
 

@@ -37,15 +37,24 @@ def test_the_command_exits_with_the_status_of_main_and_freezes_what_is_left(tmp_
 
 def test_refresh_help_lists_every_clinical_parameter():
     output = CliRunner().invoke(main, ["refresh", "--help"]).output
-    for option in ("--series-gap-days", "--reinduction-gap-days", "--induction-target-infusions",
-                   "--baseline-window-days", "--response-window-days", "--min-cell-size"):
+    for option in (
+        "--series-gap-days",
+        "--reinduction-gap-days",
+        "--induction-target-infusions",
+        "--baseline-window-days",
+        "--response-window-days",
+        "--min-cell-size",
+    ):
         assert option in output
 
 
 def test_generate_is_deterministic_for_a_seed(tmp_path):
     def files(folder):
-        CliRunner().invoke(main, ["generate", "--out", str(folder), "--patients", "300", "--seed", "11",
-                                  "--end-date", "2026-06-30"], catch_exceptions=False)
+        CliRunner().invoke(
+            main,
+            ["generate", "--out", str(folder), "--patients", "300", "--seed", "11", "--end-date", "2026-06-30"],
+            catch_exceptions=False,
+        )
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
     assert files(tmp_path / "a") == files(tmp_path / "b")
@@ -53,10 +62,23 @@ def test_generate_is_deterministic_for_a_seed(tmp_path):
 
 def test_refresh_prints_a_summary_without_any_patient_identifier(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "bad_inputs" / "inbox"),
-         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
-         "--as-of", "2026-11-01T00:00:00"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "refresh",
+            "--inbox",
+            str(GOLDEN / "bad_inputs" / "inbox"),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--reports",
+            str(tmp_path / "reports"),
+            "--as-of",
+            "2026-11-01T00:00:00",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "assessments.csv: 52 rows read, 42 accepted, 9 rejected, 1 exact duplicates removed" in completed.stdout
     assert "series outcomes: 13, of which 10 evaluable" in completed.stdout
@@ -66,20 +88,41 @@ def test_refresh_prints_a_summary_without_any_patient_identifier(tmp_path):
 
 def test_refresh_failure_exits_non_zero_with_one_line(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(tmp_path / "nowhere"),
-         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports")],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "refresh",
+            "--inbox",
+            str(tmp_path / "nowhere"),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--reports",
+            str(tmp_path / "reports"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert completed.returncode != 0
-    assert completed.stderr.strip().splitlines() == [
-        f"Error: the inbox folder {tmp_path / 'nowhere'} does not exist"
-    ]
+    assert completed.stderr.strip().splitlines() == [f"Error: the inbox folder {tmp_path / 'nowhere'} does not exist"]
 
 
 def test_clinical_parameters_can_be_set_from_the_command_line(tmp_path):
-    CliRunner().invoke(main, ["refresh", "--inbox", str(GOLDEN / "basic" / "inbox"), "--warehouse",
-                              str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "r"),
-                              "--series-gap-days", "60"], catch_exceptions=False)
+    CliRunner().invoke(
+        main,
+        [
+            "refresh",
+            "--inbox",
+            str(GOLDEN / "basic" / "inbox"),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--reports",
+            str(tmp_path / "r"),
+            "--series-gap-days",
+            "60",
+        ],
+        catch_exceptions=False,
+    )
     import duckdb
 
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
@@ -89,9 +132,22 @@ def test_clinical_parameters_can_be_set_from_the_command_line(tmp_path):
 
 def test_refresh_timings_name_every_step_with_its_seconds(tmp_path):
     timings = tmp_path / "timings.json"
-    result = CliRunner().invoke(main, ["refresh", "--inbox", str(GOLDEN / "basic" / "inbox"), "--warehouse",
-                                       str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "r"),
-                                       "--as-of", "2026-11-01T00:00:00", "--timings", str(timings)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "refresh",
+            "--inbox",
+            str(GOLDEN / "basic" / "inbox"),
+            "--warehouse",
+            str(tmp_path / "w.duckdb"),
+            "--reports",
+            str(tmp_path / "r"),
+            "--as-of",
+            "2026-11-01T00:00:00",
+            "--timings",
+            str(timings),
+        ],
+    )
     assert result.exit_code == 0, result.output
     seconds = json.loads(timings.read_text())
     assert {"raw__source_inbox_csv", "outcome_tables", "reports__dashboard", "published_warehouse"} <= seconds.keys()

@@ -59,8 +59,10 @@ def test_golden_case_marts_equal_the_hand_checked_rows(refresh, case: str, table
     refresh.ok(GOLDEN / case / "inbox")
     key = TABLE_KEYS[table]
     actual = {tuple(str(row[k]) for k in key): row for row in refresh.rows(f"select * from marts.{table}")}
-    expected = {tuple(str(int(float(row[k]))) if k == "series_number" else row[k] for k in key): row
-                for row in expected_rows(case, table)}
+    expected = {
+        tuple(str(int(float(row[k]))) if k == "series_number" else row[k] for k in key): row
+        for row in expected_rows(case, table)
+    }
     assert sorted(actual) == sorted(expected)
     differences = [
         f"{k} {column}: {actual[k][column]!r} != expected {want!r}"
@@ -89,6 +91,10 @@ def test_bad_inputs_case_keeps_exact_duplicates_once_and_counts_them(refresh):
     assert accounts["infusions.csv"]["duplicates_removed"] == 1
     assert accounts["assessments.csv"]["duplicates_removed"] == 1
     assert accounts["infusions.csv"] == {
-        "source_file": "infusions.csv", "record_type": "infusion",
-        "rows_read": 29, "rows_accepted": 24, "rows_rejected": 4, "duplicates_removed": 1,
+        "source_file": "infusions.csv",
+        "record_type": "infusion",
+        "rows_read": 29,
+        "rows_accepted": 24,
+        "rows_rejected": 4,
+        "duplicates_removed": 1,
     }

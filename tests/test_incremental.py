@@ -61,7 +61,8 @@ def tables(warehouse: Path) -> dict[str, pl.DataFrame]:
         names = con.execute(
             "select schema_name || '.' || table_name from duckdb_tables() where schema_name in "
             f"{COMPARED_SCHEMAS} union all select schema_name || '.' || view_name from duckdb_views() "
-            f"where schema_name in {COMPARED_SCHEMAS} order by 1").fetchall()
+            f"where schema_name in {COMPARED_SCHEMAS} order by 1"
+        ).fetchall()
         return {name: con.sql(f"select * from {name}").pl() for (name,) in names}
 
 
@@ -103,14 +104,21 @@ def test_a_day_of_new_rows_recomputes_only_their_patients_and_equals_a_full_refr
     # A correction in the middle of a file: infusions.csv is no longer the old file plus new rows.
     infusions = read_text_csv(inbox / "infusions.csv")
     corrected = infusions.with_columns(
-        pl.when(pl.int_range(pl.len()) == 20).then(pl.lit("0.6")).otherwise(pl.col("dose_mg_per_kg"))
-        .alias("dose_mg_per_kg"))
+        pl.when(pl.int_range(pl.len()) == 20)
+        .then(pl.lit("0.6"))
+        .otherwise(pl.col("dose_mg_per_kg"))
+        .alias("dose_mg_per_kg")
+    )
     write_text_csv(corrected, inbox / "infusions.csv")
     nightly.ok(inbox, as_of=SECOND_AS_OF)
 
     last = nightly.rows("select refresh_scope, patients_recomputed from meta.refreshes order by refreshed_at")[-1]
-    changed = {*new_rows["patients.csv"]["patient_id"], *new_rows["infusions.csv"]["patient_id"],
-               *new_rows["assessments.csv"]["patient_id"], infusions["patient_id"][20]}
+    changed = {
+        *new_rows["patients.csv"]["patient_id"],
+        *new_rows["infusions.csv"]["patient_id"],
+        *new_rows["assessments.csv"]["patient_id"],
+        infusions["patient_id"][20],
+    }
     assert last["refresh_scope"].startswith("incremental")
     # The changed patients, plus those with rows dated after yesterday's as-of time (the early-sent row
     # and the future-dated typing errors the generator makes).
@@ -146,15 +154,23 @@ def test_after_a_failed_run_the_next_one_reads_everything_and_is_right(inboxes, 
     assert not refresh.run(broken, as_of=SECOND_AS_OF).success
     refresh.ok(inbox, as_of=SECOND_AS_OF)
     last = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at")[-1]
-    assert last["refresh_scope"] == ("full: the kept raw tables are not those of the published warehouse "
-                                     "(a refresh failed or was stopped)")
+    assert last["refresh_scope"] == (
+        "full: the kept raw tables are not those of the published warehouse (a refresh failed or was stopped)"
+    )
 
 
 def test_rows_are_taken_as_appended_only_when_the_old_file_is_unchanged_before_them(tmp_path):
     path = tmp_path / "assessments.csv"
     path.write_bytes(b"patient_id,score\nP1,3\n")
-    previous = FileState("inbox_csv", "assessments.csv", path.stat().st_size, path.stat().st_mtime_ns,
-                         hashlib.sha256(path.read_bytes()).hexdigest(), 1, True)
+    previous = FileState(
+        "inbox_csv",
+        "assessments.csv",
+        path.stat().st_size,
+        path.stat().st_mtime_ns,
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        1,
+        True,
+    )
     path.write_bytes(b"patient_id,score\nP1,3\nP2,4\n")
     assert appended_bytes(path, previous)[:2] == (b"patient_id,score\n", b"P2,4\n")
     path.write_bytes(b"patient_id,score\nP1,5\nP2,4\n")

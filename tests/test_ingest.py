@@ -13,10 +13,10 @@ from tests.conftest import write_inbox
 def test_bom_crlf_and_quoted_commas_and_newlines_read_correctly(tmp_path):
     path = tmp_path / "patients.csv"
     path.write_bytes(
-        b'\xef\xbb\xbfpatient_id,clinic_id,primary_indication,referral_source\r\n'
+        b"\xef\xbb\xbfpatient_id,clinic_id,primary_indication,referral_source\r\n"
         b'P1,austin,depression,"Dr Smith, MD"\r\n'
         b'P2,austin,crps,"line one\r\nline two"\r\n'
-        b'P3,frisco,ptsd,self\r\n'
+        b"P3,frisco,ptsd,self\r\n"
     )
     frame = raw_frame_from_file(path, PATIENTS, "patients.csv")
     assert frame["patient_id"].to_list() == ["P1", "P2", "P3"]
@@ -62,8 +62,10 @@ def test_two_columns_with_the_same_name_fail_naming_both(tmp_path):
 
 def test_item_columns_become_one_list_in_item_order_with_gaps_as_nulls(tmp_path):
     path = tmp_path / "assessments.csv"
-    path.write_text("patient_id,instrument,administered_at,score,item_3,item_1\n"
-                    "P1,phq9,2026-01-01,,2,1\nP1,phq9,2026-01-02,5,,\nP1,phq9,2026-01-03,5, , \n")
+    path.write_text(
+        "patient_id,instrument,administered_at,score,item_3,item_1\n"
+        "P1,phq9,2026-01-01,,2,1\nP1,phq9,2026-01-02,5,,\nP1,phq9,2026-01-03,5, , \n"
+    )
     frame = raw_frame_from_file(path, ASSESSMENTS, "assessments.csv")
     lists = duckdb.sql(f"select {item_values_sql(frame.columns)} from frame order by _row_number").fetchall()
     assert lists == [(["1", None, "2"],), (None,), (None,)]
@@ -78,8 +80,11 @@ def test_row_longer_than_the_header_is_quarantined_not_fatal(tmp_path, refresh):
     )
     refresh.ok(inbox)
     rejected = refresh.rows("select row_number, reason, detail from quarantine.rejected_rows")
-    assert rejected == [{
-        "row_number": 2, "reason": "malformed_row",
-        "detail": "row has 4 fields but the header has 3: P2,austin,depression,extra",
-    }]
+    assert rejected == [
+        {
+            "row_number": 2,
+            "reason": "malformed_row",
+            "detail": "row has 4 fields but the header has 3: P2,austin,depression,extra",
+        }
+    ]
     assert [r["patient_id"] for r in refresh.rows("select patient_id from staging.patients order by 1")] == ["P1", "P3"]

@@ -30,14 +30,22 @@ def model_with(tmp_path: Path, schema: str, header_inputs: str, select: str) -> 
 
 
 def test_a_header_that_omits_a_table_the_sql_reads_is_caught(tmp_path):
-    model = model_with(tmp_path, "marts", "marts.treatment_series",
-                       "select * from marts.treatment_series join staging.patients using (patient_id)")
+    model = model_with(
+        tmp_path,
+        "marts",
+        "marts.treatment_series",
+        "select * from marts.treatment_series join staging.patients using (patient_id)",
+    )
     assert header_problems(model) == ["example.sql: reads staging.patients but its Inputs do not list it"]
 
 
 def test_a_header_that_lists_a_table_the_sql_does_not_read_is_caught(tmp_path):
-    model = model_with(tmp_path, "marts", "marts.treatment_series, staging.infusions",
-                       "with staging_rows as (select 1 as x) select * from marts.treatment_series, staging_rows")
+    model = model_with(
+        tmp_path,
+        "marts",
+        "marts.treatment_series, staging.infusions",
+        "with staging_rows as (select 1 as x) select * from marts.treatment_series, staging_rows",
+    )
     assert header_problems(model) == ["example.sql: Inputs list staging.infusions but it does not read it"]
 
 
@@ -49,21 +57,30 @@ def test_sql_reading_a_later_layer_is_caught_even_when_its_header_says_so(tmp_pa
 def test_tables_read_through_a_macro_count_as_read():
     # range_failure looks plausible ranges up in seeds.value_ranges (sql/functions.sql).
     assert tables_read("select range_failure('infusions', 'dose_mg_per_kg', x) from raw.infusions") == {
-        "raw.infusions", "seeds.value_ranges"}
+        "raw.infusions",
+        "seeds.value_ranges",
+    }
 
 
 # Python: a package may import its own modules and those of lower floors, never a higher one. pipelines/
 # definitions.py is the top of the house (the one Definitions object), the only module of pipelines/ that
 # imports assets; cli.py, which runs it, stands above it.
 FLOORS = {
-    "pipelines.outcomes": 0, "pipelines.stats": 0, "pipelines.sql_models": 0, "pipelines.demo": 0,
-    "pipelines.database": 1, "pipelines.dictionary": 2,
+    "pipelines.outcomes": 0,
+    "pipelines.stats": 0,
+    "pipelines.sql_models": 0,
+    "pipelines.demo": 0,
+    "pipelines.database": 1,
+    "pipelines.dictionary": 2,
     "pipelines.ingest": 3,
     "pipelines.incremental": 4,
-    "pipelines.reports": 5, "pipelines.analyst": 5,
+    "pipelines.reports": 5,
+    "pipelines.analyst": 5,
     "pipelines.resources": 6,
     "assets": 7,
-    "pipelines.schedules": 8, "pipelines.sensors": 8, "pipelines.definitions": 9,
+    "pipelines.schedules": 8,
+    "pipelines.sensors": 8,
+    "pipelines.definitions": 9,
     "pipelines.cli": 10,
 }
 
@@ -78,8 +95,12 @@ def floor_of(module: str) -> tuple[str, int]:
 def project_imports(path: Path) -> list[str]:
     """Return the project modules a file imports, outside `if TYPE_CHECKING:` blocks (annotations only)."""
     tree = ast.parse(path.read_text())
-    checking_only = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-                     and getattr(block.test, "id", None) == "TYPE_CHECKING" for node in ast.walk(block)}
+    checking_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and getattr(block.test, "id", None) == "TYPE_CHECKING"
+        for node in ast.walk(block)
+    }
     found = []
     for node in ast.walk(tree):
         if id(node) in checking_only:
@@ -102,21 +123,27 @@ def modules():
 @pytest.mark.parametrize(("module", "path"), list(modules()), ids=lambda value: str(value))
 def test_every_import_points_down(module, path):
     room, floor = floor_of(module)
-    upward = [name for name in project_imports(path)
-              if floor_of(name)[1] > floor or (floor_of(name)[1] == floor and floor_of(name)[0] != room)]
+    upward = [
+        name
+        for name in project_imports(path)
+        if floor_of(name)[1] > floor or (floor_of(name)[1] == floor and floor_of(name)[0] != room)
+    ]
     assert upward == [], f"{module} (floor {floor}) imports from above or beside it"
 
 
 def test_no_module_of_pipelines_but_the_definitions_imports_assets():
-    importers = {module for module, path in modules() if module.startswith("pipelines.")
-                 and any(name.split(".")[0] == "assets" for name in project_imports(path))}
+    importers = {
+        module
+        for module, path in modules()
+        if module.startswith("pipelines.") and any(name.split(".")[0] == "assets" for name in project_imports(path))
+    }
     assert importers == {"pipelines.definitions"}
 
 
 def test_the_sql_marts_name_their_cohorts_in_the_vocabulary_of_the_statistics():
     con = duckdb.connect()
     con.execute(functions_sql().split("create or replace macro value_range")[0])  # macros without a seed table
-    con.execute(functions_sql()[functions_sql().index("create or replace macro cohorts_of"):])
+    con.execute(functions_sql()[functions_sql().index("create or replace macro cohorts_of") :])
     cohorts = con.execute("select unnest(cohorts_of('c1', 'depression'), recursive := true)").fetchall()
     assert [dimension for dimension, _ in cohorts] == list(dimensions.SQL_DIMENSIONS)
     assert cohorts[0] == (dimensions.NETWORK, dimensions.NETWORK_VALUE)

@@ -49,8 +49,12 @@ def test_a_failing_blocking_check_stops_publication(refresh):
     def always_fails() -> dg.AssetCheckResult:
         return dg.AssetCheckResult(passed=False)
 
-    settings = settings_from(inbox=GOLDEN / "bad_inputs" / "inbox", warehouse=refresh.warehouse,
-                             reports=refresh.reports, as_of="2026-11-01T00:00:00")
+    settings = settings_from(
+        inbox=GOLDEN / "bad_inputs" / "inbox",
+        warehouse=refresh.warehouse,
+        reports=refresh.reports,
+        as_of="2026-11-01T00:00:00",
+    )
     definitions = build_definitions(settings)
     definitions = dg.Definitions.merge(definitions, dg.Definitions(asset_checks=[always_fails]))
     result = definitions.resolve_job_def(REFRESH_JOB).execute_in_process(raise_on_error=False)
@@ -70,18 +74,21 @@ def test_a_duplicate_key_found_by_a_tables_own_grain_check_stops_publication(ref
 
     def duplicated_series(con, table, key_columns, per_patient):
         if table == "marts.treatment_series":  # as if a join had doubled a series
-            return real(con, f"(select * from {table} union all (select * from {table} limit 1))", key_columns,
-                        per_patient)
+            return real(
+                con, f"(select * from {table} union all (select * from {table} limit 1))", key_columns, per_patient
+            )
         return real(con, table, key_columns, per_patient)
 
     monkeypatch.setattr(assets.checks, "grain_is_unique_and_not_null", duplicated_series)
     result = refresh.run(GOLDEN / "basic" / "inbox", refresh_mode="full")
     assert not result.success
-    assert failure_reason(result) == ("blocking check grain_is_unique_and_not_null on marts/treatment_series "
-                                      "failed; nothing was published")
+    assert failure_reason(result) == (
+        "blocking check grain_is_unique_and_not_null on marts/treatment_series failed; nothing was published"
+    )
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     assert [(e.asset_key.to_user_string(), e.metadata["duplicate_keys"].value) for e in failed] == [
-        ("marts/treatment_series", 1)]
+        ("marts/treatment_series", 1)
+    ]
     assert digest(refresh.warehouse) == before
 
 
@@ -96,8 +103,9 @@ print(con.execute("select count(*) from quarantine.rejected_rows").fetchone()[0]
 
 def test_refresh_runs_while_an_analyst_holds_the_published_warehouse_open(refresh):
     refresh.ok(GOLDEN / "basic" / "inbox")
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(refresh.warehouse)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(refresh.warehouse)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert reader.stdout.readline().strip() == "0"
         started = time.monotonic()

@@ -16,9 +16,13 @@ def test_nightly_schedule_runs_the_refresh_at_two_in_the_configured_timezone():
     definitions = build_definitions(Settings(schedule_timezone="Europe/London"))
     schedule = definitions.get_schedule_def("nightly_refresh")
     assert (schedule.cron_schedule, schedule.execution_timezone, schedule.job_name) == (
-        "0 2 * * *", "Europe/London", "refresh"
+        "0 2 * * *",
+        "Europe/London",
+        "refresh",
     )
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 2, 2, tzinfo=ZoneInfo("Europe/London")))
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 2, 2, tzinfo=ZoneInfo("Europe/London"))
+    )
     requests = list(schedule.evaluate_tick(context).run_requests)
     assert len(requests) == 1
 

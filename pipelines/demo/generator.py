@@ -36,9 +36,32 @@ import numpy as np
 import polars as pl
 
 CLINIC_NAMES = (
-    "austin", "frisco", "denver", "tampa", "boise", "raleigh", "tucson", "omaha", "reno", "dayton",
-    "fresno", "spokane", "madison", "tulsa", "mesa", "plano", "akron", "eugene", "salem", "provo",
-    "macon", "billings", "fargo", "tacoma", "toledo", "wichita",
+    "austin",
+    "frisco",
+    "denver",
+    "tampa",
+    "boise",
+    "raleigh",
+    "tucson",
+    "omaha",
+    "reno",
+    "dayton",
+    "fresno",
+    "spokane",
+    "madison",
+    "tulsa",
+    "mesa",
+    "plano",
+    "akron",
+    "eugene",
+    "salem",
+    "provo",
+    "macon",
+    "billings",
+    "fargo",
+    "tacoma",
+    "toledo",
+    "wichita",
 )
 
 # indication: (share of patients, domain, {instrument: probability the clinic scores it})
@@ -68,8 +91,14 @@ FOLLOW_UP_DAYS = np.array([7, 14, 28, 42, 56, 84, 112, 168, 224, 280])
 FOLLOW_UP_ATTENDANCE = np.array([0.6, 0.55, 0.55, 0.5, 0.5, 0.45, 0.4, 0.35, 0.3, 0.3])
 MAX_SERIES = 10
 RELIEF_WEIBULL_SHAPE, RELIEF_WEIBULL_SCALE_DAYS = 1.2, 98.0
-ADVERSE_EVENT_RATES = {"nausea": 0.10, "dissociation": 0.20, "headache": 0.06, "dizziness": 0.08, "vomiting": 0.02,
-                       "dysphoria": 0.02}
+ADVERSE_EVENT_RATES = {
+    "nausea": 0.10,
+    "dissociation": 0.20,
+    "headache": 0.06,
+    "dizziness": 0.08,
+    "vomiting": 0.02,
+    "dysphoria": 0.02,
+}
 
 
 def gain_after(infusions: np.ndarray) -> np.ndarray:
@@ -144,9 +173,9 @@ def patient_cohort(rng: np.random.Generator, n: int, clinics: int, end_date: dat
         "start_date": end_date - timedelta(days=history_days),
         "full_effect": full_effect,
         "scored": scored,
-        "primary_instrument": np.array(
-            [INSTRUMENT_CODES.index(next(iter(INDICATIONS[name][2]))) for name in names]
-        )[indication],
+        "primary_instrument": np.array([INSTRUMENT_CODES.index(next(iter(INDICATIONS[name][2]))) for name in names])[
+            indication
+        ],
         "baseline": baseline,
         "birth_year": end_date.year - np.clip(rng.normal(45, 13, n), 18, 85).astype(int),
         "sex": np.where(rng.random(n) < 0.6, "F", "M"),
@@ -160,10 +189,21 @@ def treatment_series(rng: np.random.Generator, cohort: dict) -> dict:
     """Return flat arrays, one entry per series: patient, start day, infusions, effect and relief."""
     n = cohort["n"]
     responds_at = np.where(cohort["is_pain"], 0.30, 0.50)
-    rows: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "patient", "number", "start", "size", "gaps", "effect_before", "effect_end", "relief_days", "relapse_effect",
-        "next_start",
-    )}
+    rows: dict[str, list[np.ndarray]] = {
+        k: []
+        for k in (
+            "patient",
+            "number",
+            "start",
+            "size",
+            "gaps",
+            "effect_before",
+            "effect_end",
+            "relief_days",
+            "relapse_effect",
+            "next_start",
+        )
+    }
     active = np.ones(n, dtype=bool)
     start = cohort["first_day"].astype(float)
     effect_before = np.zeros(n)
@@ -198,9 +238,15 @@ def treatment_series(rng: np.random.Generator, cohort: dict) -> dict:
         # Whole days: the time of day is added per infusion, so that two infusions never share a date.
         next_start = np.where(returns, np.floor(end + gap), np.inf)
         for key, value in (
-            ("patient", patients), ("number", np.full(m, number)), ("start", start[patients]), ("size", size),
-            ("gaps", gaps), ("effect_before", effect_before[patients]), ("effect_end", effect_end),
-            ("relief_days", np.where(responded, relief, 0.0)), ("relapse_effect", relapse_effect),
+            ("patient", patients),
+            ("number", np.full(m, number)),
+            ("start", start[patients]),
+            ("size", size),
+            ("gaps", gaps),
+            ("effect_before", effect_before[patients]),
+            ("effect_end", effect_end),
+            ("relief_days", np.where(responded, relief, 0.0)),
+            ("relapse_effect", relapse_effect),
             ("next_start", next_start),
         ):
             rows[key].append(value)
@@ -262,13 +308,23 @@ def assessment_scores(rng: np.random.Generator, cohort: dict, series: dict, infu
     # one is missed for ~5% of patients (no baseline).
     first_ever = (series["number"][infusions["series"]] == 1) & (infusions["position"] == 1)
     kept = rng.random(infusions["day"].size) >= np.where(first_ever, 0.05, 0.07)
-    moments.append((infusions["series"][kept], infusions["day"][kept] - rng.uniform(20, 40, kept.sum()) / 1440,
-                    infusions["position"][kept] - 1))
+    moments.append(
+        (
+            infusions["series"][kept],
+            infusions["day"][kept] - rng.uniform(20, 40, kept.sum()) / 1440,
+            infusions["position"][kept] - 1,
+        )
+    )
     # Same day, 2-4 hours after an infusion, at clinics that record times.
     exports_times = cohort["clinic_exports_times"][patient_of_series[infusions["series"]]]
     after = exports_times & (rng.random(infusions["day"].size) < 0.15)
-    moments.append((infusions["series"][after], infusions["day"][after] + rng.uniform(2, 4, after.sum()) / 24,
-                    infusions["position"][after]))
+    moments.append(
+        (
+            infusions["series"][after],
+            infusions["day"][after] + rng.uniform(2, 4, after.sum()) / 24,
+            infusions["position"][after],
+        )
+    )
     # Follow-ups after the series, until the next series starts or the data ends.
     series_index = np.repeat(np.arange(end_day.size), FOLLOW_UP_DAYS.size)
     offset = np.tile(FOLLOW_UP_DAYS, end_day.size) + rng.integers(-2, 3, series_index.size)
@@ -285,8 +341,9 @@ def assessment_scores(rng: np.random.Generator, cohort: dict, series: dict, infu
     day = np.concatenate([m[1] for m in moments])
     received = np.concatenate([m[2] for m in moments])
     days_after_end = day - end_day[series_index]
-    effect = effect_at(series, received, series_index, np.where(received < series["size"][series_index], 0,
-                                                                  days_after_end))
+    effect = effect_at(
+        series, received, series_index, np.where(received < series["size"][series_index], 0, days_after_end)
+    )
     effect = np.where(day < series["start"][series_index], 0.0, effect)
     patient = patient_of_series[series_index]
     in_history = day < cohort["last_day"]
@@ -333,14 +390,16 @@ def text_of(values: np.ndarray) -> pl.Series:
 
 def patients_file(cohort: dict) -> pl.DataFrame:
     names = np.array(cohort["indication_names"])
-    return pl.DataFrame({
-        "patient_id": patient_id_text(np.arange(cohort["n"])),
-        "clinic_id": np.array(CLINIC_NAMES)[cohort["clinic"]],
-        "birth_year": text_of(cohort["birth_year"]),
-        "sex": cohort["sex"],
-        "primary_indication": names[cohort["indication"]],
-        "referral_source": cohort["referral"],
-    })
+    return pl.DataFrame(
+        {
+            "patient_id": patient_id_text(np.arange(cohort["n"])),
+            "clinic_id": np.array(CLINIC_NAMES)[cohort["clinic"]],
+            "birth_year": text_of(cohort["birth_year"]),
+            "sex": cohort["sex"],
+            "primary_indication": names[cohort["indication"]],
+            "referral_source": cohort["referral"],
+        }
+    )
 
 
 def infusions_file(rng: np.random.Generator, cohort: dict, infusions: dict) -> pl.DataFrame:
@@ -361,30 +420,49 @@ def infusions_file(rng: np.random.Generator, cohort: dict, infusions: dict) -> p
     spo2 = np.where(rng.random(n) < 0.004, rng.integers(85, 90, n), spo2)
     events = {code: rng.random(n) < rate for code, rate in ADVERSE_EVENT_RATES.items()}
     events["hypertension"] = (sys_max >= 180) | (dia_max >= 110)
-    codes = pl.DataFrame(events).select(
-        pl.concat_str([pl.when(pl.col(code)).then(pl.lit(code)) for code in events], separator=";", ignore_nulls=True)
-    ).to_series()
-    rescue = np.where(events["nausea"] | events["vomiting"], "ondansetron 4 mg IV",
-                      np.where(events["hypertension"], "labetalol 10 mg IV",
-                               np.where(events["dysphoria"], "midazolam 1 mg IV", "")))
+    codes = (
+        pl.DataFrame(events)
+        .select(
+            pl.concat_str(
+                [pl.when(pl.col(code)).then(pl.lit(code)) for code in events], separator=";", ignore_nulls=True
+            )
+        )
+        .to_series()
+    )
+    rescue = np.where(
+        events["nausea"] | events["vomiting"],
+        "ondansetron 4 mg IV",
+        np.where(events["hypertension"], "labetalol 10 mg IV", np.where(events["dysphoria"], "midazolam 1 mg IV", "")),
+    )
     clinic = cohort["clinic"][patient]
-    provider = pl.select(pl.format("{}-md{}", pl.lit(pl.Series(np.array(CLINIC_NAMES)[clinic])),
-                                   pl.lit(pl.Series(rng.integers(1, 4, n))))).to_series()
-    return pl.DataFrame({
-        "patient_id": patient_id_text(patient),
-        "infused_at": timestamp_text(cohort["start_date"], infusions["day"], cohort["clinic_exports_times"][patient]),
-        "dose_mg_per_kg": text_of(dose),
-        "duration_min": text_of(duration),
-        "provider_id": provider,
-        "bp_systolic_pre": text_of(sys_pre.astype(int)),
-        "bp_diastolic_pre": text_of(dia_pre.astype(int)),
-        "bp_systolic_max": text_of(np.rint(sys_max).astype(int)),
-        "bp_diastolic_max": text_of(np.rint(dia_max).astype(int)),
-        "heart_rate_max": text_of(np.rint(rng.normal(88, 11, n)).astype(int)),
-        "spo2_min": text_of(spo2.astype(int)),
-        "adverse_events": codes,
-        "rescue_medication": rescue,
-    }).with_columns(pl.col("rescue_medication").replace("", None)).sort("patient_id", "infused_at")
+    provider = pl.select(
+        pl.format(
+            "{}-md{}", pl.lit(pl.Series(np.array(CLINIC_NAMES)[clinic])), pl.lit(pl.Series(rng.integers(1, 4, n)))
+        )
+    ).to_series()
+    return (
+        pl.DataFrame(
+            {
+                "patient_id": patient_id_text(patient),
+                "infused_at": timestamp_text(
+                    cohort["start_date"], infusions["day"], cohort["clinic_exports_times"][patient]
+                ),
+                "dose_mg_per_kg": text_of(dose),
+                "duration_min": text_of(duration),
+                "provider_id": provider,
+                "bp_systolic_pre": text_of(sys_pre.astype(int)),
+                "bp_diastolic_pre": text_of(dia_pre.astype(int)),
+                "bp_systolic_max": text_of(np.rint(sys_max).astype(int)),
+                "bp_diastolic_max": text_of(np.rint(dia_max).astype(int)),
+                "heart_rate_max": text_of(np.rint(rng.normal(88, 11, n)).astype(int)),
+                "spo2_min": text_of(spo2.astype(int)),
+                "adverse_events": codes,
+                "rescue_medication": rescue,
+            }
+        )
+        .with_columns(pl.col("rescue_medication").replace("", None))
+        .sort("patient_id", "infused_at")
+    )
 
 
 def assessments_file(rng: np.random.Generator, cohort: dict, assessments: dict) -> pl.DataFrame:
@@ -395,12 +473,14 @@ def assessments_file(rng: np.random.Generator, cohort: dict, assessments: dict) 
     with_time = cohort["clinic_exports_times"][patient] & (rng.random(n) < 0.8)
     code = np.array(INSTRUMENT_CODES)[assessments["instrument"]]
     score = assessments["score"].astype(int)
-    frame = pl.DataFrame({
-        "patient_id": patient_id_text(patient),
-        "instrument": code,
-        "administered_at": timestamp_text(cohort["start_date"], assessments["day"], with_time),
-        "score": text_of(score),
-    })
+    frame = pl.DataFrame(
+        {
+            "patient_id": patient_id_text(patient),
+            "instrument": code,
+            "administered_at": timestamp_text(cohort["start_date"], assessments["day"], with_time),
+            "score": text_of(score),
+        }
+    )
     exports_items = (cohort["clinic"][patient] % 4 == 3) & (code == "phq9")
     items = np.zeros((n, 9), dtype=np.int16)
     items[exports_items] = phq9_items(rng, score[exports_items])
@@ -408,8 +488,13 @@ def assessments_file(rng: np.random.Generator, cohort: dict, assessments: dict) 
     exporting = pl.lit(pl.Series(exports_items))
     frame = frame.with_columns(
         pl.when(pl.lit(pl.Series(leave_total_empty))).then(pl.lit("")).otherwise(pl.col("score")).alias("score"),
-        *[pl.when(exporting).then(pl.lit(pl.Series(items[:, k])).cast(pl.String)).otherwise(pl.lit(""))
-          .alias(f"item_{k + 1}") for k in range(9)],
+        *[
+            pl.when(exporting)
+            .then(pl.lit(pl.Series(items[:, k])).cast(pl.String))
+            .otherwise(pl.lit(""))
+            .alias(f"item_{k + 1}")
+            for k in range(9)
+        ],
     )
     # Duplicate moments (same instrument, same stamp) come from date-only exports; keep the first.
     return frame.unique(["patient_id", "instrument", "administered_at"], keep="first", maintain_order=True).sort(
@@ -437,8 +522,9 @@ def phq9_items(rng: np.random.Generator, totals: np.ndarray) -> np.ndarray:
     return items
 
 
-def with_malformed_rows(rng: np.random.Generator, frames: dict[str, pl.DataFrame], end_date: date
-                        ) -> dict[str, pl.DataFrame]:
+def with_malformed_rows(
+    rng: np.random.Generator, frames: dict[str, pl.DataFrame], end_date: date
+) -> dict[str, pl.DataFrame]:
     """Return the frames with a few bad rows of each kind appended, as clinics really send them."""
     assessments = frames["assessments.csv"]
     infusions = frames["infusions.csv"]
@@ -449,14 +535,14 @@ def with_malformed_rows(rng: np.random.Generator, frames: dict[str, pl.DataFrame
 
     bad_assessments = [
         pick(assessments, some).with_columns(administered_at=pl.col("administered_at").str.replace_all("-", "/")),
-        pick(assessments, some).with_columns(score=pl.lit("99"), instrument=pl.lit("phq9"),
-                                             **{f"item_{k}": pl.lit("") for k in range(1, 10)}),
+        pick(assessments, some).with_columns(
+            score=pl.lit("99"), instrument=pl.lit("phq9"), **{f"item_{k}": pl.lit("") for k in range(1, 10)}
+        ),
         pick(assessments, some).with_columns(instrument=pl.lit("phq-9x")),
         pick(assessments, some).with_columns(patient_id=pl.lit("UNKNOWN-1")),
         pick(assessments, some).with_columns(patient_id=pl.lit("")),
         pick(assessments, some),  # exact duplicates, kept once
-        pick(assessments, some).with_columns(
-            administered_at=pl.lit((end_date + timedelta(days=400)).isoformat())),
+        pick(assessments, some).with_columns(administered_at=pl.lit((end_date + timedelta(days=400)).isoformat())),
     ]
     bad_infusions = [
         pick(infusions, max(2, some // 4)).with_columns(infused_at=pl.lit("last tuesday")),

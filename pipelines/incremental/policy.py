@@ -61,8 +61,7 @@ def raw_store_stamp(raw_store: Path) -> str | None:
         return raw.execute(f"select max(generation) from {STORE_STATE_TABLE}").fetchone()[0]
 
 
-def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: str, clinic_timezone: str
-                              ) -> str | None:
+def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: str, clinic_timezone: str) -> str | None:
     """Return why the kept raw tables cannot be reused, or None when they can."""
     if refresh_mode == "full":
         return "a full refresh was asked for"
@@ -84,8 +83,9 @@ def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: st
     return None
 
 
-def reason_to_recompute_everyone(con: duckdb.DuckDBPyConnection, full_read_reason: str | None, rules: OutcomeRules,
-                                 as_of: datetime) -> str | None:
+def reason_to_recompute_everyone(
+    con: duckdb.DuckDBPyConnection, full_read_reason: str | None, rules: OutcomeRules, as_of: datetime
+) -> str | None:
     """Return why every patient must be recomputed, or None when only patients with changes need be."""
     if full_read_reason is not None:
         return full_read_reason
@@ -97,8 +97,9 @@ def reason_to_recompute_everyone(con: duckdb.DuckDBPyConnection, full_read_reaso
     return None
 
 
-def patients_to_recompute(con: duckdb.DuckDBPyConnection, sources: list[str], previous_as_of: datetime,
-                          as_of: datetime) -> str:
+def patients_to_recompute(
+    con: duckdb.DuckDBPyConnection, sources: list[str], previous_as_of: datetime, as_of: datetime
+) -> str:
     """Return SQL of (patient_key, reason) for every patient with a reason to be recomputed.
 
     Reads this run's raw rows only (never an earlier run's later layers): the iso_timestamp macro of
@@ -128,8 +129,14 @@ def patients_to_recompute(con: duckdb.DuckDBPyConnection, sources: list[str], pr
     return " union all ".join(parts)
 
 
-def plan_refresh_scope(con: duckdb.DuckDBPyConnection, sources: list[str], full_read_reason: str | None,
-                       rules: OutcomeRules, as_of: datetime, raw_rows: Path) -> tuple[str, dict[str, int]]:
+def plan_refresh_scope(
+    con: duckdb.DuckDBPyConnection,
+    sources: list[str],
+    full_read_reason: str | None,
+    rules: OutcomeRules,
+    as_of: datetime,
+    raw_rows: Path,
+) -> tuple[str, dict[str, int]]:
     """Decide and record which patients this refresh recomputes; return the plan's line and patients by reason."""
     reason = reason_to_recompute_everyone(con, full_read_reason, rules, as_of)
     removed = removed_sources(con, sources)

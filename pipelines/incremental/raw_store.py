@@ -145,7 +145,9 @@ class RawStore:
             self.con.execute(f"drop view if exists {view}")
             return
         files = ", ".join(sql_string(path) for path in parts)
-        self.con.execute(f"create or replace view {view} as select * from read_parquet([{files}], union_by_name = true)")
+        self.con.execute(
+            f"create or replace view {view} as select * from read_parquet([{files}], union_by_name = true)"
+        )
 
     def refresh_views(self) -> None:
         for record_type in RECORD_TYPES:
@@ -218,15 +220,16 @@ def read_mapped_source(
         and previous.keys() == paths.keys()
         and all(previous[file].is_unchanged(path) for file, path in paths.items())
     ):
-        return SourceRead({file: "unchanged" for file in paths}), states
+        return SourceRead(dict.fromkeys(paths, "unchanged")), states
     frames, skipped = frames_of_source(folder, store.source)
     for record_type in RECORD_TYPES:
         store.replace_with_frame(record_type, frames.get(record_type))
-    return SourceRead({file: "read whole" for file in paths}, skipped), states
+    return SourceRead(dict.fromkeys(paths, "read whole"), skipped), states
 
 
-def read_source(store: RawStore, folder: Path, kept: dict[tuple[str, str], FileState]
-                ) -> tuple[SourceRead, list[FileState]]:
+def read_source(
+    store: RawStore, folder: Path, kept: dict[tuple[str, str], FileState]
+) -> tuple[SourceRead, list[FileState]]:
     """Read one source of the inbox into its store."""
     reader = read_contract_csvs if store.source == CSV_SOURCE else read_mapped_source
     return reader(store, folder, kept)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import duckdb
+
 from pipelines.database import table_exists
 from pipelines.sql_models import table_references
 

@@ -27,7 +27,11 @@ class InboxError(Exception):
 
 def text_from_bytes(data: bytes, file_label: str) -> str:
     """Return the file's text, honouring a UTF-8 or UTF-16 byte-order mark; fail naming the file otherwise."""
-    for bom, encoding in ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, encoding in (
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if data.startswith(bom):
             return data.decode(encoding)
     try:
@@ -57,9 +61,9 @@ def frame_from_ragged_text(text: str) -> pl.DataFrame:
         else:
             errors.append(None)
         padded = fields[:width] + [None] * (width - len(fields))
-        for name, value in zip(header, padded):
+        for name, value in zip(header, padded, strict=True):
             records[name].append(value)
-    frame = pl.DataFrame(records, schema={name: pl.String for name in header})
+    frame = pl.DataFrame(records, schema=dict.fromkeys(header, pl.String))
     return frame.with_row_index(ROW_NUMBER, offset=1).with_columns(pl.Series(PARSE_ERROR, errors, dtype=pl.String))
 
 
@@ -101,8 +105,7 @@ def bytes_of_file(path: Path, source_file: str) -> bytes:
         raise InboxError(f"{source_file}: cannot be read ({error.strerror})") from None
 
 
-def raw_frame_from_bytes(data: bytes, contract: RecordContract, source_file: str, rows_before: int = 0
-                         ) -> pl.DataFrame:
+def raw_frame_from_bytes(data: bytes, contract: RecordContract, source_file: str, rows_before: int = 0) -> pl.DataFrame:
     """Return the raw table of a CSV's bytes; rows are numbered after rows_before (rows appended to a file)."""
     frame = frame_from_bytes(data, source_file)
     if rows_before:
@@ -129,8 +132,13 @@ def frame_from_bytes(data: bytes, file_label: str) -> pl.DataFrame:
 
 
 # How every inbox CSV is read: all text, rows numbered from 1 (Polars skips a UTF-8 byte-order mark).
-CSV_OPTIONS = {"infer_schema": False, "empty_string_is_null": False, "row_index_name": ROW_NUMBER,
-               "row_index_offset": 1, "raise_if_empty": False}
+CSV_OPTIONS = {
+    "infer_schema": False,
+    "empty_string_is_null": False,
+    "row_index_name": ROW_NUMBER,
+    "row_index_offset": 1,
+    "raise_if_empty": False,
+}
 
 
 def read_csv_text(data: bytes) -> pl.DataFrame:
@@ -153,8 +161,9 @@ def write_raw_parquet(path: Path, contract: RecordContract, source_file: str, ta
         try:
             header = pl.read_csv(path, n_rows=0, infer_schema=False, raise_if_empty=False).columns
             rows = pl.scan_csv(path, **CSV_OPTIONS).with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
-            contract_frame(rows.rename(canonical_header(header, contract, source_file)), contract, source_file
-                           ).sink_parquet(target, compression="snappy")
+            contract_frame(
+                rows.rename(canonical_header(header, contract, source_file)), contract, source_file
+            ).sink_parquet(target, compression="snappy")
             return pl.scan_parquet(target).select(pl.len()).collect().item()
         except pl.exceptions.PolarsError:
             target.unlink(missing_ok=True)
@@ -183,5 +192,5 @@ def contract_frame(frame: Frame, contract: RecordContract, source_file: str) -> 
 
 def empty_raw_frame(contract: RecordContract) -> pl.DataFrame:
     """Return a raw table of no rows with the contract's columns: a record type that no source sent."""
-    schema = {**{column: pl.String for column in contract.required}, ROW_NUMBER: pl.Int64, PARSE_ERROR: pl.String}
+    schema = {**dict.fromkeys(contract.required, pl.String), ROW_NUMBER: pl.Int64, PARSE_ERROR: pl.String}
     return contract_frame(pl.DataFrame(schema=schema), contract, "")

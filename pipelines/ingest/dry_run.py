@@ -20,8 +20,9 @@ def validation_order() -> list:
     return [models[table] for table in graphlib.TopologicalSorter(graph).static_order()]
 
 
-def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_timezone: str, limit: int = 10
-                   ) -> list[tuple]:
+def first_problems(
+    frames: dict[str, pl.DataFrame], as_of: datetime, clinic_timezone: str, limit: int = 10
+) -> list[tuple]:
     """Return the first rejected rows (file, row, record type, reason, detail) the real validation SQL gives."""
     con = duckdb.connect()
     for schema in ("raw", "seeds", "quarantine", "staging"):
@@ -43,7 +44,7 @@ def first_problems(frames: dict[str, pl.DataFrame], as_of: datetime, clinic_time
         con.execute(f"create table {model.table} as {model.select}")
     rejected = " union all ".join(
         f"select source_file, row_number, '{t}' as record_type, reason, detail from quarantine.{t}_validated "
-        "where reason is not null" for t in RECORD_TYPES)
+        "where reason is not null"
+        for t in RECORD_TYPES
+    )
     return con.execute(f"{rejected} order by 1, 2 limit {limit}").fetchall()
-
-

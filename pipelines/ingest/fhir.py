@@ -25,20 +25,44 @@ KETAMINE_RXNORM = "6130"
 # Condition codes -> primary_indication; ICD-10-CM codes match by prefix.
 INDICATION_CODES = {
     "snomed": {
-        "35489007": "depression", "370143000": "depression", "36923009": "depression", "268621008": "depression",
-        "47505003": "ptsd", "197480006": "anxiety", "21897009": "anxiety",
-        "191627008": "bipolar_depression", "13746004": "bipolar_depression",
-        "128200000": "crps", "44913000": "crps", "203082005": "fibromyalgia",
-        "247398009": "neuropathic_pain", "37796009": "migraine",
+        "35489007": "depression",
+        "370143000": "depression",
+        "36923009": "depression",
+        "268621008": "depression",
+        "47505003": "ptsd",
+        "197480006": "anxiety",
+        "21897009": "anxiety",
+        "191627008": "bipolar_depression",
+        "13746004": "bipolar_depression",
+        "128200000": "crps",
+        "44913000": "crps",
+        "203082005": "fibromyalgia",
+        "247398009": "neuropathic_pain",
+        "37796009": "migraine",
     },
     "icd10": {
-        "F32": "depression", "F33": "depression", "F43.1": "ptsd", "F41": "anxiety", "F31.3": "bipolar_depression",
-        "F31.4": "bipolar_depression", "F31.5": "bipolar_depression", "G90.5": "crps", "M79.7": "fibromyalgia",
-        "G62": "neuropathic_pain", "G57": "neuropathic_pain", "G43": "migraine",
+        "F32": "depression",
+        "F33": "depression",
+        "F43.1": "ptsd",
+        "F41": "anxiety",
+        "F31.3": "bipolar_depression",
+        "F31.4": "bipolar_depression",
+        "F31.5": "bipolar_depression",
+        "G90.5": "crps",
+        "M79.7": "fibromyalgia",
+        "G62": "neuropathic_pain",
+        "G57": "neuropathic_pain",
+        "G43": "migraine",
     },
 }
-QUESTIONNAIRE_INSTRUMENTS = {"44249-1": "phq9", "69737-5": "gad7", "phq-9": "phq9", "phq9": "phq9", "gad-7": "gad7",
-                             "gad7": "gad7"}
+QUESTIONNAIRE_INSTRUMENTS = {
+    "44249-1": "phq9",
+    "69737-5": "gad7",
+    "phq-9": "phq9",
+    "phq9": "phq9",
+    "gad-7": "gad7",
+    "gad7": "gad7",
+}
 
 
 def resources_of(path: Path, label: str) -> list[tuple[int, dict]]:
@@ -99,8 +123,9 @@ def number_text(value) -> str | None:
     return None if value is None else f"{value:g}" if isinstance(value, (int, float)) else str(value)
 
 
-def fhir_frames(inbox: Path, source: SourceMapping, loinc_instruments: dict[str, str]
-                ) -> tuple[dict[str, pl.DataFrame], Counter]:
+def fhir_frames(
+    inbox: Path, source: SourceMapping, loinc_instruments: dict[str, str]
+) -> tuple[dict[str, pl.DataFrame], Counter]:
     """Return the raw tables of a FHIR source per record type, and the skipped resources counted by type."""
     rows: dict[str, list[dict]] = {"patients": [], "infusions": [], "assessments": []}
     indications: dict[str, str] = {}
@@ -114,39 +139,56 @@ def fhir_frames(inbox: Path, source: SourceMapping, loinc_instruments: dict[str,
             if kind == "Patient":
                 gender = {"male": "M", "female": "F"}.get(resource.get("gender", ""), resource.get("gender"))
                 organisation = resource.get("managingOrganization") or {}
-                rows["patients"].append({
-                    **base, "patient_id": resource.get("id"),
-                    "clinic_id": organisation.get("display") or reference_id(organisation) or source.clinic_id,
-                    "birth_year": (resource.get("birthDate") or "")[:4] or None, "sex": gender,
-                })
+                rows["patients"].append(
+                    {
+                        **base,
+                        "patient_id": resource.get("id"),
+                        "clinic_id": organisation.get("display") or reference_id(organisation) or source.clinic_id,
+                        "birth_year": (resource.get("birthDate") or "")[:4] or None,
+                        "sex": gender,
+                    }
+                )
             elif kind == "Condition" and indication_of(resource):
                 indications.setdefault(reference_id(resource.get("subject")), indication_of(resource))
             elif kind == "Observation" and any(
-                    c.get("code") in loinc_instruments for c in codings(resource.get("code"))):
+                c.get("code") in loinc_instruments for c in codings(resource.get("code"))
+            ):
                 code = next(c["code"] for c in codings(resource.get("code")) if c.get("code") in loinc_instruments)
                 value = (resource.get("valueQuantity") or {}).get("value", resource.get("valueInteger"))
-                rows["assessments"].append({
-                    **base, "patient_id": reference_id(resource.get("subject")),
-                    "instrument": loinc_instruments[code], "administered_at": when(resource, "effectiveDateTime",
-                                                                                   "effectivePeriod", "issued"),
-                    "score": number_text(value),
-                })
+                rows["assessments"].append(
+                    {
+                        **base,
+                        "patient_id": reference_id(resource.get("subject")),
+                        "instrument": loinc_instruments[code],
+                        "administered_at": when(resource, "effectiveDateTime", "effectivePeriod", "issued"),
+                        "score": number_text(value),
+                    }
+                )
             elif kind == "QuestionnaireResponse" and questionnaire_instrument(resource):
                 items = [number_text(answer_value(item)) for item in resource.get("item", [])]
-                rows["assessments"].append({
-                    **base, "patient_id": reference_id(resource.get("subject")),
-                    "instrument": questionnaire_instrument(resource), "administered_at": resource.get("authored"),
-                    "score": None, **{f"item_{k}": v for k, v in enumerate(items, start=1)},
-                })
+                rows["assessments"].append(
+                    {
+                        **base,
+                        "patient_id": reference_id(resource.get("subject")),
+                        "instrument": questionnaire_instrument(resource),
+                        "administered_at": resource.get("authored"),
+                        "score": None,
+                        **{f"item_{k}": v for k, v in enumerate(items, start=1)},
+                    }
+                )
             elif kind in ("MedicationAdministration", "Procedure") and is_ketamine(resource):
-                dose = ((resource.get("dosage") or {}).get("dose") or {})
+                dose = (resource.get("dosage") or {}).get("dose") or {}
                 per_kg = dose.get("value") if "kg" in (dose.get("unit") or dose.get("code") or "") else None
-                rows["infusions"].append({
-                    **base, "patient_id": reference_id(resource.get("subject")),
-                    "infused_at": when(resource, "effectiveDateTime", "effectivePeriod", "performedDateTime",
-                                       "performedPeriod"),
-                    "dose_mg_per_kg": number_text(per_kg),
-                })
+                rows["infusions"].append(
+                    {
+                        **base,
+                        "patient_id": reference_id(resource.get("subject")),
+                        "infused_at": when(
+                            resource, "effectiveDateTime", "effectivePeriod", "performedDateTime", "performedPeriod"
+                        ),
+                        "dose_mg_per_kg": number_text(per_kg),
+                    }
+                )
             else:
                 skipped[kind] += 1
     for patient in rows["patients"]:
@@ -156,7 +198,8 @@ def fhir_frames(inbox: Path, source: SourceMapping, loinc_instruments: dict[str,
     for record_type, records in rows.items():
         if records:
             frame = pl.DataFrame(records, infer_schema_length=None).with_columns(
-                pl.all().exclude(ROW_NUMBER).cast(pl.String), pl.col(ROW_NUMBER).cast(pl.Int64))
+                pl.all().exclude(ROW_NUMBER).cast(pl.String), pl.col(ROW_NUMBER).cast(pl.Int64)
+            )
             frames[record_type] = contract_frame(frame, contracts[record_type], "fhir")
     return frames, skipped
 

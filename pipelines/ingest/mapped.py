@@ -23,13 +23,17 @@ def read_table(path: Path, file_format: str, sheet: str | None, label: str) -> p
     """Return a CSV or Excel sheet as text columns with a 1-based _row_number and a _parse_error column."""
     if file_format == "xlsx":
         try:
-            frame = pl.read_excel(path, sheet_name=sheet, engine="calamine", infer_schema_length=0) if sheet else \
-                pl.read_excel(path, engine="calamine", infer_schema_length=0)
+            frame = (
+                pl.read_excel(path, sheet_name=sheet, engine="calamine", infer_schema_length=0)
+                if sheet
+                else pl.read_excel(path, engine="calamine", infer_schema_length=0)
+            )
         except Exception as error:  # fastexcel raises its own types for corrupt files and missing sheets
             raise InboxError(f"{label}: cannot be read as Excel ({str(error).splitlines()[0]})") from None
         frame = frame.with_columns(pl.all().cast(pl.String))
         return frame.with_row_index(ROW_NUMBER, offset=1).with_columns(
-            pl.col(ROW_NUMBER).cast(pl.Int64), pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
+            pl.col(ROW_NUMBER).cast(pl.Int64), pl.lit(None, dtype=pl.String).alias(PARSE_ERROR)
+        )
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -54,7 +58,8 @@ def timestamp_text(column: str, record: RecordMapping, timezone: str | None) -> 
     parsed = raw.str.strptime(pl.Datetime("us"), record.date_format, strict=False)
     if has_time and timezone:
         text = parsed.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.strftime(
-            "%Y-%m-%dT%H:%M:%S%:z")
+            "%Y-%m-%dT%H:%M:%S%:z"
+        )
     else:
         text = parsed.dt.strftime("%Y-%m-%dT%H:%M:%S" if has_time else "%Y-%m-%d")
     return pl.coalesce(text, raw)
@@ -66,19 +71,27 @@ def long_assessments(frame: pl.DataFrame, record: RecordMapping) -> pl.DataFrame
     for source, code in record.instrument_columns.items():
         filled = frame.filter(pl.col(source).str.strip_chars().fill_null("") != "")
         items = record.item_columns.get(code, [])
-        parts.append(filled.with_columns(
-            pl.lit(code).alias("instrument"), pl.col(source).alias("score"),
-            *[pl.col(c).alias(f"item_{k}") for k, c in enumerate(items, start=1)],
-            # One source row can give several records: the column keeps (file, row) unique.
-            (pl.col(SOURCE_FILE) + f" [{source}]").alias(SOURCE_FILE)))
+        parts.append(
+            filled.with_columns(
+                pl.lit(code).alias("instrument"),
+                pl.col(source).alias("score"),
+                *[pl.col(c).alias(f"item_{k}") for k, c in enumerate(items, start=1)],
+                # One source row can give several records: the column keeps (file, row) unique.
+                (pl.col(SOURCE_FILE) + f" [{source}]").alias(SOURCE_FILE),
+            )
+        )
     for code, items in record.item_columns.items():
         if code in record.instrument_columns.values():
             continue
         any_item = pl.any_horizontal([pl.col(c).str.strip_chars().fill_null("") != "" for c in items])
-        parts.append(frame.filter(any_item).with_columns(
-            pl.lit(code).alias("instrument"), pl.lit(None, dtype=pl.String).alias("score"),
-            *[pl.col(c).alias(f"item_{k}") for k, c in enumerate(items, start=1)],
-            (pl.col(SOURCE_FILE) + f" [{code} items]").alias(SOURCE_FILE)))
+        parts.append(
+            frame.filter(any_item).with_columns(
+                pl.lit(code).alias("instrument"),
+                pl.lit(None, dtype=pl.String).alias("score"),
+                *[pl.col(c).alias(f"item_{k}") for k, c in enumerate(items, start=1)],
+                (pl.col(SOURCE_FILE) + f" [{code} items]").alias(SOURCE_FILE),
+            )
+        )
     return pl.concat(parts, how="diagonal") if parts else frame.clear()
 
 
@@ -86,8 +99,11 @@ def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMappi
     """Return one file's rows as contract columns (text), keeping every original column for raw_record."""
     frame = table.with_columns(pl.lit(label).alias(SOURCE_FILE))
     for column, pattern in record.where.items():
-        frame = frame.filter(pl.col(column).fill_null("").map_elements(
-            lambda value, p=pattern: fnmatch.fnmatchcase(value, p), return_dtype=pl.Boolean))
+        frame = frame.filter(
+            pl.col(column)
+            .fill_null("")
+            .map_elements(lambda value, p=pattern: fnmatch.fnmatchcase(value, p), return_dtype=pl.Boolean)
+        )
     originals = [c for c in table.columns if c not in (ROW_NUMBER, PARSE_ERROR)]
     mapped = [pl.col(source_column).alias(target) for target, source_column in record.columns.items()]
     constants = [pl.lit(value).alias(target) for target, value in record.constants.items()]
@@ -103,22 +119,30 @@ def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMappi
     frame = frame.select(ROW_NUMBER, PARSE_ERROR, SOURCE_FILE, *kept, *mapped, *constants, *defaults)
     if record.type == "assessments" and (record.instrument_columns or record.item_columns):
         renamed = {c: (f"original_{c}" if c in contract_names else c) for c in originals}
-        frame = long_assessments(frame, record.model_copy(update={
-            "instrument_columns": {renamed[k]: v for k, v in record.instrument_columns.items()},
-            "item_columns": {k: [renamed[c] for c in v] for k, v in record.item_columns.items()},
-        }))
+        frame = long_assessments(
+            frame,
+            record.model_copy(
+                update={
+                    "instrument_columns": {renamed[k]: v for k, v in record.instrument_columns.items()},
+                    "item_columns": {k: [renamed[c] for c in v] for k, v in record.item_columns.items()},
+                }
+            ),
+        )
     replacements = dict(record.values)
     if record.instrument_aliases:
         replacements["instrument"] = {**replacements.get("instrument", {}), **record.instrument_aliases}
     frame = frame.with_columns(
-        [pl.col(target).replace(mapping) for target, mapping in replacements.items() if target in frame.columns])
+        [pl.col(target).replace(mapping) for target, mapping in replacements.items() if target in frame.columns]
+    )
     frame = frame.with_columns(
-        [timestamp_text(c, record, source.timezone).alias(c) for c in TIMESTAMP_COLUMNS if c in frame.columns])
+        [timestamp_text(c, record, source.timezone).alias(c) for c in TIMESTAMP_COLUMNS if c in frame.columns]
+    )
     return frame
 
 
-def date_format_problems(mapping_file: str, index: int, record: RecordMapping, table: pl.DataFrame,
-                         label: str) -> list[str]:
+def date_format_problems(
+    mapping_file: str, index: int, record: RecordMapping, table: pl.DataFrame, label: str
+) -> list[str]:
     """Return a problem for each timestamp column whose filled values the date format fits none of."""
     if record.date_format is None:
         return []
@@ -133,13 +157,16 @@ def date_format_problems(mapping_file: str, index: int, record: RecordMapping, t
             continue
         parsed = values.str.strptime(pl.Datetime("us"), record.date_format, strict=False)
         if parsed.is_null().all():
-            problems.append(f"{mapping_file}: records[{index}].date_format: '{record.date_format}' fits none of the "
-                            f"values of '{source_column}' in {label} (e.g. '{values[0]}')")
+            problems.append(
+                f"{mapping_file}: records[{index}].date_format: '{record.date_format}' fits none of the "
+                f"values of '{source_column}' in {label} (e.g. '{values[0]}')"
+            )
     return problems
 
 
-def mapped_frames(inbox: Path, mapping_file: str, source: SourceMapping, instruments: set[str]
-                  ) -> dict[str, pl.DataFrame]:
+def mapped_frames(
+    inbox: Path, mapping_file: str, source: SourceMapping, instruments: set[str]
+) -> dict[str, pl.DataFrame]:
     """Return the raw tables a CSV or Excel source gives, per record type; raise MappingError for any mistake."""
     frames: dict[str, list[pl.DataFrame]] = {}
     for index, record in enumerate(source.records):
@@ -150,12 +177,18 @@ def mapped_frames(inbox: Path, mapping_file: str, source: SourceMapping, instrum
             label = str(path.relative_to(inbox))
             table = read_table(path, source.format, record.sheet, label)
             header = [c for c in table.columns if c not in (ROW_NUMBER, PARSE_ERROR)]
-            problems = check_record_mapping(mapping_file, index, record, label, header, instruments,
-                                            {c for c in ("clinic_id", "primary_indication") if getattr(source, c)})
+            problems = check_record_mapping(
+                mapping_file,
+                index,
+                record,
+                label,
+                header,
+                instruments,
+                {c for c in ("clinic_id", "primary_indication") if getattr(source, c)},
+            )
             problems += date_format_problems(mapping_file, index, record, table, label)
             if problems:
                 raise MappingError("; ".join(problems))
             frame = record_frame(table, record, source, label)
-            frames.setdefault(record.type, []).append(
-                contract_frame(frame, CONTRACT_BY_TYPE[record.type], label))
+            frames.setdefault(record.type, []).append(contract_frame(frame, CONTRACT_BY_TYPE[record.type], label))
     return {record_type: pl.concat(parts, how="diagonal_relaxed") for record_type, parts in frames.items()}

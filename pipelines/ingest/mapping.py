@@ -96,7 +96,12 @@ def mapping_files(inbox: Path) -> list[Path]:
 
 
 def check_record_mapping(
-    mapping_file: str, index: int, record: RecordMapping, data_file: str, header: list[str], instruments: set[str],
+    mapping_file: str,
+    index: int,
+    record: RecordMapping,
+    data_file: str,
+    header: list[str],
+    instruments: set[str],
     defaults: set[str] = frozenset(),
 ) -> list[str]:
     """Return every mistake of one record mapping against one data file's header (empty when it fits)."""

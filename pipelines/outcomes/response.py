@@ -85,8 +85,10 @@ def meets_response() -> pl.Expr:
 
 def meets_remission() -> pl.Expr:
     """Return whether the score is at or below the instrument's remission cut-off."""
-    return pl.when(pl.col("baseline_score").is_not_null()).then(pl.col("score") <= pl.col("remission_max")).alias(
-        "meets_remission"
+    return (
+        pl.when(pl.col("baseline_score").is_not_null())
+        .then(pl.col("score") <= pl.col("remission_max"))
+        .alias("meets_remission")
     )
 
 
@@ -120,8 +122,11 @@ def assessment_outcomes_from_follow_ups(
     thresholds = outcome_instruments(instruments).select("instrument", "response_pct", "remission_max")
     infusions_in_series = infusions_numbered.select(
         "patient_id", "infused_at", "series_number", pl.col("infusion_number").alias("infusions_received")
-    ).join(series.select("patient_id", "series_number", "series_end_at"), on=["patient_id", "series_number"],
-           maintain_order="left")
+    ).join(
+        series.select("patient_id", "series_number", "series_end_at"),
+        on=["patient_id", "series_number"],
+        maintain_order="left",
+    )
     latest_infusion_before = scored_by_patient_and_time(assessments, instruments).join_asof(
         infusions_in_series.sort("patient_id", "infused_at"),
         left_on="administered_at",
@@ -185,7 +190,8 @@ def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     # Responding rows before this one, over the whole frame, and at the start of this row's pair.
     responding_before = responding.cast(pl.Int32).cum_sum() - responding.cast(pl.Int32)
     is_first_response = responding & (
-        responding_before == pl.when(first_of_pair).then(responding_before).forward_fill())
+        responding_before == pl.when(first_of_pair).then(responding_before).forward_fill()
+    )
 
     def where(condition: pl.Expr, column: str) -> pl.Expr:
         return pl.when(condition).then(pl.col(column))
@@ -211,8 +217,11 @@ def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
         .agg(
             *[pl.col(key).first() for key in PAIR_KEY],
             pl.col("window_follow_up_count").sum(),
-            *[pl.col(name).min() if name in smallest else pl.col(name).max()
-              for name in masked if name != "window_follow_up_count"],
+            *[
+                pl.col(name).min() if name in smallest else pl.col(name).max()
+                for name in masked
+                if name != "window_follow_up_count"
+            ],
         )
         .drop("pair")
     )

@@ -84,9 +84,11 @@ def series_from_numbered_infusions(infusions_numbered: pl.LazyFrame, rules: Outc
     rows = infusions_numbered.sort("patient_id", "series_number", "infusion_number")
     is_last_of_series = (pl.col("infusion_number").shift(-1) == 1).fill_null(True)
     firsts = rows.filter(pl.col("infusion_number") == 1).select(
-        "patient_id", "series_number", pl.col("infused_at").alias("series_start_at"))
+        "patient_id", "series_number", pl.col("infused_at").alias("series_start_at")
+    )
     lasts = rows.filter(is_last_of_series).select(
-        pl.col("infused_at").alias("series_end_at"), pl.col("infusion_number").alias("infusion_count"))
+        pl.col("infused_at").alias("series_end_at"), pl.col("infusion_number").alias("infusion_count")
+    )
     # The next row is the same patient's next series exactly when its series_number is above 1.
     next_is_same_patient = pl.col("series_number").shift(-1) > 1
     return (

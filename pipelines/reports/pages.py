@@ -7,9 +7,18 @@ import re
 # plotly.js is written once beside the pages, so that they open from disk with no network.
 PLOTLY_FILE = "plotly.min.js"
 
-INSTRUMENT_LABELS = {"phq9": "PHQ-9", "madrs": "MADRS", "gad7": "GAD-7", "pcl5": "PCL-5", "nrs_pain": "Pain NRS",
-                     "bpi_interference": "BPI interference", "vas_pain": "Pain VAS", "hamd17": "HAM-D 17",
-                     "qids_sr16": "QIDS-SR16", "bdi2": "BDI-II"}
+INSTRUMENT_LABELS = {
+    "phq9": "PHQ-9",
+    "madrs": "MADRS",
+    "gad7": "GAD-7",
+    "pcl5": "PCL-5",
+    "nrs_pain": "Pain NRS",
+    "bpi_interference": "BPI interference",
+    "vas_pain": "Pain VAS",
+    "hamd17": "HAM-D 17",
+    "qids_sr16": "QIDS-SR16",
+    "bdi2": "BDI-II",
+}
 
 PAGE_STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:0;color:#1d2733;background:#f5f7fa}

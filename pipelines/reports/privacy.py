@@ -28,11 +28,7 @@ def is_small(count: pl.Expr, min_cell_size: int) -> pl.Expr:
 def parent_of(dimension: pl.Expr, value: pl.Expr) -> pl.Expr:
     """Return the cohort whose total the cell adds up to: the clinic for clinic splits, else the network."""
     split_of_clinic = dimension.is_in(list(CLINIC_SPLITS.values()))
-    return (
-        pl.when(split_of_clinic)
-        .then(value.str.split(SPLIT_SEPARATOR).list.first())
-        .otherwise(pl.lit(NETWORK_VALUE))
-    )
+    return pl.when(split_of_clinic).then(value.str.split(SPLIT_SEPARATOR).list.first()).otherwise(pl.lit(NETWORK_VALUE))
 
 
 def suppress(
@@ -54,7 +50,8 @@ def suppress(
         return frame
     small_total = is_small(pl.col(total), min_cell_size)
     hidden = {
-        count: small_total | is_small(pl.col(count), min_cell_size)
+        count: small_total
+        | is_small(pl.col(count), min_cell_size)
         | is_small(pl.col(total) - pl.col(count), min_cell_size)
         for count in measures
     }
@@ -100,8 +97,9 @@ def publishable_response_rates(rates: pl.DataFrame, min_cell_size: int) -> pl.Da
     )
 
 
-def publishable_counts(frame: pl.DataFrame, count: str, partition: list[str], min_cell_size: int,
-                       derived: list[str] | None = None) -> pl.DataFrame:
+def publishable_counts(
+    frame: pl.DataFrame, count: str, partition: list[str], min_cell_size: int, derived: list[str] | None = None
+) -> pl.DataFrame:
     """Return frame with one count column (and what derives from it) suppressed where small."""
     if frame.is_empty():
         return frame

@@ -15,7 +15,7 @@ def refresh_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     def rows(sql: str) -> list[dict[str, Any]]:
         cursor = con.execute(sql)
         columns = [d[0] for d in cursor.description]
-        return [dict(zip(columns, row)) for row in cursor.fetchall()]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
     return {
         "files": rows("select * from quarantine.file_accounts order by source_file"),
@@ -38,8 +38,9 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
     """Return the summary as short lines for a terminal."""
     lines = []
     for account in summary["files"]:
+        kind = "" if account["source_file"].endswith(".csv") else f" ({account['record_type']}s)"
         lines.append(
-            f"{account['source_file']}{'' if account['source_file'].endswith('.csv') else ' (' + account['record_type'] + 's)'}: "
+            f"{account['source_file']}{kind}: "
             f"{account['rows_read']} rows read, {account['rows_accepted']} accepted, "
             f"{account['rows_rejected']} rejected, {account['duplicates_removed']} exact duplicates removed"
         )

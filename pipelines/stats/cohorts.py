@@ -76,8 +76,17 @@ def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.Laz
         .agg(pl.col("evaluable_count", *counts).sum())
         .with_columns(*rate_columns("response", "responder_count"), *rate_columns("remission", "remitter_count"))
         .select(
-            *RATE_KEY, "evaluable_count", "responder_count", "response_rate", "response_ci_low", "response_ci_high",
-            "remitter_count", "remission_rate", "remission_ci_low", "remission_ci_high", "rapid_response_count",
+            *RATE_KEY,
+            "evaluable_count",
+            "responder_count",
+            "response_rate",
+            "response_ci_low",
+            "response_ci_high",
+            "remitter_count",
+            "remission_rate",
+            "remission_ci_low",
+            "remission_ci_high",
+            "rapid_response_count",
             "completed_induction_count",
         )
         .sort(RATE_KEY)
@@ -96,7 +105,8 @@ def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.La
     cell = ["clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind"]
     # Relapses and censorings counted per finest cell and day, then added up into every cohort (as for rates).
     cells = events_per_duration(
-        relief_observations(series_outcomes).with_columns(pl.col("series_start_at").dt.truncate("1mo")), cell)
+        relief_observations(series_outcomes).with_columns(pl.col("series_start_at").dt.truncate("1mo")), cell
+    )
     counts = by_dimension(cells).group_by(*RATE_KEY, "duration").agg(pl.col("events", "censored").sum())
     curves = kaplan_meier_from_counts(counts, RATE_KEY)
     return curves.rename({"duration": "day"}).sort([*RATE_KEY, "day"])
@@ -154,20 +164,25 @@ def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> 
         .with_columns(mean_pct_change=pl.col("total") / pl.col("n"))
         .with_columns(
             sd=pl.when(pl.col("n") > 1).then(
-                ((pl.col("squares") - pl.col("n") * pl.col("mean_pct_change") ** 2).clip(0.0) / (pl.col("n") - 1))
-                .sqrt())
+                (
+                    (pl.col("squares") - pl.col("n") * pl.col("mean_pct_change") ** 2).clip(0.0) / (pl.col("n") - 1)
+                ).sqrt()
+            )
         )
     )
     low, high = mean_bounds(pl.col("mean_pct_change"), pl.col("sd"), pl.col("n"))
-    points = pooled.select(*key, pl.col("n").alias("score_count"), "mean_pct_change", low.alias("ci_low"),
-                           high.alias("ci_high"))
+    points = pooled.select(
+        *key, pl.col("n").alias("score_count"), "mean_pct_change", low.alias("ci_low"), high.alias("ci_high")
+    )
     baselines = (
         by_dimension(series_cells, with_month=False)
         .group_by([*COHORT, "instrument"])
         .agg(score_count=pl.col("series_count").sum().cast(pl.Int64))
         .with_columns(
-            infusions_received=pl.lit(0, dtype=pl.Int32), mean_pct_change=pl.lit(0.0),
-            ci_low=pl.lit(0.0), ci_high=pl.lit(0.0),
+            infusions_received=pl.lit(0, dtype=pl.Int32),
+            mean_pct_change=pl.lit(0.0),
+            ci_low=pl.lit(0.0),
+            ci_high=pl.lit(0.0),
         )
     )
     return pl.concat(

@@ -23,7 +23,8 @@ def kaplan_meier(observations: pl.LazyFrame, group: list[str], z: float = Z95) -
 def events_per_duration(observations: pl.LazyFrame, group: list[str]) -> pl.LazyFrame:
     """Return per group and distinct duration the events and censored subjects of observations."""
     return observations.group_by(*group, "duration").agg(
-        events=pl.col("is_event").sum().cast(pl.Int64), censored=(~pl.col("is_event")).sum().cast(pl.Int64))
+        events=pl.col("is_event").sum().cast(pl.Int64), censored=(~pl.col("is_event")).sum().cast(pl.Int64)
+    )
 
 
 def kaplan_meier_from_counts(counts: pl.LazyFrame, group: list[str], z: float = Z95) -> pl.LazyFrame:
@@ -43,9 +44,17 @@ def kaplan_meier_from_counts(counts: pl.LazyFrame, group: list[str], z: float = 
     # log S < 0, so `spread` is negative: subtracting it widens towards 0, adding it towards 1.
     # As in lifelines, the band is [1, 1] before the first event and [0, 0] once S = 0.
     return estimated.with_columns(
-        ci_low=pl.when(pl.col("survival") == 1).then(1.0).when(pl.col("survival") == 0).then(0.0).when(defined)
+        ci_low=pl.when(pl.col("survival") == 1)
+        .then(1.0)
+        .when(pl.col("survival") == 0)
+        .then(0.0)
+        .when(defined)
         .then((-((-log_survival).log() - spread).exp()).exp()),
-        ci_high=pl.when(pl.col("survival") == 1).then(1.0).when(pl.col("survival") == 0).then(0.0).when(defined)
+        ci_high=pl.when(pl.col("survival") == 1)
+        .then(1.0)
+        .when(pl.col("survival") == 0)
+        .then(0.0)
+        .when(defined)
         .then((-((-log_survival).log() + spread).exp()).exp()),
     ).drop("greenwood")
 
@@ -67,13 +76,17 @@ def survival_at(day: int) -> pl.Expr:
 
 def survival_summary(curves: pl.LazyFrame, group: list[str]) -> pl.LazyFrame:
     """Return per group: subjects, events, median with its interval, S(28) and S(56)."""
-    return curves.sort(*group, "duration").group_by(group).agg(
-        responder_count=(pl.col("events") + pl.col("censored")).sum(),
-        relapse_count=pl.col("events").sum(),
-        median_relief_days=first_duration_at_or_below("survival"),
-        # The median's interval: where each band crosses one half (lifelines' median_survival_times of the bands).
-        median_ci_low=first_duration_at_or_below("ci_low"),
-        median_ci_high=first_duration_at_or_below("ci_high"),
-        survival_28d=survival_at(28),
-        survival_56d=survival_at(56),
+    return (
+        curves.sort(*group, "duration")
+        .group_by(group)
+        .agg(
+            responder_count=(pl.col("events") + pl.col("censored")).sum(),
+            relapse_count=pl.col("events").sum(),
+            median_relief_days=first_duration_at_or_below("survival"),
+            # The median's interval: where each band crosses one half (lifelines' median_survival_times of the bands).
+            median_ci_low=first_duration_at_or_below("ci_low"),
+            median_ci_high=first_duration_at_or_below("ci_high"),
+            survival_28d=survival_at(28),
+            survival_56d=survival_at(56),
+        )
     )

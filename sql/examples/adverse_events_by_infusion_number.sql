@@ -3,10 +3,12 @@
 -- Note:     inductions only; infusion numbers above 6 are pooled.
 
 with induction_infusions as (
-    select least(n.infusion_number, 7) as infusion_number, i.adverse_events
+    select
+        least(n.infusion_number, 7) as infusion_number,
+        i.adverse_events
     from intermediate.infusion_sessions as n
-    join staging.infusions as i using (patient_id, infused_at)
-    join marts.treatment_series as s using (patient_id, series_number)
+    inner join staging.infusions as i using (patient_id, infused_at)
+    inner join marts.treatment_series as s using (patient_id, series_number)
     where s.series_kind = 'induction'
 )
 

@@ -3,9 +3,12 @@
 -- Note:     age at the series start year; dose is the series' mean dose.
 
 with series_doses as (
-    select n.patient_id, n.series_number, avg(i.dose_mg_per_kg) as mean_dose_mg_per_kg
+    select
+        n.patient_id,
+        n.series_number,
+        avg(i.dose_mg_per_kg) as mean_dose_mg_per_kg
     from intermediate.infusion_sessions as n
-    join staging.infusions as i using (patient_id, infused_at)
+    inner join staging.infusions as i using (patient_id, infused_at)
     group by all
 )
 
@@ -15,10 +18,10 @@ select
     round(avg(o.is_responder::int), 3) as response_rate,
     round(median(o.end_pct_change), 1) as median_pct_change
 from marts.series_outcomes as o
-join staging.patients as p using (patient_id)
-join series_doses as d using (patient_id, series_number)
+inner join staging.patients as p using (patient_id)
+inner join series_doses as d using (patient_id, series_number)
 where o.instrument = 'nrs_pain' and o.status = 'evaluable'
-  and p.primary_indication = 'crps'
-  and year(o.series_start_at) - p.birth_year > 60
+    and p.primary_indication = 'crps'
+    and year(o.series_start_at) - p.birth_year > 60
 group by all
 order by dose_band

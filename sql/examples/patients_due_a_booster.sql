@@ -10,7 +10,9 @@ with today as (
 ),
 
 clinic_relief as (
-    select clinic_id, median(relief_days) as typical_relief_days
+    select
+        clinic_id,
+        median(relief_days) as typical_relief_days
     from marts.series_outcomes
     where relief_status = 'relapsed' and instrument in ('phq9', 'nrs_pain')
     group by all
@@ -22,7 +24,9 @@ last_series as (
 ),
 
 responding_last_series as (
-    select distinct o.patient_id, o.series_id
+    select distinct
+        o.patient_id,
+        o.series_id
     from marts.series_outcomes as o
     where o.is_responder and o.instrument in ('phq9', 'nrs_pain')
 )
@@ -34,9 +38,9 @@ select
     today.today - s.series_end_at::date as days_since_last_infusion,
     c.typical_relief_days
 from last_series as s
-join responding_last_series as r using (series_id)
-join clinic_relief as c using (clinic_id)
+inner join responding_last_series using (series_id)
+inner join clinic_relief as c using (clinic_id)
 cross join today
 where today.today - s.series_end_at::date >= c.typical_relief_days
-  and today.today - s.series_end_at::date <= 180  -- beyond six months it is a new induction
-order by s.clinic_id, days_since_last_infusion desc
+    and today.today - s.series_end_at::date <= 180  -- beyond six months it is a new induction
+order by s.clinic_id asc, days_since_last_infusion desc

@@ -9,6 +9,6 @@ select
     round(count(r.row_number) / a.rows_read, 4) as share_of_file,
     min(r.row_number) as first_row_number
 from quarantine.file_accounts as a
-join quarantine.rejected_rows as r using (source_file)
+inner join quarantine.rejected_rows as r using (source_file)
 group by a.source_file, a.rows_read, r.reason
-order by a.source_file, rejected_rows desc
+order by a.source_file asc, rejected_rows desc

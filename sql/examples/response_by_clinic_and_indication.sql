@@ -11,11 +11,12 @@ select
     round(avg(is_remitter::int), 3) as remission_rate
 from marts.series_outcomes
 where status = 'evaluable' and series_kind = 'induction' and is_completed_induction
-  and instrument = case
+    and instrument = case
         when primary_indication in ('crps', 'fibromyalgia', 'neuropathic_pain', 'migraine') then 'nrs_pain'
         when primary_indication = 'ptsd' then 'pcl5'
         when primary_indication = 'anxiety' then 'gad7'
-        else 'phq9' end
+        else 'phq9'
+    end
 group by all
 having count(*) >= 11
 order by clinic_id, primary_indication

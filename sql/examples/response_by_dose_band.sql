@@ -4,9 +4,12 @@
 
 with series_doses as (
     -- Mean dose over the infusions of each series.
-    select n.patient_id, n.series_number, avg(i.dose_mg_per_kg) as mean_dose_mg_per_kg
+    select
+        n.patient_id,
+        n.series_number,
+        avg(i.dose_mg_per_kg) as mean_dose_mg_per_kg
     from intermediate.infusion_sessions as n
-    join staging.infusions as i using (patient_id, infused_at)
+    inner join staging.infusions as i using (patient_id, infused_at)
     group by all
 )
 
@@ -20,8 +23,8 @@ select
     round(avg(o.is_responder::int), 3) as response_rate,
     round(avg(o.is_remitter::int), 3) as remission_rate
 from marts.series_outcomes as o
-join series_doses as d using (patient_id, series_number)
+inner join series_doses using (patient_id, series_number)
 where o.instrument = 'phq9' and o.status = 'evaluable'
-  and o.series_kind = 'induction' and o.is_completed_induction
+    and o.series_kind = 'induction' and o.is_completed_induction
 group by all
 order by dose_band

@@ -9,7 +9,7 @@ select
     a.phq9_item9,
     a.score as phq9_total
 from staging.assessments as a
-join staging.patients as p using (patient_id)
+inner join staging.patients as p using (patient_id)
 where a.instrument = 'phq9' and a.phq9_item9 is not null
 qualify a.administered_at = max(a.administered_at) over (partition by a.patient_id)
     and a.phq9_item9 >= 1

@@ -34,7 +34,7 @@ final as (
     from follow_ups
     inner join series
         on follow_ups.patient_id = series.patient_id
-        and follow_ups.series_number = series.series_number
+            and follow_ups.series_number = series.series_number
 )
 
 select * from final

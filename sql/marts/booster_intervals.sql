@@ -11,7 +11,8 @@ with series as (
 ),
 
 followed_by_booster as (
-    select * from series where next_series_kind = 'booster'
+    select * from series
+    where next_series_kind = 'booster'
 ),
 
 cohorts as (

@@ -4,7 +4,8 @@
 -- Rule:    shared spec §3; an induction of k infusions reaches infusion numbers 1..k
 
 with inductions as (
-    select * from marts.treatment_series where series_kind = 'induction'
+    select * from marts.treatment_series
+    where series_kind = 'induction'
 ),
 
 cohorts as (
@@ -12,6 +13,10 @@ cohorts as (
         infusion_count,
         unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
     from inductions
+),
+
+reached as (
+    select unnest(range(1, getvariable('induction_target_infusions') + 1))::integer as infusion_number
 ),
 
 final as (
@@ -23,9 +28,7 @@ final as (
         count(*) as induction_count,
         count(*) filter (where cohorts.infusion_count >= reached.infusion_number) / count(*) as share_reaching
     from cohorts
-    cross join (
-        select unnest(range(1, getvariable('induction_target_infusions') + 1))::integer as infusion_number
-    ) as reached
+    cross join reached
     group by all
 )
 

@@ -17,7 +17,10 @@ series as (
 ),
 
 scores_per_instrument as (
-    select patient_id, instrument, count(*) as score_count
+    select
+        patient_id,
+        instrument,
+        count(*) as score_count
     from staging.assessments
     where instrument <> 'cadss'  -- a safety measure taken after infusions, never the main instrument
     group by all
@@ -26,7 +29,9 @@ scores_per_instrument as (
 main_instrument as (
     -- The instrument the patient was scored on most. A tie (as many GAD-7 as PHQ-9 scores) goes to the
     -- first code alphabetically, so that the answer does not depend on the order rows were stored in.
-    select patient_id, first(instrument order by score_count desc, instrument) as instrument
+    select
+        patient_id,
+        first(instrument order by score_count desc, instrument asc) as instrument
     from scores_per_instrument
     group by patient_id
 ),
@@ -34,7 +39,10 @@ main_instrument as (
 first_main_score_of_day as (
     -- A score counts as the infusion's pre-infusion score when taken on its day, at or before it:
     -- the day's first score of the main instrument says whether there is one.
-    select a.patient_id, a.administered_at::date as score_date, min(a.administered_at) as first_scored_at
+    select
+        a.patient_id,
+        a.administered_at::date as score_date,
+        min(a.administered_at) as first_scored_at
     from staging.assessments as a
     inner join main_instrument as m on a.patient_id = m.patient_id and a.instrument = m.instrument
     group by all
@@ -42,12 +50,15 @@ first_main_score_of_day as (
 
 cadss_after_infusion as (
     -- A CADSS counts for an infusion when taken on its day, after it started; the highest one.
-    select i.patient_id, i.infused_at, max(a.score) as cadss_score
+    select
+        i.patient_id,
+        i.infused_at,
+        max(a.score) as cadss_score
     from infusions as i
     inner join staging.assessments as a
-        on a.patient_id = i.patient_id
-        and a.instrument = 'cadss'
-        and a.administered_at::date = i.infused_at::date
+        on i.patient_id = a.patient_id
+            and a.instrument = 'cadss'
+            and a.administered_at::date = i.infused_at::date
     where a.administered_at >= i.infused_at
     group by all
 ),

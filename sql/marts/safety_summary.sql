@@ -4,7 +4,13 @@
 -- Rule:    shared spec §6; hypertensive when systolic >= sbp_alert or diastolic >= dbp_alert, desaturation when SpO2 < spo2_alert
 
 with infusions as (
-    select clinic_id, primary_indication, is_hypertensive, is_desaturation, systolic_rise, adverse_events
+    select
+        clinic_id,
+        primary_indication,
+        is_hypertensive,
+        is_desaturation,
+        systolic_rise,
+        adverse_events
     from marts.infusion_sessions
 ),
 
@@ -27,14 +33,20 @@ final as (
         avg(systolic_rise) as mean_systolic_rise,
         100.0 * count(*) filter (where list_contains(adverse_events, 'nausea')) / count(*) as nausea_per_100,
         100.0 * count(*) filter (where list_contains(adverse_events, 'vomiting')) / count(*) as vomiting_per_100,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'dissociation')) / count(*) as dissociation_per_100,
+        100.0
+        * count(*) filter (where list_contains(adverse_events, 'dissociation'))
+        / count(*) as dissociation_per_100,
         100.0 * count(*) filter (where list_contains(adverse_events, 'dysphoria')) / count(*) as dysphoria_per_100,
         100.0 * count(*) filter (where list_contains(adverse_events, 'headache')) / count(*) as headache_per_100,
         100.0 * count(*) filter (where list_contains(adverse_events, 'dizziness')) / count(*) as dizziness_per_100,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'hypertension')) / count(*) as hypertension_per_100,
+        100.0
+        * count(*) filter (where list_contains(adverse_events, 'hypertension'))
+        / count(*) as hypertension_per_100,
         -- Codes outside the contract's list count as other.
-        100.0 * count(*) filter (where len(list_filter(adverse_events, lambda code: code not in (
-            'nausea', 'vomiting', 'dissociation', 'dysphoria', 'headache', 'dizziness', 'hypertension')
+        100.0 * count(*) filter (where len(list_filter(
+            adverse_events, lambda code: code not in (
+                'nausea', 'vomiting', 'dissociation', 'dysphoria', 'headache', 'dizziness', 'hypertension'
+            )
         )) > 0) / count(*) as other_per_100
     from cohorts
     group by all

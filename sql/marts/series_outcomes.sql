@@ -42,7 +42,7 @@ final as (
     from outcomes
     inner join series
         on outcomes.patient_id = series.patient_id
-        and outcomes.series_number = series.series_number
+            and outcomes.series_number = series.series_number
 )
 
 select * from final

@@ -27,4 +27,4 @@ final as (
 )
 
 select * from final
-order by clinic_id, phq9_item9 desc, latest_phq9_at desc
+order by clinic_id asc, phq9_item9 desc, latest_phq9_at desc

@@ -4,19 +4,49 @@
 -- Rule:    shared spec §8: rows_read = rows_accepted + rows_rejected + duplicates_removed, checked before publication
 
 with rows_read as (
-    select 'patient' as record_type, _source_file as source_file, count(*) as row_count from raw.patients group by all
+    select
+        'patient' as record_type,
+        _source_file as source_file,
+        count(*) as row_count
+    from raw.patients
+    group by all
     union all
-    select 'infusion', _source_file, count(*) from raw.infusions group by all
+    select
+        'infusion',
+        _source_file,
+        count(*)
+    from raw.infusions
+    group by all
     union all
-    select 'assessment', _source_file, count(*) from raw.assessments group by all
+    select
+        'assessment',
+        _source_file,
+        count(*)
+    from raw.assessments
+    group by all
 ),
 
 validated as (
-    select 'patient' as record_type, source_file, reason, is_exact_duplicate from quarantine.patients_validated
+    select
+        'patient' as record_type,
+        source_file,
+        reason,
+        is_exact_duplicate
+    from quarantine.patients_validated
     union all
-    select 'infusion', source_file, reason, is_exact_duplicate from quarantine.infusions_validated
+    select
+        'infusion',
+        source_file,
+        reason,
+        is_exact_duplicate
+    from quarantine.infusions_validated
     union all
-    select 'assessment', source_file, reason, is_exact_duplicate from quarantine.assessments_validated
+    select
+        'assessment',
+        source_file,
+        reason,
+        is_exact_duplicate
+    from quarantine.assessments_validated
 ),
 
 outcomes_of_rows as (

@@ -27,7 +27,7 @@ parsed as (
         strict_number(raw_rows.bp_systolic_max) as parsed_bp_systolic_max,
         strict_number(raw_rows.bp_diastolic_max) as parsed_bp_diastolic_max,
         strict_number(raw_rows.heart_rate_max) as parsed_heart_rate_max,
-        strict_number(raw_rows.spo2_min) as parsed_spo2_min,
+        strict_number(raw_rows.spo2_min) as parsed_spo2_min
     from raw_rows
 ),
 
@@ -75,8 +75,10 @@ typed as (
             range_failure('infusions', 'spo2_min', parsed_spo2_min),
             future_failure('infused_at', parsed_infused_at),
             case when accepted_patients.patient_id is null then {
-                'reason': 'unknown_patient',
-                'detail': 'patient_id is not among the accepted patient records'} end
+                        'reason': 'unknown_patient',
+                        'detail': 'patient_id is not among the accepted patient records'
+                    }
+            end
         ) as failure
     from parsed
     left join accepted_patients
@@ -96,18 +98,23 @@ repeated_key_hashes as (
 key_variants as (
     -- Two different records of one session cannot both be right: every copy is rejected.
     select
-        patient_id, infused_at,
-        min(recorded_values) is distinct from max(recorded_values) as has_conflict,
+        patient_id,
+        infused_at,
+        -- A group's min and max are never null, and DuckDB compares nulls inside a struct as equal: <> here
+        -- means the same as "is distinct from" (which sqlfluff's DuckDB grammar cannot parse).
+        min(recorded_values) <> max(recorded_values) as has_conflict,
         -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
         min({'file': source_file, 'row': row_number}) as first_copy,
         string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
     from (
         -- The values two copies must share to be one record.
-        select *, {
-            'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
-            'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
-            'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
-        } as recorded_values
+        select
+            *,
+            {
+                'd': dose_mg_per_kg, 'm': duration_min, 'p': provider_id, 's0': bp_systolic_pre,
+                'd0': bp_diastolic_pre, 's1': bp_systolic_max, 'd1': bp_diastolic_max, 'h': heart_rate_max,
+                'o': spo2_min, 'a': adverse_events, 'r': rescue_medication
+            } as recorded_values
         from typed
         where failure is null and hash(patient_id, infused_at) in (select key_hash from repeated_key_hashes)
     )
@@ -121,12 +128,16 @@ final as (
         coalesce(
             typed.failure,
             case when key_variants.has_conflict then {
-                'reason': 'duplicate_conflict',
-                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id and infused_at with different values'} end
+                        'reason': 'duplicate_conflict',
+                        'detail': 'rows '
+                        || key_variants.row_numbers
+                        || ' share patient_id and infused_at with different values'
+                    }
+            end
         ) as failure,
         coalesce(
             typed.failure is null and not key_variants.has_conflict
-                and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
+            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
             false
         ) as is_exact_duplicate
     from typed
@@ -134,11 +145,11 @@ final as (
     -- passing rows alone.
     left join key_variants
         on typed.patient_id = key_variants.patient_id
-        and typed.infused_at = key_variants.infused_at
+            and typed.infused_at = key_variants.infused_at
 )
 
 select
     * exclude (failure),
-    failure.reason as reason,
-    failure.detail as detail
+    failure.reason,
+    failure.detail
 from final

@@ -9,7 +9,9 @@ with raw_rows as (
 ),
 
 parsed as (
-    select raw_rows.*, strict_number(birth_year) as parsed_birth_year
+    select
+        raw_rows.*,
+        strict_number(birth_year) as parsed_birth_year
     from raw_rows
 ),
 
@@ -47,14 +49,18 @@ key_variants as (
     -- The same patient with different values cannot be resolved here: every copy is rejected.
     select
         patient_id,
-        min(recorded_values) is distinct from max(recorded_values) as has_conflict,
+        -- A group's min and max are never null, and DuckDB compares nulls inside a struct as equal: <> here
+        -- means the same as "is distinct from" (which sqlfluff's DuckDB grammar cannot parse).
+        min(recorded_values) <> max(recorded_values) as has_conflict,
         -- The first copy (by file, then row) is kept; later identical copies are exact duplicates.
         min({'file': source_file, 'row': row_number}) as first_copy,
         string_agg(row_number::varchar, ', ' order by row_number) as row_numbers
     from (
         -- The values two copies must share to be one record.
-        select *, {'c': clinic_id, 'i': primary_indication, 'b': birth_year, 's': sex, 'r': referral_source}
-            as recorded_values
+        select
+            *,
+            {'c': clinic_id, 'i': primary_indication, 'b': birth_year, 's': sex, 'r': referral_source}
+                as recorded_values
         from typed
         where failure is null and patient_id in (select patient_id from repeated_keys)
     )
@@ -74,12 +80,14 @@ final as (
         coalesce(
             typed.failure,
             case when key_variants.has_conflict then {
-                'reason': 'duplicate_conflict',
-                'detail': 'rows ' || key_variants.row_numbers || ' share patient_id with different values'} end
+                        'reason': 'duplicate_conflict',
+                        'detail': 'rows ' || key_variants.row_numbers || ' share patient_id with different values'
+                    }
+            end
         ) as failure,
         coalesce(
             typed.failure is null and not key_variants.has_conflict
-                and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
+            and {'file': typed.source_file, 'row': typed.row_number} <> key_variants.first_copy,
             false
         ) as is_exact_duplicate
     from typed
@@ -90,6 +98,6 @@ final as (
 
 select
     * exclude (failure),
-    failure.reason as reason,
-    failure.detail as detail
+    failure.reason,
+    failure.detail
 from final

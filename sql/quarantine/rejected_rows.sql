@@ -4,33 +4,69 @@
 -- Rule:    shared spec §8: nothing is lost; raw_record is the whole original row as sent, as JSON
 
 with rejected as (
-    select source_file, row_number, 'patient' as record_type, reason, detail
-    from quarantine.patients_validated where reason is not null
+    select
+        source_file,
+        row_number,
+        'patient' as record_type,
+        reason,
+        detail
+    from quarantine.patients_validated
+    where reason is not null
     union all
-    select source_file, row_number, 'infusion', reason, detail
-    from quarantine.infusions_validated where reason is not null
+    select
+        source_file,
+        row_number,
+        'infusion',
+        reason,
+        detail
+    from quarantine.infusions_validated
+    where reason is not null
     union all
-    select source_file, row_number, 'assessment', reason, detail
-    from quarantine.assessments_validated where reason is not null
+    select
+        source_file,
+        row_number,
+        'assessment',
+        reason,
+        detail
+    from quarantine.assessments_validated
+    where reason is not null
 ),
 
 -- The original rows of the rejected ones, every column as text; the pipeline's own columns start with '_'.
 -- Only rejected rows are turned into JSON: a few in millions.
 raw_records as (
-    select _source_file, _row_number, 'patient' as record_type,
+    select
+        _source_file,
+        _row_number,
+        'patient' as record_type,
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error)))) as raw_record
     from raw.patients
-    where (_source_file, _row_number) in (select (source_file, row_number) from rejected where record_type = 'patient')
+    where (_source_file, _row_number) in (
+            select (source_file, row_number) from rejected
+            where record_type = 'patient'
+        )
     union all
-    select _source_file, _row_number, 'infusion',
+    select
+        _source_file,
+        _row_number,
+        'infusion',
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error))))
     from raw.infusions
-    where (_source_file, _row_number) in (select (source_file, row_number) from rejected where record_type = 'infusion')
+    where (_source_file, _row_number) in (
+            select (source_file, row_number) from rejected
+            where record_type = 'infusion'
+        )
     union all
-    select _source_file, _row_number, 'assessment',
+    select
+        _source_file,
+        _row_number,
+        'assessment',
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error, _item_values))))
     from raw.assessments
-    where (_source_file, _row_number) in (select (source_file, row_number) from rejected where record_type = 'assessment')
+    where (_source_file, _row_number) in (
+            select (source_file, row_number) from rejected
+            where record_type = 'assessment'
+        )
 ),
 
 final as (
@@ -44,8 +80,8 @@ final as (
     from rejected
     inner join raw_records
         on rejected.source_file = raw_records._source_file
-        and rejected.row_number = raw_records._row_number
-        and rejected.record_type = raw_records.record_type
+            and rejected.row_number = raw_records._row_number
+            and rejected.record_type = raw_records.record_type
 )
 
 select * from final

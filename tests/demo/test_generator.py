@@ -22,7 +22,7 @@ def demo(tmp_path_factory) -> Refresh:
 
 
 def one(refresh: Refresh, sql: str) -> float:
-    return list(refresh.rows(sql)[0].values())[0]
+    return next(iter(refresh.rows(sql)[0].values()))
 
 
 def test_about_a_fifth_of_inductions_stop_after_one_infusion_and_under_half_reach_six(demo):
@@ -32,8 +32,10 @@ def test_about_a_fifth_of_inductions_stop_after_one_infusion_and_under_half_reac
 
 
 def test_about_half_of_completed_inductions_respond_on_phq9_and_a_fifth_to_a_third_remit(demo):
-    cohort = ("from marts.series_outcomes where instrument = 'phq9' and status = 'evaluable' "
-              "and series_kind = 'induction' and is_completed_induction")
+    cohort = (
+        "from marts.series_outcomes where instrument = 'phq9' and status = 'evaluable' "
+        "and series_kind = 'induction' and is_completed_induction"
+    )
     assert 0.40 <= one(demo, f"select avg(is_responder::int) {cohort}") <= 0.60
     assert 0.15 <= one(demo, f"select avg(is_remitter::int) {cohort}") <= 0.33
 
@@ -46,36 +48,59 @@ def test_pain_patients_start_near_seven_and_about_half_reach_a_thirty_percent_re
 
 def test_about_one_percent_of_sessions_are_hypertensive_and_a_tenth_bring_nausea(demo):
     infusions = "from staging.infusions"
-    assert 0.005 <= one(demo, f"select avg((bp_systolic_max >= 180 or bp_diastolic_max >= 110)::int) {infusions}") <= 0.02
+    assert (
+        0.005 <= one(demo, f"select avg((bp_systolic_max >= 180 or bp_diastolic_max >= 110)::int) {infusions}") <= 0.02
+    )
     assert 0.08 <= one(demo, f"select avg(list_contains(adverse_events, 'nausea')::int) {infusions}") <= 0.12
 
 
 def test_many_responders_get_boosters_three_to_eight_weeks_apart(demo):
     assert one(demo, "select count(*) from marts.treatment_series where series_kind = 'booster'") > 1000
-    assert 21 <= one(demo, "select median(booster_interval_days) from marts.treatment_series "
-                           "where series_kind = 'booster'") <= 70
+    assert (
+        21
+        <= one(demo, "select median(booster_interval_days) from marts.treatment_series where series_kind = 'booster'")
+        <= 70
+    )
 
 
 def test_the_awkward_cases_are_all_present(demo):
     statuses = {r["status"] for r in demo.rows("select distinct status from marts.series_outcomes")}
     assert {"no_baseline", "no_follow_up", "evaluable"} <= statuses
     reasons = {r["reason"] for r in demo.rows("select distinct reason from quarantine.rejected_rows")}
-    assert {"unparseable_timestamp", "score_out_of_range", "unknown_instrument", "unknown_patient",
-            "missing_field", "future_timestamp", "value_out_of_range"} <= reasons
+    assert {
+        "unparseable_timestamp",
+        "score_out_of_range",
+        "unknown_instrument",
+        "unknown_patient",
+        "missing_field",
+        "future_timestamp",
+        "value_out_of_range",
+    } <= reasons
     assert one(demo, "select sum(duplicates_removed) from quarantine.file_accounts") > 0
     assert one(demo, "select count(*) from staging.assessments where score_source = 'items'") > 0
     assert one(demo, "select count(*) from staging.assessments where has_suicidality_flag") > 0
     assert one(demo, "select count(distinct instrument) from staging.assessments") >= 5
-    assert one(demo, "select avg(n) from (select count(distinct instrument) n from staging.assessments "
-                     "group by patient_id)") > 1.3
+    assert (
+        one(
+            demo,
+            "select avg(n) from (select count(distinct instrument) n from staging.assessments group by patient_id)",
+        )
+        > 1.3
+    )
     # Same-day scores on both sides of an infusion.
-    assert one(demo, """
+    assert (
+        one(
+            demo,
+            """
         select count(*) from staging.infusions i
         where exists (select 1 from staging.assessments a where a.patient_id = i.patient_id
                       and a.administered_at::date = i.infused_at::date and a.administered_at < i.infused_at)
           and exists (select 1 from staging.assessments a where a.patient_id = i.patient_id
                       and a.administered_at::date = i.infused_at::date and a.administered_at > i.infused_at)
-    """) > 0
+    """,
+        )
+        > 0
+    )
 
 
 def test_exports_mix_date_only_and_date_time_stamps():

@@ -37,13 +37,17 @@ def local(text: str) -> datetime:
 def synthea(tmp_path_factory) -> Refresh:
     inbox = tmp_path_factory.mktemp("synthea") / "inbox"
     shutil.copytree(EXTERNAL / "synthea-fhir", inbox / "fhir")
-    mapping(inbox, "synthea", """
+    mapping(
+        inbox,
+        "synthea",
+        """
         name: synthea
         format: fhir
         files: "fhir/*.json"
         clinic_id: synthea_general
         primary_indication: depression
-    """)
+    """,
+    )
     refresh = Refresh(inbox.parent / "out")
     refresh.ok(inbox)
     return refresh
@@ -60,23 +64,32 @@ def observations_in_bundles() -> set[tuple]:
             codes = [c["code"] for c in resource["code"]["coding"] if c["code"] in LOINC]
             if codes:
                 patient = resource["subject"]["reference"].removeprefix("urn:uuid:")
-                found.add((patient, LOINC[codes[0]], local(resource["effectiveDateTime"]),
-                           float(resource["valueQuantity"]["value"])))
+                found.add(
+                    (
+                        patient,
+                        LOINC[codes[0]],
+                        local(resource["effectiveDateTime"]),
+                        float(resource["valueQuantity"]["value"]),
+                    )
+                )
     return found
 
 
 def test_every_synthea_phq9_gad7_and_pain_observation_becomes_an_assessment(synthea):
     expected = observations_in_bundles()
     assert len(expected) == 43
-    got = {(r["patient_id"], r["instrument"], r["administered_at"], r["score"])
-           for r in synthea.rows("select * from staging.assessments")}
+    got = {
+        (r["patient_id"], r["instrument"], r["administered_at"], r["score"])
+        for r in synthea.rows("select * from staging.assessments")
+    }
     assert got == expected
 
 
 def test_synthea_patients_are_read_and_nothing_is_quarantined(synthea):
     patients = synthea.rows("select patient_id, clinic_id, birth_year, sex from staging.patients order by 1")
     assert [p["patient_id"] for p in patients] == sorted(
-        path.stem.rsplit("_", 1)[1] for path in (EXTERNAL / "synthea-fhir").glob("*.json"))
+        path.stem.rsplit("_", 1)[1] for path in (EXTERNAL / "synthea-fhir").glob("*.json")
+    )
     assert {p["clinic_id"] for p in patients} == {"synthea_general"}
     assert synthea.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 0}]
 
@@ -84,25 +97,43 @@ def test_synthea_patients_are_read_and_nothing_is_quarantined(synthea):
 def test_fhir_resources_that_map_but_are_invalid_are_quarantined_with_file_and_entry(tmp_path):
     inbox = tmp_path / "inbox"
     (inbox / "fhir").mkdir(parents=True)
-    bundle = {"resourceType": "Bundle", "entry": [
-        {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1980-01-01"}},
-        {"resource": {"resourceType": "Observation", "code": {"coding": [{"system": "http://loinc.org",
-                      "code": "44261-6"}]}, "subject": {"reference": "Patient/p1"},
-                      "effectiveDateTime": "2026-01-05T09:00:00-06:00"}},
-        {"resource": {"resourceType": "MedicationAdministration", "subject": {"reference": "Patient/p1"},
-                      "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm",
-                                                                "code": "6130"}]},
-                      "effectiveDateTime": "2026-01-05T10:00:00-06:00",
-                      "dosage": {"dose": {"value": 0.5, "unit": "mg/kg"}}}},
-        {"resource": {"resourceType": "Encounter", "id": "e1"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1980-01-01"}},
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                    "subject": {"reference": "Patient/p1"},
+                    "effectiveDateTime": "2026-01-05T09:00:00-06:00",
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "MedicationAdministration",
+                    "subject": {"reference": "Patient/p1"},
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6130"}]
+                    },
+                    "effectiveDateTime": "2026-01-05T10:00:00-06:00",
+                    "dosage": {"dose": {"value": 0.5, "unit": "mg/kg"}},
+                }
+            },
+            {"resource": {"resourceType": "Encounter", "id": "e1"}},
+        ],
+    }
     (inbox / "fhir" / "bundle.json").write_text(json.dumps(bundle))
-    mapping(inbox, "ehr", 'name: ehr\nformat: fhir\nfiles: "fhir/*.json"\nclinic_id: austin\n'
-                          'primary_indication: depression\n')
+    mapping(
+        inbox,
+        "ehr",
+        'name: ehr\nformat: fhir\nfiles: "fhir/*.json"\nclinic_id: austin\nprimary_indication: depression\n',
+    )
     refresh = Refresh(tmp_path / "out")
     refresh.ok(inbox)
     assert refresh.rows("select source_file, row_number, reason from quarantine.rejected_rows") == [
-        {"source_file": "fhir/bundle.json", "row_number": 2, "reason": "missing_field"}]
+        {"source_file": "fhir/bundle.json", "row_number": 2, "reason": "missing_field"}
+    ]
     [infusion] = refresh.rows("select infused_at, dose_mg_per_kg from staging.infusions")
     assert infusion == {"infused_at": datetime(2026, 1, 5, 10, 0), "dose_mg_per_kg": 0.5}
 
@@ -110,21 +141,39 @@ def test_fhir_resources_that_map_but_are_invalid_are_quarantined_with_file_and_e
 def test_fhir_bulk_export_ndjson_reads_one_resource_per_line(tmp_path):
     inbox = tmp_path / "inbox"
     (inbox / "bulk").mkdir(parents=True)
-    (inbox / "bulk" / "Patient.ndjson").write_text(json.dumps(
-        {"resourceType": "Patient", "id": "p9", "gender": "male", "birthDate": "1970-05-01",
-         "managingOrganization": {"display": "denver"}}) + "\n")
-    observations = [{"resourceType": "Observation", "subject": {"reference": "Patient/p9"},
-                     "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
-                     "effectiveDateTime": f"2026-02-0{day}", "valueInteger": score} for day, score in ((2, 8), (9, 4))]
+    (inbox / "bulk" / "Patient.ndjson").write_text(
+        json.dumps(
+            {
+                "resourceType": "Patient",
+                "id": "p9",
+                "gender": "male",
+                "birthDate": "1970-05-01",
+                "managingOrganization": {"display": "denver"},
+            }
+        )
+        + "\n"
+    )
+    observations = [
+        {
+            "resourceType": "Observation",
+            "subject": {"reference": "Patient/p9"},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+            "effectiveDateTime": f"2026-02-0{day}",
+            "valueInteger": score,
+        }
+        for day, score in ((2, 8), (9, 4))
+    ]
     (inbox / "bulk" / "Observation.ndjson").write_text("\n".join(json.dumps(o) for o in observations) + "\n")
     mapping(inbox, "bulk", 'name: bulk\nformat: fhir\nfiles: "bulk/*.ndjson"\nprimary_indication: crps\n')
     refresh = Refresh(tmp_path / "out")
     refresh.ok(inbox)
     assert refresh.rows("select patient_id, clinic_id, primary_indication, sex from staging.patients") == [
-        {"patient_id": "p9", "clinic_id": "denver", "primary_indication": "crps", "sex": "M"}]
+        {"patient_id": "p9", "clinic_id": "denver", "primary_indication": "crps", "sex": "M"}
+    ]
     assert refresh.rows("select source_file, source_row_number, score from staging.assessments order by 2") == [
         {"source_file": "bulk/Observation.ndjson", "source_row_number": 1, "score": 8.0},
-        {"source_file": "bulk/Observation.ndjson", "source_row_number": 2, "score": 4.0}]
+        {"source_file": "bulk/Observation.ndjson", "source_row_number": 2, "score": 4.0},
+    ]
 
 
 # REDCap -----------------------------------------------------------------------------------------------------
@@ -132,7 +181,10 @@ def test_fhir_bulk_export_ndjson_reads_one_resource_per_line(tmp_path):
 
 def redcap_patients_mapping(inbox: Path, birth_year_column: str) -> None:
     """Patients from the enrollment events of redcap_export.csv; REDCap codes sex 0 = female, 1 = male."""
-    mapping(inbox, "redcap", f"""
+    mapping(
+        inbox,
+        "redcap",
+        f"""
         name: redcap
         clinic_id: research_unit
         primary_indication: depression
@@ -142,7 +194,8 @@ def redcap_patients_mapping(inbox: Path, birth_year_column: str) -> None:
             where: {{redcap_event_name: "enrollment_arm_*"}}
             columns: {{patient_id: study_id, sex: sex, birth_year: {birth_year_column}}}
             values: {{sex: {{"0": F, "1": M}}}}
-    """)
+    """,
+    )
 
 
 def test_the_shared_redcap_longitudinal_export_reads_through_a_mapping(tmp_path):
@@ -157,7 +210,10 @@ def test_the_shared_redcap_longitudinal_export_reads_through_a_mapping(tmp_path)
     # A full date of birth is not a year: kept, and quarantined with the field named, never silently cut.
     rejected = refresh.rows("select row_number, reason, detail, raw_record from quarantine.rejected_rows order by 1")
     assert [(r["row_number"], r["reason"]) for r in rejected] == [
-        (1, "unparseable_number"), (7, "unparseable_number"), (13, "unparseable_number")]
+        (1, "unparseable_number"),
+        (7, "unparseable_number"),
+        (13, "unparseable_number"),
+    ]
     assert rejected[0]["detail"] == "birth_year = '1983-09-23' is not a number"
     assert json.loads(rejected[0]["raw_record"])["gym___0"] == "1"  # checkbox columns kept as sent
 
@@ -165,7 +221,8 @@ def test_the_shared_redcap_longitudinal_export_reads_through_a_mapping(tmp_path)
 def test_redcap_patients_with_sex_coded_and_birth_year_given(tmp_path):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    rows = list(csv.DictReader(open(EXTERNAL / "redcap" / "longitudinal_data.csv")))
+    with open(EXTERNAL / "redcap" / "longitudinal_data.csv") as handle:
+        rows = list(csv.DictReader(handle))
     with open(inbox / "redcap_export.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=[*rows[0].keys(), "birth_year"])
         writer.writeheader()
@@ -198,7 +255,10 @@ def test_a_redcap_export_with_phq9_items_per_event_is_scored_from_the_items(tmp_
         writer.writerow(header)
         for record, event, site, infused, scored, answers in events:
             writer.writerow([record, event, site, infused, scored, *(answers or [""] * 9), "2" if answers else ""])
-    mapping(inbox, "redcap", f"""
+    mapping(
+        inbox,
+        "redcap",
+        f"""
         name: redcap
         primary_indication: depression
         records:
@@ -215,22 +275,39 @@ def test_a_redcap_export_with_phq9_items_per_event_is_scored_from_the_items(tmp_
             where: {{phq9_complete: "2"}}
             columns: {{patient_id: record_id, administered_at: phq9_date}}
             item_columns: {{phq9: {json.dumps(items)}}}
-    """)
+    """,
+    )
     refresh = Refresh(tmp_path / "out")
     refresh.ok(inbox)
-    scores = refresh.rows("select administered_at, score, score_source, phq9_item9 from staging.assessments "
-                          "order by 1")
+    scores = refresh.rows("select administered_at, score, score_source, phq9_item9 from staging.assessments order by 1")
     assert [(s["score"], s["score_source"], s["phq9_item9"]) for s in scores] == [
-        (18.0, "items", 0.0), (10.0, "items", 0.0), (5.0, "items", 1.0)]
+        (18.0, "items", 0.0),
+        (10.0, "items", 0.0),
+        (5.0, "items", 1.0),
+    ]
     [outcome] = refresh.rows("select * from marts.series_outcomes")
     assert (outcome["baseline_score"], outcome["end_score"], outcome["is_responder"]) == (18.0, 5.0, True)
 
 
 # Mapped Excel and CSV against the canonical contract ---------------------------------------------------------
 
-OUTCOME_COLUMNS = ["patient_id", "series_number", "instrument", "status", "baseline_score", "end_score",
-                   "end_pct_change", "best_score", "is_responder", "is_remitter", "first_response_at",
-                   "infusions_to_response", "relief_days", "relief_status", "booster_interval_days"]
+OUTCOME_COLUMNS = [
+    "patient_id",
+    "series_number",
+    "instrument",
+    "status",
+    "baseline_score",
+    "end_score",
+    "end_pct_change",
+    "best_score",
+    "is_responder",
+    "is_remitter",
+    "first_response_at",
+    "infusions_to_response",
+    "relief_days",
+    "relief_status",
+    "booster_interval_days",
+]
 
 
 def canonical_outcomes(tmp_path: Path, inbox: Path) -> list[dict]:
@@ -249,8 +326,9 @@ def test_a_wide_excel_export_with_us_dates_gives_the_canonical_outcomes(tmp_path
     patients = pl.read_csv(basic / "patients.csv", infer_schema=False)
     infusions = pl.read_csv(basic / "infusions.csv", infer_schema=False)
     assessments = pl.read_csv(basic / "assessments.csv", infer_schema=False)
-    visits = (assessments.pivot(on="instrument", index=["patient_id", "administered_at"], values="score")
-              .rename({"phq9": "PHQ-9", "gad7": "GAD-7", "nrs_pain": "Pain (0-10)"}))
+    visits = assessments.pivot(on="instrument", index=["patient_id", "administered_at"], values="score").rename(
+        {"phq9": "PHQ-9", "gad7": "GAD-7", "nrs_pain": "Pain (0-10)"}
+    )
     inbox = tmp_path / "excel"
     inbox.mkdir()
     with pl.Config():
@@ -258,16 +336,31 @@ def test_a_wide_excel_export_with_us_dates_gives_the_canonical_outcomes(tmp_path
 
         workbook = xlsxwriter.Workbook(inbox / "clinic_export.xlsx")
         for sheet, frame in (
-            ("Clients", patients.rename({"patient_id": "Client ID", "clinic_id": "Location",
-                                         "primary_indication": "Diagnosis"})),
-            ("Infusions", infusions.with_columns(pl.col("infused_at").map_elements(us_stamp, return_dtype=pl.String))
-             .rename({"patient_id": "Client ID", "infused_at": "Date"})),
-            ("Visits", visits.with_columns(pl.col("administered_at").map_elements(us_stamp, return_dtype=pl.String))
-             .rename({"patient_id": "Client ID", "administered_at": "Visit"})),
+            (
+                "Clients",
+                patients.rename(
+                    {"patient_id": "Client ID", "clinic_id": "Location", "primary_indication": "Diagnosis"}
+                ),
+            ),
+            (
+                "Infusions",
+                infusions.with_columns(pl.col("infused_at").map_elements(us_stamp, return_dtype=pl.String)).rename(
+                    {"patient_id": "Client ID", "infused_at": "Date"}
+                ),
+            ),
+            (
+                "Visits",
+                visits.with_columns(pl.col("administered_at").map_elements(us_stamp, return_dtype=pl.String)).rename(
+                    {"patient_id": "Client ID", "administered_at": "Visit"}
+                ),
+            ),
         ):
             frame.write_excel(workbook, worksheet=sheet)
         workbook.close()
-    mapping(inbox, "spreadsheet", """
+    mapping(
+        inbox,
+        "spreadsheet",
+        """
         name: spreadsheet
         format: xlsx
         records:
@@ -286,17 +379,23 @@ def test_a_wide_excel_export_with_us_dates_gives_the_canonical_outcomes(tmp_path
             columns: {patient_id: Client ID, administered_at: Visit}
             instrument_columns: {PHQ-9: phq9, GAD-7: gad7, Pain (0-10): nrs_pain}
             date_format: "%m/%d/%Y %H:%M"
-    """)
+    """,
+    )
     mapped = Refresh(tmp_path / "mapped")
     mapped.ok(inbox)
-    assert mapped.rows(f"select {', '.join(OUTCOME_COLUMNS)} from marts.series_outcomes order by 1, 2, 3") == \
-        canonical_outcomes(tmp_path, basic)
+    assert mapped.rows(
+        f"select {', '.join(OUTCOME_COLUMNS)} from marts.series_outcomes order by 1, 2, 3"
+    ) == canonical_outcomes(tmp_path, basic)
 
 
 PHQ9_QUESTIONS = [
-    "Little interest or pleasure in doing things", "Feeling down, depressed, or hopeless",
-    "Trouble falling or staying asleep, or sleeping too much", "Feeling tired or having little energy",
-    "Poor appetite or overeating", "Feeling bad about yourself", "Trouble concentrating on things",
+    "Little interest or pleasure in doing things",
+    "Feeling down, depressed, or hopeless",
+    "Trouble falling or staying asleep, or sleeping too much",
+    "Feeling tired or having little energy",
+    "Poor appetite or overeating",
+    "Feeling bad about yourself",
+    "Trouble concentrating on things",
     "Moving or speaking so slowly that other people could have noticed",
     "Thoughts that you would be better off dead, or of hurting yourself",
 ]
@@ -312,12 +411,17 @@ def items_for(total: int) -> list[int]:
 def test_a_csv_of_phq9_questions_by_their_text_gives_the_canonical_outcomes(tmp_path):
     basic = GOLDEN / "basic" / "inbox"
     phq9 = pl.read_csv(basic / "assessments.csv", infer_schema=False).filter(pl.col("instrument") == "phq9")
-    canonical = write_inbox(tmp_path / "canonical", (basic / "patients.csv").read_text(),
-                            (basic / "infusions.csv").read_text(), "")
+    canonical = write_inbox(
+        tmp_path / "canonical", (basic / "patients.csv").read_text(), (basic / "infusions.csv").read_text(), ""
+    )
     phq9.write_csv(canonical / "assessments.csv")
 
-    inbox = write_inbox(tmp_path / "mapped", (basic / "patients.csv").read_text(),
-                        (basic / "infusions.csv").read_text(), "patient_id,instrument,administered_at,score\n")
+    inbox = write_inbox(
+        tmp_path / "mapped",
+        (basic / "patients.csv").read_text(),
+        (basic / "infusions.csv").read_text(),
+        "patient_id,instrument,administered_at,score\n",
+    )
     with open(inbox / "phq9_survey.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["client_id", "date_submitted", *PHQ9_QUESTIONS, "PHQ9Total"])
@@ -325,7 +429,10 @@ def test_a_csv_of_phq9_questions_by_their_text_gives_the_canonical_outcomes(tmp_
             total = int(row["score"])
             writer.writerow([row["patient_id"], us_stamp(row["administered_at"]), *items_for(total), total])
     questions = json.dumps(PHQ9_QUESTIONS)
-    mapping(inbox, "survey", f"""
+    mapping(
+        inbox,
+        "survey",
+        f"""
         name: survey
         records:
           - type: assessments
@@ -334,35 +441,64 @@ def test_a_csv_of_phq9_questions_by_their_text_gives_the_canonical_outcomes(tmp_
             instrument_columns: {{PHQ9Total: phq9}}
             item_columns: {{phq9: {questions}}}
             date_format: "%m/%d/%Y %H:%M"
-    """)
+    """,
+    )
     mapped = Refresh(tmp_path / "mapped-out")
     mapped.ok(inbox)
-    assert mapped.rows(f"select {', '.join(OUTCOME_COLUMNS)} from marts.series_outcomes order by 1, 2, 3") == \
-        canonical_outcomes(tmp_path, canonical)
+    assert mapped.rows(
+        f"select {', '.join(OUTCOME_COLUMNS)} from marts.series_outcomes order by 1, 2, 3"
+    ) == canonical_outcomes(tmp_path, canonical)
 
 
 # Mapping mistakes --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("record", "message"), [
-    ("columns: {patient_id: client, administered_at: date_submitted, instrument: form, score: total}",
-     "survey.yaml: records[0].columns.patient_id: column 'client' is not in phq9_survey.csv"),
-    ("columns: {patient_id: client_id, administered_at: date_submitted}\n    instrument_columns: {PHQ9Total: phq10}",
-     "survey.yaml: records[0]: instrument 'phq10' is not in the instrument registry"),
-    ("columns: {patient_id: client_id, administered_at: date_submitted}\n    instrument_columns: {PHQ9Total: phq9}\n"
-     "    date_format: 'month/day/year'", "survey.yaml: records.0.date_format"),
-    ("columns: {patient_id: client_id, administered_at: date_submitted}\n    instrument_columns: {PHQ9Total: phq9}\n"
-     "    date_format: '%d.%m.%Y'", "survey.yaml: records[0].date_format: '%d.%m.%Y' fits none of the values of "
-     "'date_submitted' in phq9_survey.csv (e.g. '1/5/2026')"),
-    ("columns: {patient_id: client_id}\n    instrument_columns: {PHQ9Total: phq9}",
-     "survey.yaml: records[0]: required field 'administered_at' is mapped from no column of phq9_survey.csv"),
-])
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        (
+            "columns: {patient_id: client, administered_at: date_submitted, instrument: form, score: total}",
+            "survey.yaml: records[0].columns.patient_id: column 'client' is not in phq9_survey.csv",
+        ),
+        (
+            (
+                "columns: {patient_id: client_id, administered_at: date_submitted}\n"
+                "    instrument_columns: {PHQ9Total: phq10}"
+            ),
+            "survey.yaml: records[0]: instrument 'phq10' is not in the instrument registry",
+        ),
+        (
+            (
+                "columns: {patient_id: client_id, administered_at: date_submitted}\n"
+                "    instrument_columns: {PHQ9Total: phq9}\n"
+                "    date_format: 'month/day/year'"
+            ),
+            "survey.yaml: records.0.date_format",
+        ),
+        (
+            (
+                "columns: {patient_id: client_id, administered_at: date_submitted}\n"
+                "    instrument_columns: {PHQ9Total: phq9}\n"
+                "    date_format: '%d.%m.%Y'"
+            ),
+            (
+                "survey.yaml: records[0].date_format: '%d.%m.%Y' fits none of the values of "
+                "'date_submitted' in phq9_survey.csv (e.g. '1/5/2026')"
+            ),
+        ),
+        (
+            "columns: {patient_id: client_id}\n    instrument_columns: {PHQ9Total: phq9}",
+            "survey.yaml: records[0]: required field 'administered_at' is mapped from no column of phq9_survey.csv",
+        ),
+    ],
+)
 def test_a_mapping_mistake_names_the_mapping_file_the_key_and_the_data_file(tmp_path, record, message):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     (inbox / "phq9_survey.csv").write_text("client_id,date_submitted,PHQ9Total\nP1,1/5/2026,20\n")
-    mapping(inbox, "survey", f"name: survey\nrecords:\n  - type: assessments\n    files: phq9_survey.csv\n"
-                             f"    {record}\n")
+    mapping(
+        inbox, "survey", f"name: survey\nrecords:\n  - type: assessments\n    files: phq9_survey.csv\n    {record}\n"
+    )
     result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
     assert result.exit_code == 1
     assert message in result.output

@@ -36,8 +36,12 @@ def assessment_frame(rows: list[tuple[str, str, float]], patient: str = "P1") ->
             "administered_at": [at(r[1]) for r in rows],
             "score": [float(r[2]) for r in rows],
         },
-        schema={"patient_id": pl.String, "instrument": pl.String, "administered_at": pl.Datetime("us"),
-                "score": pl.Float64},
+        schema={
+            "patient_id": pl.String,
+            "instrument": pl.String,
+            "administered_at": pl.Datetime("us"),
+            "score": pl.Float64,
+        },
     )
 
 

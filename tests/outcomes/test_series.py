@@ -37,8 +37,10 @@ def test_series_start_and_end_are_the_first_and_last_infusion_in_time_order():
 
 
 def test_series_numbers_count_from_one_for_each_patient():
-    both = infusion_frame("2026-01-01", "2026-03-01", patient="P1").collect().vstack(
-        infusion_frame("2026-02-01", patient="P2").collect()
+    both = (
+        infusion_frame("2026-01-01", "2026-03-01", patient="P1")
+        .collect()
+        .vstack(infusion_frame("2026-02-01", patient="P2").collect())
     )
     rows = series_rows(both.lazy())
     assert [(r["patient_id"], r["series_number"]) for r in rows] == [("P1", 1), ("P1", 2), ("P2", 1)]

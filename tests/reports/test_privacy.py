@@ -48,9 +48,12 @@ def published(tmp_path_factory):
 
 
 def test_the_small_clinic_really_has_seven_responders_in_the_warehouse(published):
-    [row] = published.rows("select evaluable_count, responder_count from marts.response_rates "
-                           "where dimension = 'clinic' and dimension_value = ? and instrument = 'phq9' "
-                           "and series_kind = 'induction'", SMALL_CLINIC)
+    [row] = published.rows(
+        "select evaluable_count, responder_count from marts.response_rates "
+        "where dimension = 'clinic' and dimension_value = ? and instrument = 'phq9' "
+        "and series_kind = 'induction'",
+        SMALL_CLINIC,
+    )
     assert row == {"evaluable_count": 20, "responder_count": 7}
 
 
@@ -69,12 +72,14 @@ def test_no_published_aggregate_holds_a_count_from_one_to_ten(published):
 def test_the_small_clinics_response_rate_is_neither_shown_nor_recoverable(published):
     with duckdb.connect(str(published.warehouse), read_only=True) as con:
         rates = dashboard_data(con, OutcomeRules(), "2026-06-30").response_rates
-    clinics = rates.filter((pl.col("dimension") == "clinic") & (pl.col("instrument") == "phq9")
-                           & (pl.col("series_kind") == "induction"))
+    clinics = rates.filter(
+        (pl.col("dimension") == "clinic") & (pl.col("instrument") == "phq9") & (pl.col("series_kind") == "induction")
+    )
     small = clinics.filter(pl.col("dimension_value") == SMALL_CLINIC).row(0, named=True)
     assert small["responder_count"] is None and small["response_rate"] is None and small["response_ci_low"] is None
-    network = rates.filter((pl.col("dimension") == "network") & (pl.col("instrument") == "phq9")
-                           & (pl.col("series_kind") == "induction")).row(0, named=True)
+    network = rates.filter(
+        (pl.col("dimension") == "network") & (pl.col("instrument") == "phq9") & (pl.col("series_kind") == "induction")
+    ).row(0, named=True)
     visible = clinics["responder_count"].drop_nulls().sum()
     # A second clinic is hidden too, so the network total minus the clinics shown is not seven.
     assert clinics["responder_count"].null_count() >= 2
@@ -85,11 +90,12 @@ def test_the_pages_never_show_the_small_clinics_rate_or_responder_count(publishe
     page = (published.reports / f"clinic-{SMALL_CLINIC}.html").read_text()
     network_page = (published.reports / "network.html").read_text()
     # 7 of 20 is 35%: it appears on no tile, and the clinic is absent from the clinics' funnel plot.
-    tiles = page.split("<section class=\"tiles\">", 1)[1].split("</section>", 1)[0]
+    tiles = page.split('<section class="tiles">', 1)[1].split("</section>", 1)[0]
     assert "PHQ-9 response" in tiles and "35%" not in tiles
     for html_page in (page, network_page):
-        for figure in re.findall(r'Plotly\.newPlot\(\s*"figure-clinic-vs-network",\s*(\[.*?\]),\s*\{', html_page,
-                                 flags=re.S):
+        for figure in re.findall(
+            r'Plotly\.newPlot\(\s*"figure-clinic-vs-network",\s*(\[.*?\]),\s*\{', html_page, flags=re.S
+        ):
             clinics_trace = [t for t in json.loads(figure) if t.get("name") == "clinics"]
             assert all(SMALL_CLINIC not in t["text"] for t in clinics_trace)
     assert "Counts from 1 to 10 are not shown" in page

@@ -68,9 +68,7 @@ def validated(tmp_path_factory) -> Refresh:
 
 
 def rejection(refresh: Refresh, file: str, row: int) -> dict | None:
-    rows = refresh.rows(
-        "select * from quarantine.rejected_rows where source_file = ? and row_number = ?", file, row
-    )
+    rows = refresh.rows("select * from quarantine.rejected_rows where source_file = ? and row_number = ?", file, row)
     return rows[0] if rows else None
 
 
@@ -139,10 +137,20 @@ def test_every_row_read_is_accepted_rejected_or_a_counted_duplicate(validated):
 def test_rejected_row_keeps_the_whole_original_row_and_says_which_field(validated):
     found = rejection(validated, "infusions.csv", 5)
     assert json.loads(found["raw_record"]) == {
-        "patient_id": "P1", "infused_at": "2026-01-11", "dose_mg_per_kg": "0.5", "spo2_min": "9O", "adverse_events": "",
+        "patient_id": "P1",
+        "infused_at": "2026-01-11",
+        "dose_mg_per_kg": "0.5",
+        "spo2_min": "9O",
+        "adverse_events": "",
         # optional contract columns the file lacks are shown empty
-        "duration_min": None, "provider_id": None, "bp_systolic_pre": None, "bp_diastolic_pre": None,
-        "bp_systolic_max": None, "bp_diastolic_max": None, "heart_rate_max": None, "rescue_medication": None,
+        "duration_min": None,
+        "provider_id": None,
+        "bp_systolic_pre": None,
+        "bp_diastolic_pre": None,
+        "bp_systolic_max": None,
+        "bp_diastolic_max": None,
+        "heart_rate_max": None,
+        "rescue_medication": None,
     }
     assert found["detail"] == "spo2_min = '9O' is not a number"
 

@@ -10,8 +10,29 @@ from lifelines.utils import median_survival_times
 
 from pipelines.stats.survival import kaplan_meier, survival_summary
 
-SIX_MP = [(6, 1), (6, 1), (6, 1), (6, 0), (7, 1), (9, 0), (10, 1), (10, 0), (11, 0), (13, 1), (16, 1), (17, 0),
-          (19, 0), (20, 0), (22, 1), (23, 1), (25, 0), (32, 0), (32, 0), (34, 0), (35, 0)]
+SIX_MP = [
+    (6, 1),
+    (6, 1),
+    (6, 1),
+    (6, 0),
+    (7, 1),
+    (9, 0),
+    (10, 1),
+    (10, 0),
+    (11, 0),
+    (13, 1),
+    (16, 1),
+    (17, 0),
+    (19, 0),
+    (20, 0),
+    (22, 1),
+    (23, 1),
+    (25, 0),
+    (32, 0),
+    (32, 0),
+    (34, 0),
+    (35, 0),
+]
 PLACEBO = [(t, 1) for t in (1, 1, 2, 2, 3, 4, 4, 5, 5, 8, 8, 8, 8, 11, 11, 12, 12, 15, 17, 22, 23)]
 ARMS = {"6-MP": SIX_MP, "placebo": PLACEBO}
 
@@ -43,10 +64,16 @@ def test_survival_and_log_log_band_match_lifelines_at_every_time(curves, arm):
 def test_medians_and_their_intervals_match_the_published_values_and_lifelines(curves):
     summary = {row["arm"]: row for row in survival_summary(curves.lazy(), ["arm"]).collect().to_dicts()}
     # Placebo: median 8 weeks, log(-log) 95% CI 4 to 11; 6-MP: median 23 weeks, upper bound not reached.
-    assert (summary["placebo"]["median_relief_days"], summary["placebo"]["median_ci_low"],
-            summary["placebo"]["median_ci_high"]) == (8, 4, 11)
-    assert (summary["6-MP"]["median_relief_days"], summary["6-MP"]["median_ci_low"],
-            summary["6-MP"]["median_ci_high"]) == (23, 13, None)
+    assert (
+        summary["placebo"]["median_relief_days"],
+        summary["placebo"]["median_ci_low"],
+        summary["placebo"]["median_ci_high"],
+    ) == (8, 4, 11)
+    assert (
+        summary["6-MP"]["median_relief_days"],
+        summary["6-MP"]["median_ci_low"],
+        summary["6-MP"]["median_ci_high"],
+    ) == (23, 13, None)
     for arm in ARMS:
         fit = lifelines_fit(arm)
         low, high = median_survival_times(fit.confidence_interval_).values[0]
