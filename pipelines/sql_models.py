@@ -119,9 +119,11 @@ def functions_sql() -> str:
     return (SQL_DIR / "functions.sql").read_text()
 
 
-def table_references(select: str) -> list[exp.Table]:
-    """Return the schema-qualified tables a SELECT names, as parsed (CTE names, being unqualified, are left out)."""
-    return [table for table in sqlglot.parse_one(select, dialect="duckdb").find_all(exp.Table) if table.db]
+def table_references(select: str | exp.Expression) -> list[exp.Table]:
+    """Return the schema-qualified tables a SELECT (text or parse) names (CTE names, being unqualified, are left
+    out)."""
+    tree = sqlglot.parse_one(select, dialect="duckdb") if isinstance(select, str) else select
+    return [table for table in tree.find_all(exp.Table) if table.db]
 
 
 def called_macros(expression: exp.Expression) -> set[str]:
@@ -150,12 +152,10 @@ def macro_reads() -> dict[str, frozenset[str]]:
 
 def tables_read(select: str) -> set[str]:
     """Return every table a SELECT reads: those it names and those its macros read."""
-    named = {f"{table.db}.{table.name}" for table in table_references(select)}
+    tree = sqlglot.parse_one(select, dialect="duckdb")
+    named = {f"{table.db}.{table.name}" for table in table_references(tree)}
     macros = macro_reads()
-    through_macros = [
-        macros[name] for name in called_macros(sqlglot.parse_one(select, dialect="duckdb")) if name in macros
-    ]
-    return named.union(*through_macros)
+    return named.union(*[macros[name] for name in called_macros(tree) if name in macros])
 
 
 def header_problems(model: SqlModel) -> list[str]:
