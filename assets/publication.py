@@ -25,13 +25,13 @@ PUBLISHED_INPUTS = (
 )
 def published_warehouse(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> dg.MaterializeResult:
     """The warehouse and reports readers use, replaced atomically from this run's working copy."""
-    path = warehouse.publish(rules_from(rules))
-    folder = reports.publish()
+    generation = warehouse.publish(rules_from(rules), reports)
     return dg.MaterializeResult(
         metadata={
-            "warehouse": dg.MetadataValue.path(str(path)),
-            "reports": dg.MetadataValue.path(str(folder)),
-            "size_mb": round(path.stat().st_size / 1e6, 1),
+            "warehouse": dg.MetadataValue.path(str(warehouse.published_path)),
+            "reports": dg.MetadataValue.path(str(reports.published_dir)),
+            "generation": dg.MetadataValue.path(str(generation)),
+            "size_mb": round(warehouse.published_path.stat().st_size / 1e6, 1),
             "as_of": warehouse.as_of_time.isoformat(),
         }
     )

@@ -27,6 +27,7 @@ from pipelines.dictionary import write_comments
 from pipelines.incremental.policy import BUILDING, code_fingerprint, reason_to_read_everything, stamp_raw_store
 from pipelines.incremental.scope import plan_of
 from pipelines.outcomes.rules import OutcomeRules, rule_fields
+from pipelines.publication import Publication
 
 
 class Settings(OutcomeRules, BaseSettings):
@@ -81,6 +82,10 @@ class RulesResource(dg.ConfigurableResource, OutcomeRules):
 def now_in(timezone: str) -> datetime:
     """Return the wall-clock time in a timezone, without the offset (the warehouse keeps local time)."""
     return datetime.now(ZoneInfo(timezone)).replace(tzinfo=None, microsecond=0)
+
+
+# The first asset of a run that reads the inbox: a run that materializes it builds every table from nothing.
+RAW_PATIENTS = dg.AssetKey(["raw", "patients"])
 
 
 class WarehouseBusyError(RuntimeError):
@@ -143,17 +148,20 @@ class Warehouse(dg.ConfigurableResource):
             ) from None
         self._full_read_reason = self.reason_to_read_everything()
         run = context.dagster_run
-        builds_everything = run is None or (run.asset_selection is None and run.op_selection is None)
-        if self.reads_changes_only or (
-            not builds_everything and not self.working_path.exists() and self.published_path.exists()
-        ):
-            # Start from what is published: an incremental refresh merges into it, and
-            # materializing one asset in the UI finds the tables upstream of it.
+        if self.reads_changes_only:
+            # An incremental refresh merges into what is published.
             shutil.copyfile(self.published_path, self.working_path)
-        elif builds_everything:
-            # A full refresh writes every table anew: into an empty file, not over a copy of the old one.
-            for stale in (self.working_path, self.working_path.with_name(self.working_path.name + ".wal")):
+        elif run is not None and run.asset_selection and RAW_PATIENTS not in run.asset_selection:
+            # Materializing a few assets in the UI: start from what is published, so the tables upstream of
+            # them are there. (A job's run carries an empty selection: everything.)
+            if not self.working_path.exists() and self.published_path.exists():
+                shutil.copyfile(self.published_path, self.working_path)
+        else:
+            # A run that reads the inbox whole writes every table anew: into an empty file and an empty raw
+            # store, whatever is published or was left behind (a stopped run's working copy, a damaged file).
+            for stale in (self.working_path, self.raw_store_path):
                 stale.unlink(missing_ok=True)
+                stale.with_name(stale.name + ".wal").unlink(missing_ok=True)
         # Until publication stamps it, the raw store matches no published warehouse.
         stamp_raw_store(self.raw_store_path, BUILDING)
         _ = self.as_of_time  # fixed once per run: every step judges "future" against the same time
@@ -214,11 +222,13 @@ class Warehouse(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def publish(self, rules: OutcomeRules) -> Path:
-        """Record the refresh, then replace the published warehouse with the working copy in one rename.
+    def publish(self, rules: OutcomeRules, reports: Reports) -> Path:
+        """Record the refresh, then publish the working copy and the reports together; return the generation.
 
-        The raw store is stamped with the new generation last: a crash
-        between the two leaves it unstamped, and the next refresh reads everything.
+        Readers see the old warehouse and reports or the new ones, never a mix
+        (pipelines.publication). The raw store is stamped with the new
+        generation last: a crash between the two leaves it unstamped, and the
+        next refresh reads everything.
         """
         generation = uuid4().hex
         with self.connect() as con:
@@ -238,11 +248,9 @@ class Warehouse(dg.ConfigurableResource):
         self.close()
         with open(self.working_path, "rb+") as handle:
             os.fsync(handle.fileno())
-        # os.replace is atomic: a reader sees the old file or the new one, never a mix. The next run
-        # starts its working copy from the published file.
-        os.replace(self.working_path, self.published_path)
-        stamp_raw_store(self.raw_store_path, generation)
-        return self.published_path
+        folder = Publication(self.published_path, reports.published_dir).publish(self.working_path, reports.prepare())
+        stamp_raw_store(self.raw_store_path, generation, self.published_path.stat().st_size)
+        return folder
 
 
 class Inbox(dg.ConfigurableResource):
@@ -267,7 +275,7 @@ class Inbox(dg.ConfigurableResource):
 
 
 class Reports(dg.ConfigurableResource):
-    """The reports folder: a run writes into a working folder that is swapped in at publication."""
+    """The reports folder: a run writes into a working folder, published with the warehouse (Warehouse.publish)."""
 
     path: str = Field(description="the published reports folder")
     patient_pages: bool = Field(
@@ -290,20 +298,6 @@ class Reports(dg.ConfigurableResource):
             else:
                 self.working_dir.mkdir(parents=True)
         return self.working_dir
-
-    def publish(self) -> Path:
-        """Swap the working folder in for the published one; return the published folder."""
-        self.prepare()
-        staged = self.published_dir.with_name(self.published_dir.name + f".publishing-{os.getpid()}")
-        retired = self.published_dir.with_name(self.published_dir.name + f".retired-{os.getpid()}")
-        shutil.rmtree(staged, ignore_errors=True)
-        shutil.copytree(self.working_dir, staged)
-        # Two renames: the folder is absent only between them, never half-written.
-        if self.published_dir.exists():
-            os.replace(self.published_dir, retired)
-        os.replace(staged, self.published_dir)
-        shutil.rmtree(retired, ignore_errors=True)
-        return self.published_dir
 
 
 def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:

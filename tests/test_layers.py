@@ -71,6 +71,7 @@ FLOORS = {
     "pipelines.sql_models": 0,
     "pipelines.demo": 0,
     "pipelines.database": 1,
+    "pipelines.publication": 1,
     "pipelines.dictionary": 2,
     "pipelines.ingest": 3,
     "pipelines.incremental": 4,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
 import sys
 import time
@@ -10,11 +11,12 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from pipelines.cli import failure_reason, settings_from
 from pipelines.definitions import REFRESH_JOB, build_definitions
 from pipelines.resources import Warehouse
-from tests.conftest import GOLDEN, write_inbox
+from tests.conftest import GOLDEN, Refresh, write_inbox
 
 
 def digest(path: Path) -> str:
@@ -127,3 +129,211 @@ def test_a_second_writer_is_refused_with_a_clear_message(refresh):
         result = refresh.run(GOLDEN / "basic" / "inbox")
     assert not result.success
     assert failure_reason(result).startswith(f"another refresh is writing {refresh.warehouse}")
+
+
+def readers_view(warehouse: Path, reports: Path) -> tuple[str, str, dict[str, str]]:
+    """What a reader who opens the warehouse path and the reports folder now sees: the warehouse's sha256,
+    what it holds (a refresh of the same inbox writes the same rows into a file that differs in its
+    refresh record), and the sha256 of every report file."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            "select count(*), (select count(*) from marts.series_outcomes), (select max(as_of) from meta.refreshes)"
+            " from quarantine.rejected_rows"
+        ).fetchone()
+    return digest(warehouse), repr(rows), folder_digest(reports)
+
+
+def same_publication(view, other) -> bool:
+    """True when two views show the same published rows and reports (their files may differ in refresh time)."""
+    return view[1:] == other[1:]
+
+
+# A refresh in its own process that kills itself (SIGKILL) just before the Nth file-system change its
+# publication makes: every instant between two steps of a publication is one of these.
+KILLED_REFRESH = """
+import os, shutil, signal, sys
+import pipelines.publication as publication
+from pipelines.cli import execute_refresh, settings_from
+
+inbox, warehouse, reports, kill_at = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+changes = 0
+
+def killing(function):
+    def changed(*arguments, **options):
+        global changes
+        changes += 1
+        if changes == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return function(*arguments, **options)
+    return changed
+
+for module, name in [(os, "replace"), (os, "rename"), (os, "symlink"), (os, "link"), (os, "mkdir"),
+                     (os, "unlink"), (shutil, "copytree"), (shutil, "rmtree")]:
+    setattr(publication.os if module is os else publication.shutil, name, killing(getattr(module, name)))
+settings = settings_from(inbox=inbox, warehouse=warehouse, reports=reports, as_of="2026-11-01T00:00:00")
+result = execute_refresh(settings)
+print("published" if result.success else "failed", changes)
+"""
+
+
+def test_a_refresh_killed_at_any_step_of_its_publication_shows_readers_all_old_or_all_new(tmp_path):
+    template = tmp_path / "template" / "out"
+    old = Refresh(template)
+    old.ok(GOLDEN / "basic" / "inbox")
+    old_view = readers_view(old.warehouse, old.reports)
+    expected_new = Refresh(tmp_path / "expected" / "out")
+    expected_new.ok(GOLDEN / "bad_inputs" / "inbox")
+    new_view = readers_view(expected_new.warehouse, expected_new.reports)
+    assert not same_publication(old_view, new_view)
+    kill_at, seen = 1, set()
+    while True:
+        root = tmp_path / f"kill-{kill_at}" / "out"
+        shutil.copytree(template, root, symlinks=True)
+        run = Refresh(root)
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                KILLED_REFRESH,
+                str(GOLDEN / "bad_inputs" / "inbox"),
+                str(run.warehouse),
+                str(run.reports),
+                str(kill_at),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        view = readers_view(run.warehouse, run.reports)
+        if view == old_view:
+            seen.add("old")
+        else:  # a new warehouse file: it must come with the new reports, never the old ones
+            assert same_publication(view, new_view), f"killed at change {kill_at}: readers see a mix"
+            seen.add("new")
+        if completed.returncode == 0:  # the publication made fewer changes than kill_at: it ran to the end
+            assert completed.stdout.split()[0] == "published", completed.stderr[-2000:]
+            break
+        assert completed.returncode == -9, completed.stderr[-2000:]
+        kill_at += 1
+        assert kill_at < 40, "a publication makes a handful of file-system changes"
+    assert seen == {"old", "new"} and kill_at > 5, "the kills reached every step of the publication"
+    # The next refresh after a kill cleans up what the killed one left and publishes.
+    for folder in (tmp_path / "kill-2", tmp_path / f"kill-{kill_at - 1}"):
+        survivor = Refresh(folder / "out")
+        survivor.ok(GOLDEN / "bad_inputs" / "inbox")
+        assert same_publication(readers_view(survivor.warehouse, survivor.reports), new_view)
+        assert not list(survivor.root.rglob("*.partial")), folder.name
+        assert not list(survivor.root.rglob(".*.link-*")), folder.name
+        generations = survivor.root / "warehouse" / "outcomes.duckdb.generations"
+        assert len(list(generations.iterdir())) <= 2, "the current generation and the one before it"
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 160 MB file system of its own (tmpfs; needs root, as CI has): a disk the test can fill."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=160m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def fill(disk: Path, leave_free: int) -> Path:
+    """Fill a file system up to leave_free bytes with a filler file; return it."""
+    filler = disk / "filler"
+    filler.unlink(missing_ok=True)
+    free = shutil.disk_usage(disk).free
+    with open(filler, "wb") as handle:
+        handle.truncate(0)
+        chunk = b"\0" * (1 << 20)
+        remaining = max(free - leave_free, 0)
+        while remaining > 0:
+            handle.write(chunk[: min(len(chunk), remaining)])
+            remaining -= min(len(chunk), remaining)
+    return filler
+
+
+def test_a_full_disk_at_any_point_of_a_refresh_leaves_readers_all_old_and_the_next_refresh_publishes(small_disk):
+    run = Refresh(small_disk / "out")
+    run.ok(GOLDEN / "basic" / "inbox")
+    old_view = readers_view(run.warehouse, run.reports)
+    published_bytes = sum(p.stat().st_size for p in run.root.rglob("*") if p.is_file() and not p.is_symlink())
+    outcomes = []
+    for share in (0.02, 0.1, 0.3, 0.6, 0.9, 1.2, 1.6, 2.5):
+        filler = fill(small_disk, int(published_bytes * share))
+        result = run.run(GOLDEN / "bad_inputs" / "inbox")
+        view = readers_view(run.warehouse, run.reports)
+        if result.success:
+            outcomes.append("published")
+        else:
+            outcomes.append(failure_reason(result))
+            assert view == old_view, (
+                f"with {share:.0%} of a publication free, a failed refresh changed what readers see"
+            )
+        filler.unlink()
+        if result.success:
+            break
+    assert any("No space left on device" in outcome for outcome in outcomes), outcomes
+    run.ok(GOLDEN / "bad_inputs" / "inbox")
+    assert not list(run.root.rglob("*.partial"))
+    with duckdb.connect(str(run.warehouse), read_only=True) as con:
+        assert con.execute("select count(*) from quarantine.rejected_rows").fetchone()[0] == 16
+
+
+def truncate(path: Path, keep: float) -> None:
+    """Cut a file to a share of its size (0: empty), as a crash or a full disk outside this program would."""
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.truncate(int(size * keep))
+
+
+@pytest.mark.parametrize(
+    ("damaged", "keep", "mode_line"),
+    [
+        ("outcomes.duckdb", 0.5, "full: the published warehouse cannot be read"),
+        ("outcomes.duckdb", 0.0, "full: the published warehouse cannot be read"),
+        ("outcomes.duckdb.raw", 0.3, "full: the kept raw tables cannot be read"),
+    ],
+)
+def test_a_damaged_published_warehouse_or_raw_store_is_named_in_one_line_and_rebuilt(refresh, damaged, keep, mode_line):
+    refresh.ok(GOLDEN / "basic" / "inbox")
+    truncate((refresh.warehouse.parent / damaged).resolve(), keep)
+    refresh.ok(GOLDEN / "bad_inputs" / "inbox")
+    (last,) = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")
+    assert last["refresh_scope"].startswith(mode_line), last
+    assert "\n" not in last["refresh_scope"] and len(last["refresh_scope"]) < 300
+    assert refresh.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 16}]
+
+
+def test_a_full_refresh_from_the_command_line_starts_empty_whatever_was_left_behind(tmp_path):
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(GOLDEN / "basic" / "inbox")
+    leftover = refresh.warehouse.with_name("outcomes.duckdb.building")
+    leftover.write_bytes(b"left by a refresh that was stopped" * 100)
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines.cli",
+            "refresh",
+            "--full",
+            "--inbox",
+            str(GOLDEN / "bad_inputs" / "inbox"),
+            "--warehouse",
+            str(refresh.warehouse),
+            "--reports",
+            str(refresh.reports),
+            "--as-of",
+            "2026-11-01T00:00:00",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.startswith("refresh: full: a full refresh was asked for")
+    assert refresh.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 16}]

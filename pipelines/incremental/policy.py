@@ -45,20 +45,26 @@ def code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def stamp_raw_store(raw_store: Path, generation: str) -> None:
-    """Stamp the raw store with a generation: BUILDING while a run writes it, the published one after."""
+def stamp_raw_store(raw_store: Path, generation: str, published_bytes: int | None = None) -> None:
+    """Stamp the raw store with a generation (BUILDING while a run writes it) and the published file's size."""
     with duckdb.connect(str(raw_store)) as raw:
-        raw.execute(f"create table if not exists {STORE_STATE_TABLE} (generation varchar)")
+        raw.execute(f"create table if not exists {STORE_STATE_TABLE} (generation varchar, published_bytes bigint)")
         raw.execute(f"delete from {STORE_STATE_TABLE}")
-        raw.execute(f"insert into {STORE_STATE_TABLE} values (?)", [generation])
+        raw.execute(f"insert into {STORE_STATE_TABLE} values (?, ?)", [generation, published_bytes])
 
 
-def raw_store_stamp(raw_store: Path) -> str | None:
-    """Return the generation the raw store is stamped with, or None when it has none."""
+def raw_store_stamp(raw_store: Path) -> tuple[str | None, int | None]:
+    """Return the generation the raw store is stamped with and the size its warehouse was published at."""
     with duckdb.connect(str(raw_store), read_only=True) as raw:
         if not table_exists(raw, STORE_STATE_TABLE):
-            return None
-        return raw.execute(f"select max(generation) from {STORE_STATE_TABLE}").fetchone()[0]
+            return None, None
+        return raw.execute(f"select max(generation), max(published_bytes) from {STORE_STATE_TABLE}").fetchone()
+
+
+def first_line(error: Exception, limit: int = 160) -> str:
+    """Return the first line of an error's message, cut to a length a log line can hold."""
+    line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: str, clinic_timezone: str) -> str | None:
@@ -69,9 +75,21 @@ def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: st
         return "nothing is published yet"
     if not raw_store.exists():
         return f"no raw tables are kept from the last refresh ({raw_store.name})"
-    with duckdb.connect(str(published), read_only=True) as con:
-        last = last_refresh(con)
-    stamp = raw_store_stamp(raw_store)
+    try:
+        stamp, published_bytes = raw_store_stamp(raw_store)
+    except duckdb.Error as error:
+        return f"the kept raw tables cannot be read ({first_line(error)}); they are read again from the inbox"
+    if published_bytes is not None and published.stat().st_size != published_bytes:
+        # DuckDB may open a cut file and fail only at a block it reaches later: the size finds it first.
+        return (
+            f"the published warehouse cannot be read (it has {published.stat().st_size:,} bytes, but was published "
+            f"with {published_bytes:,}: damaged since); it is rebuilt from the inbox"
+        )
+    try:
+        with duckdb.connect(str(published), read_only=True) as con:
+            last = last_refresh(con)
+    except duckdb.Error as error:
+        return f"the published warehouse cannot be read ({first_line(error)}); it is rebuilt from the inbox"
     if last is None or last.get("generation") is None:
         return "the published warehouse records no refresh this version can continue from"
     if stamp != last["generation"]:
