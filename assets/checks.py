@@ -53,8 +53,11 @@ def grain_is_unique_and_not_null(
 def no_row_is_lost(con: duckdb.DuckDBPyConnection) -> Outcome:
     accounts = con.sql("select * from quarantine.file_accounts").pl()
     balance = accounts["rows_accepted"] + accounts["rows_rejected"] + accounts["duplicates_removed"]
+    lines = accounts["header_lines"] + accounts["blank_lines"] + accounts["continuation_lines"] + accounts["rows_read"]
+    # Sources without lines (FHIR, spreadsheets) have no line account: null never fails the comparison.
+    lines_balance = (accounts["lines_read"].is_null() | (accounts["lines_read"] == lines)).all()
     return (
-        bool((accounts["rows_read"] == balance).all()),
+        bool((accounts["rows_read"] == balance).all()) and bool(lines_balance),
         {"row_accounts": dg.MetadataValue.md(formatted(accounts.columns, accounts.rows(), "markdown"))},
     )
 
@@ -88,7 +91,10 @@ MORE_CHECKS: dict[str, list[tuple[str, str, Callable[[duckdb.DuckDBPyConnection]
     "quarantine.file_accounts": [
         (
             "no_row_is_lost",
-            "Per file: rows read = rows accepted + rows rejected + exact duplicates removed.",
+            (
+                "Per file: rows read = rows accepted + rows rejected + exact duplicates removed; per CSV, "
+                "lines read = header, blank and continuation lines + rows read."
+            ),
             no_row_is_lost,
         )
     ],

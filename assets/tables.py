@@ -10,6 +10,7 @@ import dagster as dg
 from assets.checks import check_results, check_specs
 from pipelines.database import drop_relation, key_of, replace_table, set_rule_variables
 from pipelines.dictionary import write_comments
+from pipelines.incremental.file_states import FILE_STATES_TABLE
 from pipelines.incremental.scope import merge_by_patient, scope_is_every_patient, scoped_select
 from pipelines.resources import RulesResource, Warehouse, rules_from
 from pipelines.sql_models import SEED_SCHEMA, SqlModel, functions_sql, seed_files, sql_models
@@ -45,12 +46,17 @@ def seed_asset(path: Path) -> dg.AssetsDefinition:
 
 
 def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
-    """Return the asset that materializes one SQL model as a table."""
+    """Return the asset that materializes one SQL model as a table.
+
+    Its inputs are assets, but for the file states that every source asset keeps as it reads (upstream of
+    the raw tables already).
+    """
 
     @dg.asset(
         key=[model.schema, model.name],
         group_name=model.schema,
-        deps=[key_of(table) for table in model.inputs] + ([REFRESH_SCOPE] if model.is_per_patient else []),
+        deps=[key_of(table) for table in model.inputs if table != FILE_STATES_TABLE]
+        + ([REFRESH_SCOPE] if model.is_per_patient else []),
         kinds={"sql", "duckdb"},
         description=model.description,
         metadata={"sql_file": str(model.path.relative_to(model.path.parents[2])), "grain": model.grain},

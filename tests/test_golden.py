@@ -93,6 +93,10 @@ def test_bad_inputs_case_keeps_exact_duplicates_once_and_counts_them(refresh):
     assert accounts["infusions.csv"] == {
         "source_file": "infusions.csv",
         "record_type": "infusion",
+        "lines_read": 30,
+        "header_lines": 1,
+        "blank_lines": 0,
+        "continuation_lines": 0,
         "rows_read": 29,
         "rows_accepted": 24,
         "rows_rejected": 4,

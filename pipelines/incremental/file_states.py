@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.database import table_exists
+from pipelines.ingest.csv_inbox import LineAccount
 
 FILE_STATES_TABLE = "raw.file_states"
 HASH_BLOCK = 1 << 24
@@ -26,6 +27,16 @@ class FileState:
     sha256: str | None = None
     data_rows: int | None = None
     ends_with_newline: bool | None = None
+    # Where the lines of a CSV went (csv_inbox.LineAccount); None for files read by a mapping.
+    lines: int | None = None
+    header_lines: int | None = None
+    blank_lines: int | None = None
+    continuation_lines: int | None = None
+    # The record type a contract CSV holds (patients, infusions, assessments); None for mapped sources.
+    record_type: str | None = None
+
+    def line_account(self) -> LineAccount:
+        return LineAccount(self.lines or 0, self.header_lines or 0, self.blank_lines or 0, self.continuation_lines or 0)
 
     def is_unchanged(self, path: Path) -> bool:
         """The quick check rsync and make use: same size, same modification time."""
@@ -33,8 +44,8 @@ class FileState:
         return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
 
 
-def state_of_file(source: str, file: str, path: Path, data_rows: int) -> FileState:
-    """Return the state of a file just read whole: size, time, SHA-256 (read in blocks) and its last byte."""
+def state_of_file(source: str, file: str, path: Path, account: LineAccount, record_type: str) -> FileState:
+    """Return the state of a file just read whole: size, time, SHA-256 (read in blocks), its last byte and lines."""
     stat, digest = path.stat(), hashlib.sha256()
     last = b""
     with open(path, "rb") as handle:
@@ -42,7 +53,17 @@ def state_of_file(source: str, file: str, path: Path, data_rows: int) -> FileSta
             digest.update(block)
             last = block
     ends_with_newline = stat.st_size > 0 and last.endswith(b"\n")
-    return FileState(source, file, stat.st_size, stat.st_mtime_ns, digest.hexdigest(), data_rows, ends_with_newline)
+    return FileState(
+        source,
+        file,
+        stat.st_size,
+        stat.st_mtime_ns,
+        digest.hexdigest(),
+        account.rows(),
+        ends_with_newline,
+        *dataclasses.astuple(account),
+        record_type,
+    )
 
 
 def appended_bytes(path: Path, previous: FileState) -> tuple[bytes, bytes, str] | None:
@@ -87,11 +108,13 @@ def write_file_states(con: duckdb.DuckDBPyConnection, source: str, states: Itera
     con.execute(
         f"""create table if not exists {FILE_STATES_TABLE} (
             source varchar, file varchar, size bigint, mtime_ns bigint, sha256 varchar, data_rows bigint,
-            ends_with_newline boolean)"""
+            ends_with_newline boolean, lines bigint, header_lines bigint, blank_lines bigint,
+            continuation_lines bigint, record_type varchar)"""
     )
     con.execute(f"delete from {FILE_STATES_TABLE} where source = ?", [source])
     for state in states:
-        con.execute(f"insert into {FILE_STATES_TABLE} values (?, ?, ?, ?, ?, ?, ?)", list(dataclasses.astuple(state)))
+        values = dataclasses.astuple(state)
+        con.execute(f"insert into {FILE_STATES_TABLE} values ({', '.join('?' * len(values))})", list(values))
 
 
 def sources_kept(con: duckdb.DuckDBPyConnection) -> list[str]:

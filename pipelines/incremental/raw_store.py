@@ -19,7 +19,7 @@ from pipelines.incremental.file_states import (
 )
 from pipelines.incremental.scope import patient_key
 from pipelines.ingest.contract import CONTRACTS, RECORD_TYPES
-from pipelines.ingest.csv_inbox import InboxError, raw_frame_from_bytes, write_raw_parquet
+from pipelines.ingest.csv_inbox import InboxError, raw_csv_from_bytes, write_raw_parquet
 from pipelines.ingest.mapping import mapping_files
 from pipelines.ingest.sources import CSV_SOURCE, frames_of_source, source_paths
 
@@ -183,9 +183,13 @@ def read_contract_csvs(
         appended = appended_bytes(path, previous) if previous else None
         if appended:
             header, tail, digest = appended
-            frame = raw_frame_from_bytes(header + tail, contract, file, rows_before=previous.data_rows)
+            # The header comes first again: line 2 of header + tail is the line after the previous end.
+            frame, account = raw_csv_from_bytes(
+                header + tail, contract, file, rows_before=previous.data_rows, lines_before=previous.lines - 1
+            )
             if store.append(contract.record_type, frame):
                 read.files[file] = f"{frame.height} rows appended"
+                total = previous.line_account().plus_appended(account)
                 states.append(
                     FileState(
                         CSV_SOURCE,
@@ -193,16 +197,18 @@ def read_contract_csvs(
                         previous.size + len(tail),
                         path.stat().st_mtime_ns,
                         digest,
-                        previous.data_rows + frame.height,
+                        total.rows(),
                         tail.endswith(b"\n"),
+                        *dataclasses.astuple(total),
+                        contract.record_type,
                     )
                 )
                 continue
         incoming = store.incoming_part(contract.record_type)
-        data_rows = write_raw_parquet(path, contract, file, incoming)
+        account = write_raw_parquet(path, contract, file, incoming)
         store.replace(contract.record_type, incoming)
         read.files[file] = "read whole"
-        states.append(state_of_file(CSV_SOURCE, file, path, data_rows))
+        states.append(state_of_file(CSV_SOURCE, file, path, account, contract.record_type))
     return read, states
 
 

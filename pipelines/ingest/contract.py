@@ -60,6 +60,8 @@ ITEM_COLUMN = re.compile(r"item_([1-9][0-9]?)")
 # that they cannot collide with a clinic's own column names.
 SOURCE_FILE = "_source_file"
 ROW_NUMBER = "_row_number"
+# The physical line of the file a row starts on (the header is line 1); null for sources without lines.
+LINE_NUMBER = "_line_number"
 ITEM_VALUES = "_item_values"
 PARSE_ERROR = "_parse_error"
 

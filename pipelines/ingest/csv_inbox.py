@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
+import re
 from pathlib import Path
 from typing import TypeVar
 
@@ -12,6 +14,7 @@ import polars as pl
 
 from pipelines.ingest.contract import (
     ITEM_COLUMN,
+    LINE_NUMBER,
     PARSE_ERROR,
     ROW_NUMBER,
     SOURCE_FILE,
@@ -21,8 +24,94 @@ from pipelines.ingest.contract import (
 Frame = TypeVar("Frame", pl.DataFrame, pl.LazyFrame)
 
 
+# The columns the reader adds; a clinic's columns never start with an underscore.
+BOOKKEEPING = (SOURCE_FILE, ROW_NUMBER, LINE_NUMBER, PARSE_ERROR)
+
+
 class InboxError(Exception):
     """A file that cannot be used at all: the run stops and nothing is published."""
+
+
+# At most this much of a clinic's data goes into a message: enough to find the value, never a whole file.
+SHOWN_CHARACTERS = 200
+# CR-only (old Mac, Excel's "CSV (Macintosh)"), CRLF and LF line ends read alike.
+LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+SCAN_BLOCK = 1 << 24
+
+
+def shown(value: str) -> str:
+    """Return a value for a message: quoted, control characters escaped, cut to SHOWN_CHARACTERS."""
+    text = repr(value)[1:-1]
+    if len(text) > SHOWN_CHARACTERS:
+        text = text[: SHOWN_CHARACTERS - 1] + "…"
+    return f"'{text}'"
+
+
+@dataclasses.dataclass(frozen=True)
+class LineAccount:
+    """Where every physical line of a CSV file went (the header's included).
+
+    lines = header_lines + blank_lines + continuation_lines + data rows, where
+    continuation_lines are the lines after the first of rows whose quoted
+    values span lines.
+    """
+
+    lines: int = 0
+    header_lines: int = 0
+    blank_lines: int = 0
+    continuation_lines: int = 0
+
+    def rows(self) -> int:
+        return self.lines - self.header_lines - self.blank_lines - self.continuation_lines
+
+    def plus_appended(self, appended: LineAccount) -> LineAccount:
+        """Return the account of a file after lines were appended (appended counts its own header line)."""
+        return LineAccount(
+            self.lines + appended.lines - appended.header_lines,
+            self.header_lines,
+            self.blank_lines + appended.blank_lines,
+            self.continuation_lines + appended.continuation_lines,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class ByteScan:
+    """What one pass over a file's bytes tells of its lines, before any parsing."""
+
+    lines: int
+    # Line ends other than LF and CRLF, blank lines or a byte-order mark of UTF-16: the careful reader's work.
+    needs_care: bool
+
+
+def scan_bytes(blocks) -> ByteScan:
+    """Count the lines of a file read as blocks of bytes, and say whether the fast reader can take it."""
+    lines = size = 0
+    needs_care = False
+    last_two = b""
+    for block in blocks:
+        if not size and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"\n", b"\r")):
+            needs_care = True  # UTF-16, or a blank first line
+        size += len(block)
+        lines += block.count(b"\n")
+        if not needs_care:
+            # The last two bytes of the previous block join this one, so that a pair split between blocks is
+            # found. A CR not followed by LF ends a line the fast reader does not see (a CR at the very end
+            # is judged with the next block); a blank line is one it would read as a row.
+            joined = last_two + block
+            region = joined[1:]
+            lone_cr = region.count(b"\r") - region.endswith(b"\r") - region.count(b"\r\n")
+            needs_care = lone_cr > 0 or b"\n\n" in joined or b"\n\r\n" in joined
+        last_two = (last_two + block)[-2:]
+    if last_two.endswith(b"\r"):
+        needs_care = True
+    if size and not last_two.endswith(b"\n"):
+        lines += 1  # a last line without a line break
+    return ByteScan(lines, needs_care)
+
+
+def scan_file(path: Path) -> ByteScan:
+    with open(path, "rb") as handle:
+        return scan_bytes(iter(lambda: handle.read(SCAN_BLOCK), b""))
 
 
 def text_from_bytes(data: bytes, file_label: str) -> str:
@@ -33,7 +122,13 @@ def text_from_bytes(data: bytes, file_label: str) -> str:
         (codecs.BOM_UTF16_BE, "utf-16"),
     ):
         if data.startswith(bom):
-            return data.decode(encoding)
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError as error:
+                raise InboxError(
+                    f"{file_label}: not readable as {encoding.upper().removesuffix('-SIG')} text ({error.reason} at "
+                    f"byte {error.start}); export the file again as UTF-8 (CSV UTF-8 in Excel)"
+                ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -44,27 +139,117 @@ def text_from_bytes(data: bytes, file_label: str) -> str:
         ) from None
 
 
-def frame_from_ragged_text(text: str) -> pl.DataFrame:
-    """Return the rows of a CSV with ragged rows; a row longer than the header keeps its text in _parse_error."""
-    rows = csv.reader(io.StringIO(text, newline=""))
-    header = next(rows, [])
-    width = len(header)
+def fields_of_line(line: str) -> list[str]:
+    """Return the values of one line of CSV (an unclosed quote runs to the end of the line)."""
+    return next(csv.reader([line]), [])
+
+
+def is_row_of_its_own(line: str, width: int) -> bool:
+    """True when a line, read alone, is a whole row: its quotes balance and it has the header's width."""
+    return line.count('"') % 2 == 0 and len(fields_of_line(line)) == width
+
+
+def frame_from_text(text: str, file_label: str) -> tuple[pl.DataFrame, LineAccount]:
+    """Return the rows of a CSV's text, line by line, with where each physical line went.
+
+    The careful reader, for what the fast one cannot take: any line ends,
+    blank lines (skipped and counted), rows longer than the header (kept with
+    a _parse_error for quarantine), and quoted values over several lines. A
+    row whose quoted value would run over lines that are rows of their own
+    (a quote never closed, which would swallow the rest of the file) is
+    judged broken: its first line is rejected as malformed and the lines after
+    it are read again as rows.
+    """
+    parts = LINE_BREAK.split(text)
+    lines, breaks = parts[0::2], parts[1::2]
+    if lines and lines[-1] == "":
+        lines.pop()  # the break at the end of the last line
+    count, index, blank, continuation = len(lines), 0, 0, 0
+    while index < count and lines[index] == "":
+        blank, index = blank + 1, index + 1
+    header = header_of_text(lines[index], file_label) if index < count else []
+    header_lines = 1 if index < count else 0
+    width, index = len(header), index + 1
     records: dict[str, list] = {name: [] for name in header}
+    numbers: list[int] = []
     errors: list[str | None] = []
-    for fields in rows:
-        if not fields:
+    while index < count:
+        line = lines[index]
+        if line == "":
+            blank, index = blank + 1, index + 1
             continue
-        if len(fields) > width:
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="").writerow(fields)
-            errors.append(f"row has {len(fields)} fields but the header has {width}: {buffer.getvalue()}")
+        last, quotes = index, line.count('"')
+        while quotes % 2 and last + 1 < count:
+            last += 1
+            quotes += lines[last].count('"')
+        error = None
+        if last > index and any(is_row_of_its_own(lines[k], width) for k in range(index + 1, last + 1)):
+            error = (
+                f"line {index + 1} opens a quoted value that it does not close: read on, it would run to line "
+                f"{last + 1} over rows of their own; this line is rejected and the lines after it are read as rows"
+            )
+            last = index
+            fields = fields_of_line(line)
         else:
-            errors.append(None)
-        padded = fields[:width] + [None] * (width - len(fields))
+            # The line breaks inside a quoted value are kept as sent.
+            record = "".join(lines[k] + breaks[k] for k in range(index, last)) + lines[last]
+            fields = next(csv.reader(io.StringIO(record, newline="")), [])
+            continuation += last - index
+        if error is None and len(fields) > width:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(fields[width:])
+            # The values past the header have no column: kept here, so that nothing sent is lost.
+            error = (
+                f"line {index + 1} has {len(fields)} values but the header has {width}; "
+                f"the values past the header: {buffer.getvalue()}"
+            )
+        padded = fields[:width] + [""] * (width - len(fields))
         for name, value in zip(header, padded, strict=True):
             records[name].append(value)
+        numbers.append(index + 1)
+        errors.append(error)
+        index = last + 1
     frame = pl.DataFrame(records, schema=dict.fromkeys(header, pl.String))
-    return frame.with_row_index(ROW_NUMBER, offset=1).with_columns(pl.Series(PARSE_ERROR, errors, dtype=pl.String))
+    frame = frame.with_row_index(ROW_NUMBER, offset=1).with_columns(
+        pl.Series(LINE_NUMBER, numbers, dtype=pl.Int64), pl.Series(PARSE_ERROR, errors, dtype=pl.String)
+    )
+    return frame, LineAccount(count, header_lines, blank, continuation)
+
+
+def header_of_text(first_line: str, file_label: str) -> list[str]:
+    """Return a header line's column names; fail naming both columns when two have the same name."""
+    names = fields_of_line(first_line)
+    seen: dict[str, tuple[int, str]] = {}
+    for position, name in enumerate(names, start=1):
+        key = name.strip().lower()
+        if key in seen:
+            first, first_name = seen[key]
+            raise InboxError(
+                f"{file_label}: columns {shown(first_name)} and {shown(name)} have the same name (columns "
+                f"{first} and {position} of the header); rename one and run again"
+            )
+        seen[key] = (position, name)
+    return names
+
+
+def first_line_of(path: Path) -> str:
+    """Return the first line of a file as text (for its header), whatever its line ends."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 20)
+    return LINE_BREAK.split(head.decode("utf-8-sig", errors="replace"), maxsplit=1)[0]
+
+
+def marked_repeated_header(frame: Frame, header: list[str]) -> Frame:
+    """Mark rows that repeat the header line (two exports pasted together) as malformed."""
+    if not header:
+        return frame
+    repeats = pl.all_horizontal([pl.col(name).str.strip_chars() == name.strip() for name in header])
+    return frame.with_columns(
+        pl.when(repeats)
+        .then(pl.lit("the header line repeated inside the file: not a row"))
+        .otherwise(pl.col(PARSE_ERROR))
+        .alias(PARSE_ERROR)
+    )
 
 
 def canonical_header(columns: list[str], contract: RecordContract, file_label: str) -> dict[str, str]:
@@ -73,13 +258,15 @@ def canonical_header(columns: list[str], contract: RecordContract, file_label: s
     renames: dict[str, str] = {}
     seen: dict[str, str] = {}
     for column in columns:
-        if column in (ROW_NUMBER, PARSE_ERROR):
+        if column in BOOKKEEPING:
             continue
         key = column.strip().lower()
         if column.startswith("_"):
-            raise InboxError(f"{file_label}: column '{column}' starts with '_', which is reserved for the pipeline")
+            raise InboxError(
+                f"{file_label}: column {shown(column)} starts with '_', which is reserved for the pipeline"
+            )
         if key in seen:
-            raise InboxError(f"{file_label}: columns '{seen[key]}' and '{column}' have the same name")
+            raise InboxError(f"{file_label}: columns {shown(seen[key])} and {shown(column)} have the same name")
         seen[key] = column
         if key in wanted or (contract.has_items and ITEM_COLUMN.fullmatch(key)):
             renames[column] = key
@@ -89,12 +276,13 @@ def canonical_header(columns: list[str], contract: RecordContract, file_label: s
 def raw_frame_from_file(path: Path, contract: RecordContract, source_file: str) -> pl.DataFrame:
     """Return the raw table of one inbox file, or raise InboxError naming the file and what is wrong.
 
-    Columns: _source_file, _row_number, _parse_error, every column of the file
-    (contract columns renamed to their canonical spelling, optional ones that
-    are absent added empty). The item columns of assessments stay as sent;
-    raw.assessments lists them as _item_values (contract.item_values_sql).
+    Columns: _source_file, _row_number, _line_number, _parse_error, every
+    column of the file (contract columns renamed to their canonical spelling,
+    optional ones that are absent added empty). The item columns of
+    assessments stay as sent; raw.assessments lists them as _item_values
+    (contract.item_values_sql).
     """
-    return raw_frame_from_bytes(bytes_of_file(path, source_file), contract, source_file)
+    return raw_csv_from_bytes(bytes_of_file(path, source_file), contract, source_file)[0]
 
 
 def bytes_of_file(path: Path, source_file: str) -> bytes:
@@ -105,30 +293,54 @@ def bytes_of_file(path: Path, source_file: str) -> bytes:
         raise InboxError(f"{source_file}: cannot be read ({error.strerror})") from None
 
 
-def raw_frame_from_bytes(data: bytes, contract: RecordContract, source_file: str, rows_before: int = 0) -> pl.DataFrame:
-    """Return the raw table of a CSV's bytes; rows are numbered after rows_before (rows appended to a file)."""
-    frame = frame_from_bytes(data, source_file)
-    if rows_before:
-        frame = frame.with_columns(pl.col(ROW_NUMBER) + rows_before)
-    frame = frame.rename(canonical_header(frame.columns, contract, source_file))
-    return contract_frame(frame, contract, source_file)
+def raw_csv_from_bytes(
+    data: bytes, contract: RecordContract, source_file: str, rows_before: int = 0, lines_before: int = 0
+) -> tuple[pl.DataFrame, LineAccount]:
+    """Return the raw table of a CSV's bytes and where its lines went.
 
-
-def frame_from_bytes(data: bytes, file_label: str) -> pl.DataFrame:
-    """Return the rows of a CSV file's bytes as text with a 1-based row number.
-
-    Plain UTF-8 goes to Polars as it is (Polars skips a UTF-8 BOM); UTF-16 is
-    re-encoded first. When Polars refuses the file, decoding it says whether it
-    is not UTF-8 (the run stops naming the file and line) or has rows longer
-    than its header (read again with the csv module, those rows kept for
-    quarantine).
+    Rows and lines are numbered after rows_before and lines_before (lines
+    appended to a file, given with its header line first).
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        data = text_from_bytes(data, file_label).encode("utf-8")
-    try:
-        return read_csv_text(data)
-    except pl.exceptions.ComputeError:
-        return frame_from_ragged_text(text_from_bytes(data, file_label))
+    frame, account = frame_from_bytes(data, source_file)
+    if rows_before or lines_before:
+        frame = frame.with_columns(pl.col(ROW_NUMBER) + rows_before, pl.col(LINE_NUMBER) + lines_before)
+    return raw_frame(frame, contract, source_file), account
+
+
+def raw_frame(frame: Frame, contract: RecordContract, source_file: str) -> Frame:
+    """Return a read CSV's rows as a raw table: repeated header lines marked, contract columns named."""
+    columns = [c for c in frame.collect_schema().names() if c not in BOOKKEEPING]
+    frame = marked_repeated_header(frame, columns)
+    return contract_frame(frame.rename(canonical_header(columns, contract, source_file)), contract, source_file)
+
+
+def frame_from_bytes(data: bytes, file_label: str) -> tuple[pl.DataFrame, LineAccount]:
+    """Return the rows of a CSV file's bytes as text with 1-based row and line numbers, and where its lines went.
+
+    Polars reads a file whose every line is a row (LF or CRLF ends, no blank
+    line, no value over several lines); anything else is read line by line
+    (frame_from_text), as is a file Polars refuses. A file that is not UTF-8
+    or UTF-16 stops the run naming the file and line.
+    """
+    if not data.strip(b"\r\n\t "):
+        raise InboxError(f"{file_label}: the file is empty (not even a header line); export it again")
+    scan = scan_bytes([data])
+    if not scan.needs_care:
+        header_of_text(
+            LINE_BREAK.split(data[: 1 << 20].decode("utf-8-sig", errors="replace"), maxsplit=1)[0], file_label
+        )
+        try:
+            frame = read_csv_text(data)
+            if frame.height + 1 == scan.lines:
+                return frame.with_columns(line_from_row()), LineAccount(scan.lines, 1)
+        except pl.exceptions.ComputeError:
+            pass
+    return frame_from_text(text_from_bytes(data, file_label), file_label)
+
+
+def line_from_row() -> pl.Expr:
+    """The line of a row in a file whose every line after the header is a row."""
+    return (pl.col(ROW_NUMBER).cast(pl.Int64) + 1).alias(LINE_NUMBER)
 
 
 # How every inbox CSV is read: all text, rows numbered from 1 (Polars skips a UTF-8 byte-order mark).
@@ -146,48 +358,56 @@ def read_csv_text(data: bytes) -> pl.DataFrame:
     return pl.read_csv(data, **CSV_OPTIONS).with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
 
 
-def write_raw_parquet(path: Path, contract: RecordContract, source_file: str, target: Path) -> int:
-    """Write one inbox CSV's raw table to a Parquet file; return its data rows, or raise InboxError.
+def write_raw_parquet(path: Path, contract: RecordContract, source_file: str, target: Path) -> LineAccount:
+    """Write one inbox CSV's raw table to a Parquet file; return where its lines went, or raise InboxError.
 
-    A well-formed UTF-8 file streams from disk to Parquet in bounded memory (a
-    million patients' assessments would otherwise be held as bytes and as a
-    frame at once). A UTF-16 file, one that is not UTF-8 (the run stops naming
-    the line) or one with rows longer than its header takes the careful path
-    of raw_frame_from_bytes.
+    A file whose every line is a row streams from disk to Parquet in bounded
+    memory (a million patients' assessments would otherwise be held as bytes
+    and as a frame at once). Anything else (other line ends, blank lines,
+    values over several lines, UTF-16, rows longer than the header, not
+    UTF-8) takes the careful path of raw_csv_from_bytes.
     """
-    with open(path, "rb") as handle:
-        is_utf16 = handle.read(2) in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-    if not is_utf16:
+    scan = scan_file(path)
+    if not scan.needs_care and scan.lines:
+        header_of_text(first_line_of(path), source_file)
         try:
-            header = pl.read_csv(path, n_rows=0, infer_schema=False, raise_if_empty=False).columns
-            rows = pl.scan_csv(path, **CSV_OPTIONS).with_columns(pl.lit(None, dtype=pl.String).alias(PARSE_ERROR))
-            contract_frame(
-                rows.rename(canonical_header(header, contract, source_file)), contract, source_file
-            ).sink_parquet(target, compression="snappy")
-            return pl.scan_parquet(target).select(pl.len()).collect().item()
+            rows = pl.scan_csv(path, **CSV_OPTIONS).with_columns(
+                line_from_row(), pl.lit(None, dtype=pl.String).alias(PARSE_ERROR)
+            )
+            raw_frame(rows, contract, source_file).sink_parquet(target, compression="snappy")
+            if pl.scan_parquet(target).select(pl.len()).collect().item() + 1 == scan.lines:
+                return LineAccount(scan.lines, 1)
         except pl.exceptions.PolarsError:
-            target.unlink(missing_ok=True)
-    frame = raw_frame_from_file(path, contract, source_file)
+            pass
+        target.unlink(missing_ok=True)
+    frame, account = raw_csv_from_bytes(bytes_of_file(path, source_file), contract, source_file)
     frame.write_parquet(target, compression="snappy")
-    return frame.height
+    return account
 
 
 def contract_frame(frame: Frame, contract: RecordContract, source_file: str) -> Frame:
     """Return a frame with canonical column names as a raw table: bookkeeping first, absent optional columns added.
 
-    frame (eager or lazy) must hold _row_number and _parse_error; _source_file is added when missing.
+    frame (eager or lazy) must hold _row_number and _parse_error; _source_file
+    and _line_number (null: a source without lines) are added when missing.
     """
     columns = frame.collect_schema().names()
     missing = [name for name in contract.required if name not in columns]
     if missing:
-        found = ", ".join(c for c in columns if c not in (ROW_NUMBER, PARSE_ERROR)) or "none"
-        raise InboxError(f"{source_file}: required column '{missing[0]}' is missing (columns found: {found})")
+        found = ", ".join(c for c in columns if c not in BOOKKEEPING) or "none"
+        raise InboxError(
+            f"{source_file}: required column '{missing[0]}' is missing (columns found: {shown(found)[1:-1]})"
+        )
     absent = [pl.lit(None, dtype=pl.String).alias(name) for name in contract.optional if name not in columns]
     frame = frame.with_columns(*absent)
     if SOURCE_FILE not in columns:
         frame = frame.with_columns(pl.lit(source_file).alias(SOURCE_FILE))
-    leading = [SOURCE_FILE, ROW_NUMBER, PARSE_ERROR]
-    return frame.select(*leading, pl.exclude(leading)).with_columns(pl.col(ROW_NUMBER).cast(pl.Int64))
+    if LINE_NUMBER not in columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Int64).alias(LINE_NUMBER))
+    leading = [SOURCE_FILE, ROW_NUMBER, LINE_NUMBER, PARSE_ERROR]
+    return frame.select(*leading, pl.exclude(leading)).with_columns(
+        pl.col(ROW_NUMBER).cast(pl.Int64), pl.col(LINE_NUMBER).cast(pl.Int64)
+    )
 
 
 def empty_raw_frame(contract: RecordContract) -> pl.DataFrame:

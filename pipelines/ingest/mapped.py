@@ -7,8 +7,8 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.ingest.contract import PARSE_ERROR, ROW_NUMBER, SOURCE_FILE
-from pipelines.ingest.csv_inbox import InboxError, contract_frame, frame_from_bytes
+from pipelines.ingest.contract import LINE_NUMBER, PARSE_ERROR, ROW_NUMBER, SOURCE_FILE
+from pipelines.ingest.csv_inbox import BOOKKEEPING, InboxError, contract_frame, frame_from_bytes
 from pipelines.ingest.mapping import (
     CONTRACT_BY_TYPE,
     TIMESTAMP_COLUMNS,
@@ -31,14 +31,17 @@ def read_table(path: Path, file_format: str, sheet: str | None, label: str) -> p
         except Exception as error:  # fastexcel raises its own types for corrupt files and missing sheets
             raise InboxError(f"{label}: cannot be read as Excel ({str(error).splitlines()[0]})") from None
         frame = frame.with_columns(pl.all().cast(pl.String))
+        # A sheet's line is its row as the spreadsheet shows it: the header is row 1.
         return frame.with_row_index(ROW_NUMBER, offset=1).with_columns(
-            pl.col(ROW_NUMBER).cast(pl.Int64), pl.lit(None, dtype=pl.String).alias(PARSE_ERROR)
+            pl.col(ROW_NUMBER).cast(pl.Int64),
+            (pl.col(ROW_NUMBER).cast(pl.Int64) + 1).alias(LINE_NUMBER),
+            pl.lit(None, dtype=pl.String).alias(PARSE_ERROR),
         )
     try:
         data = path.read_bytes()
     except OSError as error:
         raise InboxError(f"{label}: cannot be read ({error.strerror})") from None
-    return frame_from_bytes(data, label)
+    return frame_from_bytes(data, label)[0]
 
 
 def matching_files(inbox: Path, pattern: str) -> list[Path]:
@@ -104,7 +107,7 @@ def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMappi
             .fill_null("")
             .map_elements(lambda value, p=pattern: fnmatch.fnmatchcase(value, p), return_dtype=pl.Boolean)
         )
-    originals = [c for c in table.columns if c not in (ROW_NUMBER, PARSE_ERROR)]
+    originals = [c for c in table.columns if c not in BOOKKEEPING]
     mapped = [pl.col(source_column).alias(target) for target, source_column in record.columns.items()]
     constants = [pl.lit(value).alias(target) for target, value in record.constants.items()]
     defaults = []
@@ -116,7 +119,7 @@ def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMappi
     # Original columns keep their names under a prefix where a contract column takes the name.
     contract_names = set(CONTRACT_BY_TYPE[record.type].columns) | {f"item_{k}" for k in range(1, 100)}
     kept = [pl.col(c).alias(f"original_{c}" if c in contract_names else c) for c in originals]
-    frame = frame.select(ROW_NUMBER, PARSE_ERROR, SOURCE_FILE, *kept, *mapped, *constants, *defaults)
+    frame = frame.select(ROW_NUMBER, LINE_NUMBER, PARSE_ERROR, SOURCE_FILE, *kept, *mapped, *constants, *defaults)
     if record.type == "assessments" and (record.instrument_columns or record.item_columns):
         renamed = {c: (f"original_{c}" if c in contract_names else c) for c in originals}
         frame = long_assessments(
@@ -176,7 +179,7 @@ def mapped_frames(
         for path in files:
             label = str(path.relative_to(inbox))
             table = read_table(path, source.format, record.sheet, label)
-            header = [c for c in table.columns if c not in (ROW_NUMBER, PARSE_ERROR)]
+            header = [c for c in table.columns if c not in BOOKKEEPING]
             problems = check_record_mapping(
                 mapping_file,
                 index,

@@ -1,9 +1,26 @@
--- Title:   What became of every row of every file read: accepted, rejected or an exact duplicate
+-- Title:   What became of every line and row of every file read: accepted, rejected or an exact duplicate
 -- Grain:   one row per (source_file, record_type); a FHIR bundle or a visit export can hold several record types
--- Inputs:  raw.patients, raw.infusions, raw.assessments, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated
--- Rule:    shared spec §8: rows_read = rows_accepted + rows_rejected + duplicates_removed, checked before publication
+-- Inputs:  raw.file_states, raw.patients, raw.infusions, raw.assessments, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated
+-- Rule:    shared spec §8: rows_read = rows_accepted + rows_rejected + duplicates_removed; for a CSV lines_read = header_lines + blank_lines + continuation_lines + rows_read; both checked before publication
 
-with rows_read as (
+with files_read as (
+    -- Every contract CSV read, a file without a single row included, with where its lines went.
+    select
+        file as source_file,
+        case record_type
+            when 'patients' then 'patient'
+            when 'infusions' then 'infusion'
+            when 'assessments' then 'assessment'
+        end as record_type,
+        lines as lines_read,
+        header_lines,
+        blank_lines,
+        continuation_lines
+    from raw.file_states
+    where record_type is not null
+),
+
+rows_read as (
     select
         'patient' as record_type,
         _source_file as source_file,
@@ -63,14 +80,23 @@ outcomes_of_rows as (
 
 final as (
     select
-        rows_read.source_file,
-        rows_read.record_type,
-        rows_read.row_count as rows_read,
+        coalesce(files_read.source_file, rows_read.source_file) as source_file,
+        coalesce(files_read.record_type, rows_read.record_type) as record_type,
+        files_read.lines_read,
+        files_read.header_lines,
+        files_read.blank_lines,
+        files_read.continuation_lines,
+        coalesce(rows_read.row_count, 0) as rows_read,
         coalesce(outcomes_of_rows.rows_accepted, 0) as rows_accepted,
         coalesce(outcomes_of_rows.rows_rejected, 0) as rows_rejected,
         coalesce(outcomes_of_rows.duplicates_removed, 0) as duplicates_removed
-    from rows_read
-    left join outcomes_of_rows using (record_type, source_file)
+    from files_read
+    full outer join rows_read
+        on files_read.source_file = rows_read.source_file
+            and files_read.record_type = rows_read.record_type
+    left join outcomes_of_rows
+        on coalesce(files_read.source_file, rows_read.source_file) = outcomes_of_rows.source_file
+            and coalesce(files_read.record_type, rows_read.record_type) = outcomes_of_rows.record_type
 )
 
 select * from final

@@ -1,5 +1,6 @@
 -- Title:   Every row a clinic sent that the pipeline could not use, with why and the row as sent
 -- Grain:   one row per (source_file, row_number, record_type); only rejected rows (one export row can hold two record types)
+-- Note:    line_number is the line of the file (the header is line 1; a spreadsheet's row) where the row starts
 -- Inputs:  quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated, raw.patients, raw.infusions, raw.assessments
 -- Rule:    shared spec §8: nothing is lost; raw_record is the whole original row as sent, as JSON
 
@@ -38,8 +39,9 @@ raw_records as (
     select
         _source_file,
         _row_number,
+        _line_number,
         'patient' as record_type,
-        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error)))) as raw_record
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _line_number, _parse_error)))) as raw_record
     from raw.patients
     where (_source_file, _row_number) in (
             select (source_file, row_number) from rejected
@@ -49,8 +51,9 @@ raw_records as (
     select
         _source_file,
         _row_number,
+        _line_number,
         'infusion',
-        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error))))
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _line_number, _parse_error))))
     from raw.infusions
     where (_source_file, _row_number) in (
             select (source_file, row_number) from rejected
@@ -60,8 +63,9 @@ raw_records as (
     select
         _source_file,
         _row_number,
+        _line_number,
         'assessment',
-        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _parse_error, _item_values))))
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _line_number, _parse_error, _item_values))))
     from raw.assessments
     where (_source_file, _row_number) in (
             select (source_file, row_number) from rejected
@@ -76,7 +80,8 @@ final as (
         rejected.record_type,
         rejected.reason,
         rejected.detail,
-        raw_records.raw_record
+        raw_records.raw_record,
+        raw_records._line_number as line_number
     from rejected
     inner join raw_records
         on rejected.source_file = raw_records._source_file
