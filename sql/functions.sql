@@ -6,6 +6,11 @@
 -- Blank means empty or only white space: exports pad fields with spaces.
 create or replace macro blank_to_null(value) as nullif(trim(value), '');
 
+-- A value as a detail shows it: at most 200 characters (the whole row is in raw_record).
+create or replace macro shown(value) as (
+    case when length(value) > 200 then left(value, 199) || '…' else value end
+);
+
 -- ISO 8601 only (spec §1): a date is 00:00 local clinic time; a date-time with
 -- an offset or Z is converted to the clinic's local time, without one it is
 -- already local. The regexes are strict because DuckDB's cast also accepts
@@ -15,8 +20,11 @@ create or replace macro iso_timestamp(value) as (
     case
         when regexp_full_match(value, ' *\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)? *')
             then try_cast(value as timestamp)
+        -- Offsets that exist on Earth: -14:00 to +14:00 (a +99:00 would move the time by days).
         when regexp_full_match(
-                value, ' *\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?) *'
+                value,
+                ' *\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?'
+                || '(Z|[+-](0\d|1[0-3])(:?[0-5]\d)?|[+-]14(:?00)?) *'
             )
             then timezone(getvariable('clinic_timezone'), try_cast(value as timestamptz))
     end
@@ -41,14 +49,59 @@ create or replace macro timestamp_failure(field_name, value, parsed) as (
     case when parsed is null
             then {
                     'reason': 'unparseable_timestamp',
-                    'detail': field_name || ' = ''' || value || ''' is not an ISO 8601 date or date-time'
+                    'detail': field_name || ' = ''' || shown(value) || ''' is not an ISO 8601 date or date-time'
+                    || case when regexp_matches(value, '\d[T ]\d{2}:\d{2}.*[+-]\d{2}:?\d{0,2} *$')
+                            then ' with an offset from -14:00 to +14:00'
+                        else ''
+                    end
+                }
+    end
+);
+
+-- Identifiers are kept as sent (spec §7), so one with white space around it would not match the same
+-- patient's other rows, or would match another's once trimmed: rejected, never trimmed silently.
+create or replace macro identifier_failure(field_name, value) as (
+    case when regexp_matches(value, '^\s|\s$') and blank_to_null(value) is not null
+            then {
+                    'reason': 'invalid_identifier',
+                    'detail': field_name || ' = ''' || shown(value) || ''' has white space before or after it; '
+                    || 'identifiers are kept as sent: remove it in the export'
+                }
+    end
+);
+
+-- A date before 1900, or before the patient's year of birth, is a typing slip (0201 for 2021), not a visit.
+create or replace macro implausible_failure(field_name, value, birth_year) as (
+    case
+        when value < timestamp '1900-01-01'
+            then {
+                    'reason': 'implausible_timestamp',
+                    'detail': field_name || ' ' || strftime(value, '%Y-%m-%d') || ' is before 1900'
+                }
+        when year(value) < birth_year
+            then {
+                    'reason': 'implausible_timestamp',
+                    'detail': field_name || ' ' || strftime(value, '%Y-%m-%d')
+                    || ' is before the patient''s year of birth, ' || birth_year
                 }
     end
 );
 
 create or replace macro number_failure(field_name, value, parsed) as (
     case when parsed is null and blank_to_null(value) is not null
-            then {'reason': 'unparseable_number', 'detail': field_name || ' = ''' || value || ''' is not a number'}
+            then {
+                    'reason': 'unparseable_number',
+                    'detail': field_name || ' = ''' || shown(value) || ''' is not a number'
+                }
+    end
+);
+
+create or replace macro whole_number_failure(field_name, value, parsed) as (
+    case when parsed <> floor(parsed)
+            then {
+                    'reason': 'unparseable_number',
+                    'detail': field_name || ' = ''' || shown(value) || ''' is not a whole number'
+                }
     end
 );
 

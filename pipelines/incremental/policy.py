@@ -29,8 +29,8 @@ BUILDING = "building"
 STORE_STATE_TABLE = "main.store_state"
 # The raw rows the as-of time judges (spec §8: future-dated rows are rejected), by record type and timestamp.
 DATED_ROWS = {"raw.infusions": "infused_at", "raw.assessments": "administered_at"}
-# An offset moves a timestamp by at most 99:99 hours (the longest iso_timestamp accepts): 5 days of slack
-# on the date as sent finds every row whose local time can fall after the earlier as-of time.
+# An offset moves a timestamp by at most 14 hours (iso_timestamp accepts -14:00 to +14:00): 5 days of slack
+# on the date as sent finds every row whose local time can fall after the earlier as-of time, with room.
 OFFSET_SLACK_DAYS = 5
 
 

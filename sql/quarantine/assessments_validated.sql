@@ -14,7 +14,10 @@ instruments as (
 
 accepted_patients as (
     -- The patients staging.patients will hold: validated, with no reason, first copy only.
-    select patient_id from quarantine.patients_validated
+    select
+        patient_id,
+        birth_year
+    from quarantine.patients_validated
     where reason is null and not is_exact_duplicate
 ),
 
@@ -102,6 +105,7 @@ typed as (
             missing_failure('patient_id', raw_rows.patient_id),
             missing_failure('instrument', raw_rows.instrument),
             missing_failure('administered_at', raw_rows.administered_at),
+            identifier_failure('patient_id', raw_rows.patient_id),
             case when score_text is null and not is_score_from_items
                     and (is_known_instrument or coalesce(list_count(item_scores), 0) = 0)
                     then {
@@ -131,6 +135,7 @@ typed as (
                     then {'reason': 'score_out_of_range', 'detail': out_of_range_item}
             end,
             future_failure('administered_at', parsed_administered_at),
+            implausible_failure('administered_at', parsed_administered_at, accepted_patients.birth_year),
             case when accepted_patients.patient_id is null then {
                         'reason': 'unknown_patient',
                         'detail': 'patient_id is not among the accepted patient records'

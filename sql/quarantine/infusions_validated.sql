@@ -10,7 +10,10 @@ with raw_rows as (
 
 accepted_patients as (
     -- The patients staging.patients will hold: validated, with no reason, first copy only.
-    select patient_id from quarantine.patients_validated
+    select
+        patient_id,
+        birth_year
+    from quarantine.patients_validated
     where reason is null and not is_exact_duplicate
 ),
 
@@ -56,6 +59,8 @@ typed as (
             case when _parse_error is not null then {'reason': 'malformed_row', 'detail': _parse_error} end,
             missing_failure('patient_id', parsed.patient_id),
             missing_failure('infused_at', infused_at),
+            identifier_failure('patient_id', parsed.patient_id),
+            identifier_failure('provider_id', provider_id),
             timestamp_failure('infused_at', infused_at, parsed_infused_at),
             number_failure('dose_mg_per_kg', dose_mg_per_kg, parsed_dose_mg_per_kg),
             number_failure('duration_min', duration_min, parsed_duration_min),
@@ -74,6 +79,7 @@ typed as (
             range_failure('infusions', 'heart_rate_max', parsed_heart_rate_max),
             range_failure('infusions', 'spo2_min', parsed_spo2_min),
             future_failure('infused_at', parsed_infused_at),
+            implausible_failure('infused_at', parsed_infused_at, accepted_patients.birth_year),
             case when accepted_patients.patient_id is null then {
                         'reason': 'unknown_patient',
                         'detail': 'patient_id is not among the accepted patient records'

@@ -30,7 +30,10 @@ typed as (
             missing_failure('patient_id', patient_id),
             missing_failure('clinic_id', clinic_id),
             missing_failure('primary_indication', primary_indication),
+            identifier_failure('patient_id', patient_id),
+            identifier_failure('clinic_id', clinic_id),
             number_failure('birth_year', birth_year, parsed_birth_year),
+            whole_number_failure('birth_year', birth_year, parsed_birth_year),
             range_failure('patients', 'birth_year', parsed_birth_year)
         ) as failure
     from parsed
