@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -202,3 +203,28 @@ def test_a_refresh_with_nothing_new_recomputes_no_patient_and_publishes_the_same
     assert before.keys() == after.keys()
     for name in before:
         assert_frame_equal(sorted_rows(before[name]), sorted_rows(after[name]), check_exact=False, rel_tol=1e-9)
+
+
+def test_rows_appended_to_a_file_with_blank_lines_and_a_ragged_row_equal_a_full_refresh(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(GOLDEN / "basic" / "inbox", inbox)
+    infusions = inbox / "infusions.csv"
+    original = infusions.read_bytes()
+    first_row_end = original.index(b"\n", original.index(b"\n") + 1) + 1
+    # A blank line and a row longer than the header: the careful reader's work, numbered by line.
+    infusions.write_bytes(original[:first_row_end] + b"\n" + original[first_row_end:] + b"P1,2026-02-01,0.5,40,x\n")
+    incremental = Refresh(tmp_path / "incremental")
+    incremental.ok(inbox)
+    with open(infusions, "ab") as handle:
+        handle.write(b"\nP2,2026-02-02,0.5,40\n")
+    incremental.ok(inbox)
+    (last,) = incremental.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")
+    assert last["refresh_scope"].startswith("incremental")
+    full = Refresh(tmp_path / "full")
+    full.ok(inbox, refresh_mode="full")
+    assert_same_warehouse(incremental.warehouse, full.warehouse)
+    account = full.rows("select * from quarantine.file_accounts where source_file = 'infusions.csv'")[0]
+    assert (account["blank_lines"], account["rows_rejected"]) == (2, 1)
+    assert incremental.rows("select line_number from quarantine.rejected_rows") == [
+        {"line_number": original.count(b"\n") + 2}
+    ]

@@ -144,9 +144,32 @@ def fields_of_line(line: str) -> list[str]:
     return next(csv.reader([line]), [])
 
 
+def ends_inside_quotes(line: str, inside: bool = False) -> bool:
+    """Return whether a line ends inside a quoted value, given whether it starts inside one.
+
+    Only a quote at the start of a value opens one (5" in a value is a
+    character); inside, two quotes are one quote and a lone quote closes it.
+    """
+    if '"' not in line:
+        return inside
+    position, length = 0, len(line)
+    while position < length:
+        character = line[position]
+        if inside:
+            if character == '"':
+                if position + 1 < length and line[position + 1] == '"':
+                    position += 1
+                else:
+                    inside = False
+        elif character == '"' and (position == 0 or line[position - 1] == ","):
+            inside = True
+        position += 1
+    return inside
+
+
 def is_row_of_its_own(line: str, width: int) -> bool:
-    """True when a line, read alone, is a whole row: its quotes balance and it has the header's width."""
-    return line.count('"') % 2 == 0 and len(fields_of_line(line)) == width
+    """True when a line, read alone, is a whole row: no quoted value left open, and the header's width."""
+    return not ends_inside_quotes(line) and len(fields_of_line(line)) == width
 
 
 def frame_from_text(text: str, file_label: str) -> tuple[pl.DataFrame, LineAccount]:
@@ -155,8 +178,8 @@ def frame_from_text(text: str, file_label: str) -> tuple[pl.DataFrame, LineAccou
     The careful reader, for what the fast one cannot take: any line ends,
     blank lines (skipped and counted), rows longer than the header (kept with
     a _parse_error for quarantine), and quoted values over several lines. A
-    row whose quoted value would run over lines that are rows of their own
-    (a quote never closed, which would swallow the rest of the file) is
+    row whose quoted value is never closed, or would run over lines that are
+    rows of their own (a stray quote that swallows the rows after it), is
     judged broken: its first line is rejected as malformed and the lines after
     it are read again as rows.
     """
@@ -178,16 +201,22 @@ def frame_from_text(text: str, file_label: str) -> tuple[pl.DataFrame, LineAccou
         if line == "":
             blank, index = blank + 1, index + 1
             continue
-        last, quotes = index, line.count('"')
-        while quotes % 2 and last + 1 < count:
+        last, inside = index, ends_inside_quotes(line)
+        while inside and last + 1 < count:
             last += 1
-            quotes += lines[last].count('"')
+            inside = ends_inside_quotes(lines[last], inside=True)
         error = None
-        if last > index and any(is_row_of_its_own(lines[k], width) for k in range(index + 1, last + 1)):
+        if inside:
+            error = (
+                f"line {index + 1} opens a quoted value that no later quote closes; this line is rejected and "
+                "the lines after it are read as rows"
+            )
+        elif last > index and any(is_row_of_its_own(lines[k], width) for k in range(index + 1, last + 1)):
             error = (
                 f"line {index + 1} opens a quoted value that it does not close: read on, it would run to line "
                 f"{last + 1} over rows of their own; this line is rejected and the lines after it are read as rows"
             )
+        if error is not None:
             last = index
             fields = fields_of_line(line)
         else:
@@ -217,7 +246,8 @@ def frame_from_text(text: str, file_label: str) -> tuple[pl.DataFrame, LineAccou
 
 
 def header_of_text(first_line: str, file_label: str) -> list[str]:
-    """Return a header line's column names; fail naming both columns when two have the same name."""
+    """Return a header line's column names; fail naming both columns when two have the same name, or a name that
+    the pipeline's own columns use."""
     names = fields_of_line(first_line)
     seen: dict[str, tuple[int, str]] = {}
     for position, name in enumerate(names, start=1):
@@ -228,6 +258,8 @@ def header_of_text(first_line: str, file_label: str) -> list[str]:
                 f"{file_label}: columns {shown(first_name)} and {shown(name)} have the same name (columns "
                 f"{first} and {position} of the header); rename one and run again"
             )
+        if name.startswith("_"):
+            raise InboxError(f"{file_label}: column {shown(name)} starts with '_', which is reserved for the pipeline")
         seen[key] = (position, name)
     return names
 
