@@ -218,7 +218,31 @@ def warehouse_to_read(warehouse: Path | None) -> Path:
     return warehouse or settings_from().warehouse
 
 
-@main.command()
+def limit_options(command):
+    """Add the limits of one ad-hoc query: --max-rows and --timeout (env OUTCOMES_SQL_MAX_ROWS, _TIMEOUT)."""
+    from pipelines.analyst import DEFAULT_MAX_ROWS, DEFAULT_TIMEOUT_SECONDS
+
+    command = click.option(
+        "--timeout",
+        "timeout_seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=DEFAULT_TIMEOUT_SECONDS,
+        show_default=True,
+        envvar="OUTCOMES_SQL_TIMEOUT",
+        help="seconds a query may run before it is stopped",
+    )(command)
+    return click.option(
+        "--max-rows",
+        type=click.IntRange(min=1),
+        default=DEFAULT_MAX_ROWS,
+        show_default=True,
+        envvar="OUTCOMES_SQL_MAX_ROWS",
+        help="rows a query may return; past it nothing is printed and the command says so",
+    )(command)
+
+
+# A query may start with a comment (-- what it answers): taken as SQL, not as an option.
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("query", required=False)
 @click.option("--file", "query_file", type=click.File("r"), default=None, help="read the SQL from a file")
 @click.option(
@@ -231,8 +255,20 @@ def warehouse_to_read(warehouse: Path | None) -> Path:
 )
 @click.option("--output", type=click.Path(path_type=Path), default=None, help="write to this file instead of stdout")
 @warehouse_option
-def sql(query: str | None, query_file, output_format: str, output: Path | None, warehouse: Path | None) -> None:
-    """Run SQL against the published warehouse, read-only.
+@limit_options
+def sql(
+    query: str | None,
+    query_file,
+    output_format: str,
+    output: Path | None,
+    warehouse: Path | None,
+    max_rows: int,
+    timeout_seconds: float,
+) -> None:
+    """Run SQL against the published warehouse, read-only, within a time limit and a row cap.
+
+    CSV cells that a spreadsheet would run as a formula (=, +, -, @) are
+    written with a leading quote.
 
     \b
     infusion-outcomes sql "select clinic_id, count(*) from marts.treatment_series group by all"
@@ -247,7 +283,7 @@ def sql(query: str | None, query_file, output_format: str, output: Path | None, 
     text = query if query is not None else query_file.read()
     try:
         with connect_read_only(warehouse_to_read(warehouse)) as con:
-            columns, rows = run_query(con, text)
+            columns, rows = run_query(con, text, max_rows, timeout_seconds)
     except (QueryRefused, FileNotFoundError) as error:
         raise click.ClickException(str(error)) from None
     except duckdb.Error as error:
@@ -262,31 +298,38 @@ def sql(query: str | None, query_file, output_format: str, output: Path | None, 
 
 @main.command()
 @warehouse_option
-def shell(warehouse: Path | None) -> None:
-    """An interactive, read-only DuckDB session on the published warehouse.
+@limit_options
+def shell(warehouse: Path | None, max_rows: int, timeout_seconds: float) -> None:
+    """An interactive, read-only SQL prompt on the published warehouse.
 
-    Uses the duckdb command-line tool installed with the project (the same
-    version as the pipeline's, so it reads the warehouse's file format), or a
-    minimal prompt when it is missing.
+    The connection can read the warehouse and nothing else: no files, no
+    extensions, no settings (the duckdb command-line tool's own dot commands
+    such as .shell and .output cannot be switched off, so it is not used).
+    Each statement runs within the time limit and row cap of `sql`.
     """
-    import shutil
-
     path = warehouse_to_read(warehouse)
     if not path.is_file():
         raise click.ClickException(f"no warehouse at {path}; run `make demo` or `infusion-outcomes refresh` first")
-    binary = Path(sys.executable).with_name("duckdb")
-    binary = binary if binary.is_file() else shutil.which("duckdb")
-    if binary:
-        os.execv(str(binary), [str(binary), "-readonly", str(path)])
-    prompt_loop(path)
+    prompt_loop(path, max_rows, timeout_seconds)
 
 
-def prompt_loop(path: Path) -> None:
+def prompt_loop(path: Path, max_rows: int | None = None, timeout_seconds: float | None = None) -> None:
     """Read statements ending in ';' from the terminal and print their rows, until EOF or .quit."""
     import duckdb
 
-    from pipelines.analyst import QueryRefused, connect_read_only, formatted, run_query
+    from pipelines.analyst import (
+        DEFAULT_MAX_ROWS,
+        DEFAULT_TIMEOUT_SECONDS,
+        QueryRefused,
+        connect_read_only,
+        formatted,
+        run_query,
+    )
 
+    if sys.stdin.isatty():
+        import readline  # noqa: F401 - line editing and history for input()
+
+    limits = (max_rows or DEFAULT_MAX_ROWS, timeout_seconds or DEFAULT_TIMEOUT_SECONDS)
     click.echo(f"read-only session on {path}; end statements with ';', .quit to leave")
     buffer: list[str] = []
     with connect_read_only(path) as con:
@@ -297,12 +340,15 @@ def prompt_loop(path: Path) -> None:
                 break
             if not buffer and line.strip() in (".quit", ".exit"):
                 break
+            if not buffer and line.strip().startswith("."):
+                click.echo(f"{line.strip().split()[0]}: not available here; only SQL statements and .quit", err=True)
+                continue
             buffer.append(line)
             if not line.rstrip().endswith(";"):
                 continue
             statement, buffer = "\n".join(buffer), []
             try:
-                columns, rows = run_query(con, statement)
+                columns, rows = run_query(con, statement, *limits)
                 click.echo(formatted(columns, rows, "table") if columns else "ok", nl=not columns)
             except (QueryRefused, duckdb.Error) as error:
                 click.echo(str(error).splitlines()[0], err=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import re
 import shlex
@@ -214,3 +216,108 @@ def test_shell_prompt_reads_statements_until_quit(golden_warehouse):
     output = CliRunner().invoke(prompt, input=script).output
     assert "n\n---\n10\n" in output
     assert "refused: the warehouse is read-only and DROP would change it" in output
+
+
+HOSTILE = (
+    "select '=HYPERLINK(\"http://x\",\"y\")' as link, '+cmd|'' /C calc''!A0' as dde, '@SUM(1)' as at, "
+    "'-2+3' as minus, chr(9) || '=1' as tab, chr(13) || '=1' as cr, 'plain' as text, -3 as negative, 2.5 as number"
+)
+
+
+def test_sql_csv_escapes_cells_a_spreadsheet_would_run_as_formulas_but_not_numbers(golden_warehouse):
+    rows = list(csv.reader(io.StringIO(sql(golden_warehouse, "--format", "csv", HOSTILE).output)))
+    assert rows[1] == [
+        '\'=HYPERLINK("http://x","y")',
+        "'+cmd|' /C calc'!A0",
+        "'@SUM(1)",
+        "'-2+3",
+        "'\t=1",
+        "'\r=1",
+        "plain",
+        "-3",
+        "2.5",
+    ]
+
+
+def test_exported_csv_escapes_formula_cells_and_parquet_keeps_them(tmp_path):
+    from tests.conftest import Refresh, write_inbox
+
+    inbox = write_inbox(
+        tmp_path / "inbox",
+        "patient_id,clinic_id,primary_indication\n=1+1,+cmd|' /C calc'!A0,depression\n",
+        "patient_id,infused_at\n=1+1,2026-01-05\n",
+        "patient_id,instrument,administered_at,score\n=1+1,phq9,2026-01-05,-1\n",
+    )
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    for file_format in ("csv", "parquet"):
+        result = CliRunner().invoke(
+            main,
+            [
+                "export",
+                "--warehouse",
+                str(refresh.warehouse),
+                "--format",
+                file_format,
+                "--out",
+                str(tmp_path / file_format),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+    with (tmp_path / "csv" / "treatment_series.csv").open(newline="") as handle:
+        series = list(csv.DictReader(handle))
+    assert (series[0]["patient_id"], series[0]["clinic_id"]) == ("'=1+1", "'+cmd|' /C calc'!A0")
+    assert series[0]["infusion_count"] == "1"
+    parquet = pl.read_parquet(tmp_path / "parquet" / "treatment_series.parquet")
+    assert parquet.row(0, named=True)["patient_id"] == "=1+1"
+
+
+def test_a_query_past_its_time_limit_is_stopped_in_one_line(golden_warehouse):
+    result = sql(golden_warehouse, "--timeout", "0.5", "select count(*) from range(100000000000)")
+    assert result.exit_code == 1
+    assert result.output == (
+        "Error: stopped: the query ran for longer than 0.5 s (--timeout); narrow it or allow more time\n"
+    )
+
+
+def test_a_query_past_its_row_cap_prints_nothing_but_one_line(golden_warehouse):
+    result = sql(golden_warehouse, "--max-rows", "9", "select * from range(10)")
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: stopped: the query returns more than 9 rows (--max-rows)")
+    assert len(result.output.splitlines()) == 1
+    assert sql(golden_warehouse, "--max-rows", "10", "--format", "csv", "select * from range(10)").exit_code == 0
+
+
+def test_a_query_that_starts_with_a_comment_is_taken_as_sql(golden_warehouse):
+    result = sql(
+        golden_warehouse, "--format", "csv", "-- how many series\nselect count(*) as n from marts.treatment_series"
+    )
+    assert result.output == "n\n10\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        (".shell echo pwned", ".shell: not available here"),
+        (".system echo pwned", ".system: not available here"),
+        (".output /tmp/out.txt", ".output: not available here"),
+        ("select count(*) from read_csv('/etc/passwd');", "refused: a read-only session cannot read or write files"),
+        ("copy marts.treatment_series to 'leak.csv';", "refused"),
+        ("set enable_external_access = true;", "refused: settings cannot be changed"),
+        ("attach 'other.duckdb';", "refused"),
+        ("install httpfs;", ""),
+    ],
+)
+def test_the_shell_reads_the_warehouse_and_nothing_else(golden_warehouse, tmp_path, monkeypatch, line, said):
+    monkeypatch.chdir(tmp_path)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "shell", "--warehouse", str(golden_warehouse)],
+        input=f"{line}\nselect 41 + 1 as answer;\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "pwned" not in completed.stdout
+    assert said in completed.stderr
+    assert "42" in completed.stdout  # the session goes on
+    assert list(tmp_path.iterdir()) == []
