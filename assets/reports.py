@@ -8,12 +8,26 @@ import dagster as dg
 import polars as pl
 
 from pipelines.database import key_of
-from pipelines.reports.dashboard import dashboard_data, write_dashboard
+from pipelines.incremental.scope import plan_of
+from pipelines.reports.dashboard import write_dashboard
 from pipelines.reports.patient_pages import FOLDER as PATIENT_FOLDER
 from pipelines.reports.patient_pages import patient_frames, write_patient_pages
-from pipelines.reports.summary import refresh_summary, summary_html, summary_json, summary_lines
+from pipelines.reports.publishable import publishable
+from pipelines.reports.summary import published_summary, refresh_summary, summary_html, summary_json, summary_lines
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 from pipelines.stats.dimensions import NETWORK
+
+
+def min_cell_size_of(rules: RulesResource, reports: Reports) -> int:
+    """Return the smallest count pages may show, refusing one below 2 unless disclosure control is off by name."""
+    if not reports.disclosure_control:
+        return 0
+    if rules.min_cell_size < 2:
+        raise ValueError(
+            f"min_cell_size {rules.min_cell_size} would publish counts of single patients; use 2 or more, or switch "
+            "disclosure control off by name (--no-disclosure-control), which marks every page not for publication"
+        )
+    return rules.min_cell_size
 
 
 @dg.asset(
@@ -27,15 +41,22 @@ from pipelines.stats.dimensions import NETWORK
     ],
     kinds={"html"},
 )
-def refresh_summary_report(warehouse: Warehouse, reports: Reports) -> dg.MaterializeResult:
-    """The refresh summary page and JSON: rows read and rejected by reason, series, evaluable outcomes."""
+def refresh_summary_report(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> dg.MaterializeResult:
+    """The operator's refresh summary page and JSON: files read, rows rejected by reason, series by status.
+
+    Linked from the directors' index, so its counts follow disclosure control; the exact counts are in the
+    warehouse (quarantine.file_accounts) and in the command's own output.
+    """
     with warehouse.connect() as con:
         summary = refresh_summary(con)
+        mode = plan_of(con)[0]
     summary["as_of"] = warehouse.as_of_time.isoformat()
+    min_cell_size = min_cell_size_of(rules, reports)
+    shown = published_summary(summary, min_cell_size)
     folder = reports.prepare()
-    (folder / "refresh_summary.json").write_text(summary_json(summary))
+    (folder / "refresh_summary.json").write_text(summary_json(shown))
     page = folder / "refresh_summary.html"
-    page.write_text(summary_html(summary, summary["as_of"]))
+    page.write_text(summary_html(shown, summary["as_of"], min_cell_size, f"refresh {mode}"))
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(reports.published_dir / page.name)),
@@ -68,9 +89,12 @@ DASHBOARD_INPUTS = [
     kinds={"plotly", "html"},
 )
 def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> dg.MaterializeResult:
-    """The directors' pages: index, network overview and one page per clinic (aggregates only)."""
+    """The directors' pages: index, network overview and one page per clinic (publishable aggregates only)."""
+    min_cell_size_of(rules, reports)
     with warehouse.connect() as con:
-        data = dashboard_data(con, rules_from(rules), warehouse.as_of_time.strftime("%Y-%m-%d %H:%M"))
+        data = publishable(
+            con, rules_from(rules), warehouse.as_of_time.strftime("%Y-%m-%d %H:%M"), reports.disclosure_control
+        )
     folder = reports.prepare()
     for stale in folder.glob("clinic-*.html"):
         stale.unlink()  # a clinic that left the network keeps no page
@@ -88,6 +112,7 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
         metadata={
             "path": dg.MetadataValue.path(str(reports.published_dir / "index.html")),
             "pages": len(pages),
+            "clinics_without_a_page": len(data.patients.filter(pl.col("dimension") == "clinic")) - len(data.clinics),
             "summary": dg.MetadataValue.md(f"- {len(data.clinics)} clinic pages and a network overview\n- {headline}"),
         }
     )

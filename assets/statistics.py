@@ -25,7 +25,8 @@ STATISTICS_MARTS = {
         (
             "Response, remission, rapid response and completed inductions over evaluable series, with 95% Wilson "
             "intervals. Grain: one row per (dimension, dimension_value, instrument, series_kind); dimension is "
-            "network, clinic, indication, clinic_indication or start_month."
+            "network, clinic, indication, clinic_indication, start_month, start_quarter, start_year or a clinic's "
+            "own period (clinic_start_month, ...)."
         ),
         ("dimension", "dimension_value", "instrument", "series_kind"),
     ),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from pipelines.outcomes.rules import rule_fields
 
@@ -34,6 +35,16 @@ def settings_from(**overrides: Any):
     from pipelines.resources import Settings
 
     return Settings(**{name: value for name, value in overrides.items() if value is not None})
+
+
+def setting_problem(error: ValidationError) -> str:
+    """Return the first problem of a settings validation error in one line: which setting, which value, why."""
+    problem = error.errors()[0]
+    where = ".".join(str(part) for part in problem.get("loc", ()))
+    message = problem["msg"].removeprefix("Value error, ")
+    if not where:
+        return message
+    return f"{where} = {problem.get('input')!r}: {message}"
 
 
 def failure_reason(result) -> str:
@@ -167,6 +178,14 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
     default=None,
     help="recompute every patient, even when the last refresh allows recomputing only changed ones",
 )
+@click.option(
+    "--no-disclosure-control",
+    "disclosure_control",
+    flag_value=False,
+    default=None,
+    help="publish every count however small (needed for --min-cell-size below 2); every page then says it is "
+    "NOT FOR PUBLICATION",
+)
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
 @click.option(
     "--timings",
@@ -184,8 +203,8 @@ def refresh(verbose: bool, timings: Path | None, **options: Any) -> None:
     """
     try:
         settings = settings_from(**options)
-    except Exception as error:  # pydantic's message lists every invalid value
-        raise click.ClickException(f"invalid setting: {error}".splitlines()[0]) from None
+    except ValidationError as error:
+        raise click.ClickException(f"invalid setting: {setting_problem(error)}") from None
     run_refresh(settings, verbose, timings)
 
 

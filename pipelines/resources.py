@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import duckdb
 import filelock
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pipelines.database import REFRESHES_DESCRIPTION, REFRESHES_TABLE, record_refresh, sql_string
@@ -56,6 +56,10 @@ class Settings(OutcomeRules, BaseSettings):
     patient_pages: bool = Field(
         default=False, description="also publish identifiable per-patient pages for clinicians (reports/patients/)"
     )
+    disclosure_control: bool = Field(
+        default=True,
+        description="hide small counts on published pages (spec §10.8); false marks every page not for publication",
+    )
     duckdb_memory_limit: str | None = Field(
         # DuckDB's own default is 80% of the machine, and it keeps table blocks cached up to that: a refresh of
         # a million patients then peaked at 6 GB. 3 GB leaves room for the Polars outcome engine beside it;
@@ -68,6 +72,16 @@ class Settings(OutcomeRules, BaseSettings):
         description="auto: recompute only patients with new or changed rows when the last publication allows it; "
         "full: recompute everything",
     )
+
+    @model_validator(mode="after")
+    def small_cells_only_without_disclosure_control(self) -> Settings:
+        if self.min_cell_size < 2 and self.disclosure_control:
+            raise ValueError(
+                f"min_cell_size {self.min_cell_size} would publish counts of single patients: use 2 or more, or "
+                "switch disclosure control off by name (--no-disclosure-control), which marks every page not for "
+                "publication"
+            )
+        return self
 
 
 def rules_from(config: Any) -> OutcomeRules:
@@ -281,6 +295,11 @@ class Reports(dg.ConfigurableResource):
     patient_pages: bool = Field(
         default=False, description="also write identifiable per-patient pages for clinicians into patients/"
     )
+    disclosure_control: bool = Field(
+        default=True,
+        description="hide small counts on published pages (spec §10.8); off only by name, which marks every page "
+        "not for publication",
+    )
 
     @property
     def published_dir(self) -> Path:
@@ -311,6 +330,10 @@ def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             refresh_mode=settings.refresh_mode,
             memory_limit=settings.duckdb_memory_limit,
         ),
-        "reports": Reports(path=str(settings.reports), patient_pages=settings.patient_pages),
+        "reports": Reports(
+            path=str(settings.reports),
+            patient_pages=settings.patient_pages,
+            disclosure_control=settings.disclosure_control,
+        ),
         "rules": RulesResource(**rules_from(settings).model_dump()),
     }

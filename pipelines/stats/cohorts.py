@@ -11,7 +11,11 @@ from pipelines.stats.dimensions import (
     NETWORK,
     NETWORK_VALUE,
     SPLIT_SEPARATOR,
+    START_HALF,
     START_MONTH,
+    START_PERIODS,
+    START_QUARTER,
+    START_YEAR,
 )
 from pipelines.stats.intervals import mean_bounds, wilson_bounds
 from pipelines.stats.survival import events_per_duration, kaplan_meier_from_counts, survival_summary
@@ -21,10 +25,10 @@ RATE_KEY = [*COHORT, "instrument", "series_kind"]
 MAX_TRAJECTORY_INFUSIONS = 12
 
 
-def cohorts(with_month: bool = True) -> list[tuple[str, pl.Expr]]:
+def cohorts(periods: tuple[str, ...] = (START_MONTH,)) -> list[tuple[str, pl.Expr]]:
     """Return each dimension with the expression of a row's cohort in it (dimension_value): the network, its
-    clinic, indication, clinic and indication, and (with_month) the month its series started, network-wide and
-    within the clinic."""
+    clinic, indication, clinic and indication, and each period of series start asked for (month, quarter, year),
+    network-wide and within the clinic."""
     separator = pl.lit(SPLIT_SEPARATOR)
     found = [
         (NETWORK, pl.lit(NETWORK_VALUE)),
@@ -32,17 +36,25 @@ def cohorts(with_month: bool = True) -> list[tuple[str, pl.Expr]]:
         (INDICATION, pl.col("primary_indication")),
         (CLINIC_SPLITS[INDICATION], pl.concat_str("clinic_id", separator, "primary_indication")),
     ]
-    if with_month:
-        month = pl.col("series_start_at").dt.strftime("%Y-%m")
-        found.append((START_MONTH, month))
-        found.append((CLINIC_SPLITS[START_MONTH], pl.concat_str("clinic_id", separator, month)))
+    start = pl.col("series_start_at")
+    period_values = {
+        START_MONTH: start.dt.strftime("%Y-%m"),
+        START_QUARTER: pl.concat_str(start.dt.year().cast(pl.String), pl.lit("-Q"), start.dt.quarter().cast(pl.String)),
+        START_HALF: pl.concat_str(
+            start.dt.year().cast(pl.String), pl.lit("-H"), ((start.dt.month() + 5) // 6).cast(pl.String)
+        ),
+        START_YEAR: start.dt.year().cast(pl.String),
+    }
+    for period in periods:
+        found.append((period, period_values[period]))
+        found.append((CLINIC_SPLITS[period], pl.concat_str("clinic_id", separator, period_values[period])))
     return found
 
 
-def by_dimension(frame: pl.LazyFrame, with_month: bool = True) -> pl.LazyFrame:
+def by_dimension(frame: pl.LazyFrame, periods: tuple[str, ...] = (START_MONTH,)) -> pl.LazyFrame:
     """Return each row once per cohort it belongs to (cohorts)."""
     return pl.concat(
-        [frame.with_columns(dimension=pl.lit(name), dimension_value=value) for name, value in cohorts(with_month)]
+        [frame.with_columns(dimension=pl.lit(name), dimension_value=value) for name, value in cohorts(periods)]
     )
 
 
@@ -71,7 +83,7 @@ def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.Laz
         completed_induction_count=pl.col("is_completed_induction").sum().cast(pl.Int64),
     )
     return (
-        by_dimension(cells)
+        by_dimension(cells, START_PERIODS)
         .group_by(RATE_KEY)
         .agg(pl.col("evaluable_count", *counts).sum())
         .with_columns(*rate_columns("response", "responder_count"), *rate_columns("remission", "remitter_count"))
@@ -154,7 +166,7 @@ def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> 
     """
     key = [*COHORT, "instrument", "infusions_received"]
     pooled = (
-        by_dimension(cells, with_month=False)
+        by_dimension(cells, periods=())
         .group_by(key)
         .agg(
             n=pl.col("score_count").sum().cast(pl.Int64),
@@ -175,7 +187,7 @@ def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> 
         *key, pl.col("n").alias("score_count"), "mean_pct_change", low.alias("ci_low"), high.alias("ci_high")
     )
     baselines = (
-        by_dimension(series_cells, with_month=False)
+        by_dimension(series_cells, periods=())
         .group_by([*COHORT, "instrument"])
         .agg(score_count=pl.col("series_count").sum().cast(pl.Int64))
         .with_columns(
@@ -209,7 +221,7 @@ def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> 
         evaluable.group_by(value.alias("dimension_value"), "instrument", "series_kind")
         .agg(evaluable_count=pl.len().cast(pl.Int64), quantiles=quantiles)
         .with_columns(dimension=pl.lit(name))
-        for name, value in cohorts(with_month=False)
+        for name, value in cohorts(periods=())
     ]
     return (
         pl.concat(per_dimension, how="diagonal")

@@ -76,7 +76,11 @@ final as (
             as is_hypertensive,
         coalesce(i.spo2_min < getvariable('spo2_alert'), false) as is_desaturation,
         i.bp_systolic_max - i.bp_systolic_pre as systolic_rise,
+        -- Spec §10.7: a safety rate counts only the infusions that recorded its inputs.
+        i.bp_systolic_max is not null or i.bp_diastolic_max is not null as is_bp_recorded,
+        i.spo2_min is not null as is_spo2_recorded,
         i.adverse_events,
+        i.is_adverse_events_recorded,
         coalesce(f.first_scored_at <= i.infused_at, false) as has_pre_infusion_score,
         c.cadss_score
     from infusions as i

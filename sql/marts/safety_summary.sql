@@ -1,7 +1,7 @@
 -- Title:   Infusion safety: hypertensive and desaturation events, blood pressure rise, adverse events per 100 infusions
 -- Grain:   one row per (dimension, dimension_value)
 -- Inputs:  marts.infusion_sessions
--- Rule:    shared spec §6; hypertensive when systolic >= sbp_alert or diastolic >= dbp_alert, desaturation when SpO2 < spo2_alert
+-- Rule:    shared spec §6 and §10.7: each rate is over the infusions that recorded its inputs (null when none did); hypertensive when systolic >= sbp_alert or diastolic >= dbp_alert, desaturation when SpO2 < spo2_alert
 
 with infusions as (
     select
@@ -10,7 +10,11 @@ with infusions as (
         is_hypertensive,
         is_desaturation,
         systolic_rise,
-        adverse_events
+        is_bp_recorded,
+        is_spo2_recorded,
+        is_adverse_events_recorded,
+        -- Adverse events are counted over the infusions that recorded the field.
+        case when is_adverse_events_recorded then adverse_events end as adverse_events
     from marts.infusion_sessions
 ),
 
@@ -21,35 +25,64 @@ cohorts as (
     from infusions
 ),
 
-final as (
+counted as (
     select
         dimension,
         dimension_value,
         count(*) as infusion_count,
+        count(*) filter (where is_bp_recorded) as bp_recorded_count,
+        count(*) filter (where is_spo2_recorded) as spo2_recorded_count,
+        count(*) filter (where is_adverse_events_recorded) as adverse_events_recorded_count,
         count(*) filter (where is_hypertensive) as hypertensive_count,
-        count(*) filter (where is_hypertensive) / count(*) as hypertensive_rate,
         count(*) filter (where is_desaturation) as desaturation_count,
-        count(*) filter (where is_desaturation) / count(*) as desaturation_rate,
         avg(systolic_rise) as mean_systolic_rise,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'nausea')) / count(*) as nausea_per_100,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'vomiting')) / count(*) as vomiting_per_100,
-        100.0
-        * count(*) filter (where list_contains(adverse_events, 'dissociation'))
-        / count(*) as dissociation_per_100,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'dysphoria')) / count(*) as dysphoria_per_100,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'headache')) / count(*) as headache_per_100,
-        100.0 * count(*) filter (where list_contains(adverse_events, 'dizziness')) / count(*) as dizziness_per_100,
-        100.0
-        * count(*) filter (where list_contains(adverse_events, 'hypertension'))
-        / count(*) as hypertension_per_100,
+        count(*) filter (where list_contains(adverse_events, 'nausea')) as nausea_count,
+        count(*) filter (where list_contains(adverse_events, 'vomiting')) as vomiting_count,
+        count(*) filter (where list_contains(adverse_events, 'dissociation')) as dissociation_count,
+        count(*) filter (where list_contains(adverse_events, 'dysphoria')) as dysphoria_count,
+        count(*) filter (where list_contains(adverse_events, 'headache')) as headache_count,
+        count(*) filter (where list_contains(adverse_events, 'dizziness')) as dizziness_count,
+        count(*) filter (where list_contains(adverse_events, 'hypertension')) as hypertension_count,
         -- Codes outside the contract's list count as other.
-        100.0 * count(*) filter (where len(list_filter(
+        count(*) filter (where len(list_filter(
             adverse_events, lambda code: code not in (
                 'nausea', 'vomiting', 'dissociation', 'dysphoria', 'headache', 'dizziness', 'hypertension'
             )
-        )) > 0) / count(*) as other_per_100
+        )) > 0) as other_count
     from cohorts
     group by all
+),
+
+final as (
+    select
+        dimension,
+        dimension_value,
+        infusion_count,
+        bp_recorded_count,
+        spo2_recorded_count,
+        adverse_events_recorded_count,
+        hypertensive_count,
+        hypertensive_count / nullif(bp_recorded_count, 0) as hypertensive_rate,
+        desaturation_count,
+        desaturation_count / nullif(spo2_recorded_count, 0) as desaturation_rate,
+        mean_systolic_rise,
+        nausea_count,
+        vomiting_count,
+        dissociation_count,
+        dysphoria_count,
+        headache_count,
+        dizziness_count,
+        hypertension_count,
+        other_count,
+        100.0 * nausea_count / nullif(adverse_events_recorded_count, 0) as nausea_per_100,
+        100.0 * vomiting_count / nullif(adverse_events_recorded_count, 0) as vomiting_per_100,
+        100.0 * dissociation_count / nullif(adverse_events_recorded_count, 0) as dissociation_per_100,
+        100.0 * dysphoria_count / nullif(adverse_events_recorded_count, 0) as dysphoria_per_100,
+        100.0 * headache_count / nullif(adverse_events_recorded_count, 0) as headache_per_100,
+        100.0 * dizziness_count / nullif(adverse_events_recorded_count, 0) as dizziness_per_100,
+        100.0 * hypertension_count / nullif(adverse_events_recorded_count, 0) as hypertension_per_100,
+        100.0 * other_count / nullif(adverse_events_recorded_count, 0) as other_per_100
+    from counted
 )
 
 select * from final

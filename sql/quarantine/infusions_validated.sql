@@ -54,6 +54,8 @@ typed as (
             list_transform(string_split(lower(coalesce(adverse_events, '')), ';'), lambda code: trim(code)),
             lambda code: code <> ''
         ) as adverse_events,
+        -- Sent at all (an empty field says none occurred; a file or mapping without the column sends nothing).
+        adverse_events is not null as is_adverse_events_recorded,
         blank_to_null(rescue_medication) as rescue_medication,
         coalesce(
             case when _parse_error is not null then {'reason': 'malformed_row', 'detail': _parse_error} end,

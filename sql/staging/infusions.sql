@@ -23,6 +23,7 @@ final as (
         heart_rate_max,
         spo2_min,
         adverse_events,
+        is_adverse_events_recorded,
         rescue_medication,
         source_file,
         row_number as source_row_number

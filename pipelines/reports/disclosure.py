@@ -1,0 +1,242 @@
+"""Disclosure control (shared spec §10.8): the one layer between the statistics marts and every published page.
+
+No count from 1 to min_cell_size - 1 may be shown or derived from what is
+published. Every page reads only what these functions return:
+
+- cells: a count, its complement (evaluable minus responders) or its total in
+  1..k-1 hides the cell's measure (primary suppression); within the table a
+  published total adds up to (the clinics of the network, the periods of a
+  clinic), the hidden cells taken together must hold 0 or at least k of
+  every count, or more cells are hidden, smallest first (secondary
+  suppression that also defeats the union of two hidden cells);
+- steps (the completion funnel): a step is shown only where the drop from the
+  previous shown step is 0 or at least k, so no difference of two shown counts
+  is small;
+- survival curves: shown only at points where at least k are at risk and the
+  events since the previous shown point are 0 or at least k;
+- precision: rates and interval bounds are rounded to 0.1 percentage point, so
+  a printed rate does not pin down k/n;
+- grain: trends use the finest period of series start (month, quarter,
+  half-year, year) whose points mostly survive, instead of a month grain
+  that hides all.
+
+With min_cell_size 1 or 0 (only with disclosure control switched off by name)
+nothing is hidden and every page says it is not for publication.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+from pipelines.stats.dimensions import CLINIC_SPLITS, NETWORK_VALUE, SPLIT_SEPARATOR, START_PERIODS
+
+RATE_DECIMALS = 3  # 0.1 percentage point
+# A trend is drawn at the finest period at which at least this share of periods can be shown.
+TREND_SHOWN_SHARE = 2 / 3
+
+
+def note(min_cell_size: int) -> str:
+    """Return the sentence every page carries about what it hides."""
+    if min_cell_size <= 1:
+        return "Disclosure control is switched off: NOT FOR PUBLICATION. Every count is shown, however small."
+    return (
+        f"To protect patients' privacy, no count from 1 to {min_cell_size - 1} is shown or can be worked out from "
+        "what is shown: such cells are hidden with their rates, a second cell is hidden where a total would "
+        "reveal them, rates are rounded to 0.1 percentage point, curves and funnels show only steps of at least "
+        f"{min_cell_size}, and trends use quarters, half-years or years where months would be too small."
+    )
+
+
+def is_small(count: int | None, min_cell_size: int) -> bool:
+    """Whether a count would reveal between 1 and min_cell_size - 1 patients."""
+    return count is not None and 1 <= count < min_cell_size
+
+
+def parent_of(dimension: pl.Expr, value: pl.Expr) -> pl.Expr:
+    """Return the cohort a cell's table adds up to: the clinic for a clinic's own splits, else the network."""
+    split_of_clinic = dimension.is_in(list(CLINIC_SPLITS.values()))
+    return pl.when(split_of_clinic).then(value.str.split(SPLIT_SEPARATOR).list.first()).otherwise(pl.lit(NETWORK_VALUE))
+
+
+def with_parent(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.with_columns(parent=parent_of(pl.col("dimension"), pl.col("dimension_value")))
+
+
+def suppress_cells(
+    frame: pl.DataFrame,
+    tables: list[list[str]],
+    total: str,
+    measures: dict[str, list[str]],
+    min_cell_size: int,
+    derived_from_total: Iterable[str] = (),
+) -> pl.DataFrame:
+    """Return frame with the cells that could reveal a small count set to null.
+
+    tables: groupings of the cells, each group one table that adds up to a published total (the clinics of
+        the network; a clinic's periods; the clinics' cells of one period). A cell may lie in several; cells
+        are hidden until every group of every grouping is safe. A grouping column that is null for a cell
+        leaves it out of that grouping.
+    total: each cell's denominator (evaluable series, infusions); hidden with all the cell shows when small.
+    measures: count column -> the columns derived from it (rates, intervals), hidden with it.
+    derived_from_total: columns computed over the total's rows (a mean), hidden with the total.
+    """
+    if frame.is_empty() or min_cell_size <= 1:
+        return frame
+    k = min_cell_size
+    rows = frame.with_row_index("_cell").to_dicts()
+    hide_total = {row["_cell"] for row in rows if is_small(row[total], k)}
+    hide = {
+        count: hide_total
+        | {
+            row["_cell"]
+            for row in rows
+            if row[count] is not None and (is_small(row[count], k) or is_small((row[total] or 0) - row[count], k))
+        }
+        for count in measures
+    }
+    groups = [
+        cells
+        for table in tables
+        for key, cells in _groups(rows, table).items()
+        if all(value is not None for value in key)
+    ]
+
+    def total_union(chosen: list[dict]) -> list[int]:
+        return [sum(row[total] or 0 for row in chosen)]
+
+    def measure_union(count: str):
+        def union(chosen: list[dict]) -> list[int]:
+            found = sum(row[count] or 0 for row in chosen)
+            return [found, sum(row[total] or 0 for row in chosen) - found]
+
+        return union
+
+    changed = True
+    while changed:  # hiding a cell for one table can unbalance another it lies in
+        changed = False
+        for cells in groups:
+            changed |= grow_until_safe(cells, hide_total, total_union, total, k)
+            for count in measures:
+                hide[count] |= hide_total
+                changed |= grow_until_safe(cells, hide[count], measure_union(count), count, k)
+    result = frame.with_row_index("_cell")
+    for count, derived in measures.items():
+        hidden_rows = pl.col("_cell").is_in(sorted(hide[count]))
+        result = result.with_columns(
+            [pl.when(hidden_rows).then(None).otherwise(pl.col(c)).alias(c) for c in (count, *derived)]
+        )
+    hidden_rows = pl.col("_cell").is_in(sorted(hide_total))
+    result = result.with_columns(
+        [pl.when(hidden_rows).then(None).otherwise(pl.col(c)).alias(c) for c in (total, *derived_from_total)]
+    )
+    return result.drop("_cell")
+
+
+def _groups(rows: list[dict], columns: list[str]) -> dict[tuple, list[dict]]:
+    found: dict[tuple, list[dict]] = {}
+    for row in rows:
+        found.setdefault(tuple(row[c] for c in columns), []).append(row)
+    return found
+
+
+def grow_until_safe(cells: list[dict], hidden: set[int], sums, order_by: str, k: int) -> bool:
+    """Hide more cells of a table, smallest first, until the hidden ones together reveal no small count.
+
+    sums(chosen cells) returns the counts an outsider gets by subtracting the
+    shown cells from the table's total: each must be 0 or at least k. Returns
+    whether a cell was added.
+    """
+    added = False
+    while True:
+        chosen = [row for row in cells if row["_cell"] in hidden]
+        if not chosen or not any(is_small(value, k) for value in sums(chosen)):
+            return added
+        visible = sorted((row for row in cells if row["_cell"] not in hidden), key=lambda row: row[order_by] or 0)
+        if not visible:
+            return added  # everything is hidden: nothing can be subtracted
+        hidden.add(visible[0]["_cell"])
+        added = True
+
+
+def rounded(frame: pl.DataFrame, columns: Iterable[str]) -> pl.DataFrame:
+    """Return frame with rates and interval bounds rounded to 0.1 percentage point."""
+    present = [c for c in columns if c in frame.columns]
+    return frame.with_columns([pl.col(c).round(RATE_DECIMALS) for c in present])
+
+
+def safe_steps(frame: pl.DataFrame, key: list[str], step: str, count: str, min_cell_size: int) -> pl.DataFrame:
+    """Return the steps of each key's decreasing counts (a funnel) that may be shown together.
+
+    A step is kept when its count is 0 or at least k and it fell from the
+    previous kept step by 0 or at least k; the others are dropped, so that no
+    difference of two shown counts is small.
+    """
+    if frame.is_empty() or min_cell_size <= 1:
+        return frame
+    kept = []
+    for _, rows in frame.sort([*key, step]).group_by(key, maintain_order=True):
+        previous = None
+        for row in rows.iter_rows(named=True):
+            value = row[count]
+            if value is None or is_small(value, min_cell_size):
+                continue
+            if previous is not None and is_small(previous - value, min_cell_size):
+                continue
+            kept.append(row)
+            previous = value
+    return pl.DataFrame(kept, schema=frame.schema) if kept else frame.clear()
+
+
+def safe_survival_points(curves: pl.DataFrame, key: list[str], min_cell_size: int) -> pl.DataFrame:
+    """Return the points of Kaplan-Meier curves that may be published (spec §10.8).
+
+    A point is kept where at least k are at risk and the events since the
+    previous kept point are 0 or at least k; the counts themselves are not
+    published, and survival and its band are rounded.
+    """
+    columns = [*key, "day", "survival", "ci_low", "ci_high"]
+    if curves.is_empty():
+        return curves.select(columns)
+    if min_cell_size <= 1:
+        return curves.select(columns)
+    kept = []
+    for _, rows in curves.sort([*key, "day"]).group_by(key, maintain_order=True):
+        events_since = 0
+        for row in rows.iter_rows(named=True):
+            events_since += row["events"]
+            if row["at_risk"] < min_cell_size:
+                break  # fewer are followed from here on
+            if is_small(events_since, min_cell_size):
+                continue
+            kept.append({column: row[column] for column in columns})
+            events_since = 0
+    frame = (
+        pl.DataFrame(kept, schema={c: curves.schema[c] for c in columns}) if kept else curves.select(columns).clear()
+    )
+    return rounded(frame, ["survival", "ci_low", "ci_high"])
+
+
+def finest_trend_grain(rates: pl.DataFrame, cohort_key: list[str], shown: str) -> pl.DataFrame:
+    """Return, of rows over every period of series start, those of the finest period each trend can show.
+
+    rates: rows whose "period" column names START_PERIODS, already suppressed; cohort_key: what one trend is
+    (cohort, instrument, series kind). The finest period whose points are shown for at least TREND_SHOWN_SHARE
+    of the periods with series is kept; else the coarsest.
+    """
+    if rates.is_empty():
+        return rates
+    share = (
+        rates.group_by([*cohort_key, "period"])
+        .agg((pl.col(shown).is_not_null().sum() / pl.len()).alias("shown_share"))
+        .with_columns(rank=pl.col("period").replace_strict({p: i for i, p in enumerate(START_PERIODS)}))
+    )
+    chosen = (
+        share.filter((pl.col("shown_share") >= TREND_SHOWN_SHARE) | (pl.col("rank") == len(START_PERIODS) - 1))
+        .sort("rank")
+        .group_by(cohort_key, maintain_order=True)
+        .first()
+        .select(*cohort_key, "period")
+    )
+    return rates.join(chosen, on=[*cohort_key, "period"])

@@ -1,0 +1,537 @@
+"""The directors' figures: Plotly figures as plain dicts, drawn from the publishable aggregates only.
+
+Every label that comes from data (a clinic id, an indication) is escaped:
+Plotly renders a little HTML in text and names, so a clinic called
+<a href=...> would otherwise become a link on a director's page.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import html
+
+import numpy as np
+import plotly.io as pio
+import polars as pl
+
+from pipelines.reports.pages import INSTRUMENT_LABELS, slug
+from pipelines.reports.publishable import ADVERSE_EVENTS, Publishable
+from pipelines.stats.dimensions import (
+    CLINIC,
+    CLINIC_SPLITS,
+    INDICATION,
+    NETWORK,
+    NETWORK_VALUE,
+    SPLIT_SEPARATOR,
+    START_HALF,
+    START_MONTH,
+    START_QUARTER,
+    START_YEAR,
+)
+
+MOOD_INSTRUMENTS = ("phq9", "madrs", "gad7", "pcl5")
+PAIN_INSTRUMENTS = ("nrs_pain", "bpi_interference")
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+# One colour per indication on every figure and page, whichever indications a cohort has.
+INDICATION_COLOURS = {
+    "depression": "#1f77b4",
+    "ptsd": "#d62728",
+    "anxiety": "#2ca02c",
+    "bipolar_depression": "#9467bd",
+    "crps": "#ff7f0e",
+    "fibromyalgia": "#8c564b",
+    "neuropathic_pain": "#e377c2",
+    "migraine": "#17becf",
+}
+ACRONYMS = {"ptsd": "PTSD", "crps": "CRPS", "ocd": "OCD"}
+PERIOD_NAMES = {START_MONTH: "month", START_QUARTER: "quarter", START_HALF: "half-year", START_YEAR: "year"}
+
+
+ALL_INDICATIONS = "all indications"
+
+
+def whole_and_by_indication(frame: pl.DataFrame, cohort: Cohort) -> pl.DataFrame:
+    """Return a cohort's rows for all its patients (labelled ALL_INDICATIONS) and split by indication: a clinic's
+    indications are often too small to show alone, the clinic as a whole rarely is."""
+    whole = cohort.of_whole(frame).with_columns(label=pl.lit(ALL_INDICATIONS))
+    return pl.concat([whole, cohort.of_split(frame, INDICATION)], how="vertical_relaxed")
+
+
+def by_label(labels) -> list[str]:
+    """Labels in drawing order: all indications first, then the indications alphabetically."""
+    return sorted(set(labels), key=lambda label: (label != ALL_INDICATIONS, label))
+
+
+def human(code: str) -> str:
+    """Return a code as people write it (bipolar_depression: Bipolar depression; crps: CRPS), escaped."""
+    words = [ACRONYMS.get(word, word) for word in str(code).split("_")]
+    text = " ".join(words)
+    return html.escape(text[:1].upper() + text[1:])
+
+
+def escaped(value: object) -> str:
+    return html.escape(str(value))
+
+
+def indication_colour(code: str) -> str:
+    if code == ALL_INDICATIONS:
+        return "#333333"
+    if code in INDICATION_COLOURS:
+        return INDICATION_COLOURS[code]
+    return COLOURS[int(hashlib.sha1(code.encode()).hexdigest(), 16) % len(COLOURS)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Cohort:
+    """Whose page: the network, or one clinic; says which dimension values hold its splits."""
+
+    clinic: str | None = None
+
+    @property
+    def title(self) -> str:
+        return "Network overview" if self.clinic is None else f"Clinic: {self.clinic}"
+
+    @property
+    def file_name(self) -> str:
+        """network.html, or the clinic's page: a readable slug and a digest of the id, so that two ids that
+        differ only in case, punctuation or script never share a page."""
+        if self.clinic is None:
+            return "network.html"
+        digest = hashlib.sha256(self.clinic.encode()).hexdigest()[:8]
+        return f"clinic-{slug(self.clinic)}-{digest}.html"
+
+    @property
+    def whole(self) -> tuple[str, str]:
+        return (NETWORK, NETWORK_VALUE) if self.clinic is None else (CLINIC, self.clinic)
+
+    def split(self, by: str) -> tuple[str, pl.Expr]:
+        """Return the dimension and an expression giving the split's label (indication or month)."""
+        if self.clinic is None:
+            return by, pl.col("dimension_value")
+        return CLINIC_SPLITS[by], pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.last()
+
+    def of_whole(self, frame: pl.DataFrame) -> pl.DataFrame:
+        dimension, value = self.whole
+        return frame.filter((pl.col("dimension") == dimension) & (pl.col("dimension_value") == value))
+
+    def of_split(self, frame: pl.DataFrame, by: str) -> pl.DataFrame:
+        dimension, label = self.split(by)
+        selected = frame.filter(pl.col("dimension") == dimension)
+        if self.clinic is not None:
+            selected = selected.filter(pl.col("dimension_value").str.starts_with(f"{self.clinic}{SPLIT_SEPARATOR}"))
+        return selected.with_columns(label.alias("label"))
+
+
+class Figure:
+    """A Plotly figure as plain dicts: Plotly's figure objects validate and deep-copy every property (the template
+    above all), which made rendering a page take seconds; plotly.io.to_html writes the same JSON from dicts."""
+
+    def __init__(self, *traces: dict):
+        self.data: list[dict] = list(traces)
+        self.layout: dict = {}
+
+    def add_trace(self, trace: dict) -> None:
+        self.data.append(trace)
+
+    def axis(self, name: str) -> dict:
+        return self.layout.setdefault(name, {})
+
+    @property
+    def title(self) -> str:
+        return self.layout.get("title", {}).get("text", "")
+
+    def to_html(self, div_id: str) -> str:
+        return pio.to_html(
+            {"data": self.data, "layout": self.layout},
+            full_html=False,
+            include_plotlyjs=False,
+            div_id=div_id,
+            config={"displaylogo": False, "responsive": True},
+            validate=False,
+        )
+
+
+# Plotly's own plotly_white template, as the JSON that goes into every figure.
+TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
+
+
+def scatter(**properties) -> dict:
+    return {"type": "scatter", **properties}
+
+
+def bar(**properties) -> dict:
+    return {"type": "bar", **properties}
+
+
+def layout(figure: Figure, title: str, y_title: str, x_title: str = "", percent: bool = False) -> Figure:
+    figure.layout.update(
+        title={"text": title},
+        template=TEMPLATE,
+        height=420,
+        margin=dict(l=60, r=20, t=60, b=50),
+        legend=dict(orientation="h", y=-0.2),
+    )
+    figure.axis("yaxis")["title"] = {"text": y_title}
+    figure.axis("xaxis")["title"] = {"text": x_title}
+    if percent:  # a rate's axis is never cut: 0 to 100%
+        figure.axis("yaxis").update(tickformat=".0%", range=[0, 1.05])
+    return figure
+
+
+def instrument_menu(figure: Figure, trace_instruments: list[str]) -> Figure:
+    """Add a dropdown that shows one instrument's traces at a time (no server needed)."""
+    instruments = list(dict.fromkeys(trace_instruments))
+    if len(instruments) <= 1:
+        return figure
+    buttons = [
+        dict(
+            label=INSTRUMENT_LABELS.get(code, code),
+            method="update",
+            args=[{"visible": [instrument == code for instrument in trace_instruments]}],
+        )
+        for code in instruments
+    ]
+    figure.layout["updatemenus"] = [dict(buttons=buttons, x=1.0, xanchor="right", y=1.15, yanchor="top")]
+    for trace, instrument in zip(figure.data, trace_instruments, strict=True):
+        trace["visible"] = instrument == instruments[0]
+    return figure
+
+
+def trends(data: Publishable, cohort: Cohort) -> Figure | None:
+    """Response and remission by period of induction start, at the finest period disclosure control lets through."""
+    rates = data.trends.filter(
+        (pl.col("cohort") == (cohort.clinic or NETWORK_VALUE))
+        & (pl.col("dimension").is_in(list(CLINIC_SPLITS.values())) == (cohort.clinic is not None))
+        & (pl.col("series_kind") == "induction")
+    )
+    if rates.filter(pl.col("response_rate").is_not_null()).is_empty():
+        return None
+    figure, owners = Figure(), []
+    for instrument in [i for i in (*MOOD_INSTRUMENTS, *PAIN_INSTRUMENTS) if i in rates["instrument"].to_list()]:
+        rows = rates.filter(pl.col("instrument") == instrument).sort("label")
+        for measure, colour in (("response", COLOURS[0]), ("remission", COLOURS[2])):
+            rate = rows[f"{measure}_rate"]
+            figure.add_trace(
+                scatter(
+                    x=rows["label"].to_list(),
+                    y=rate.to_list(),
+                    mode="lines+markers",
+                    name=f"{measure} rate ({PERIOD_NAMES[rows['period'][0]]})",
+                    line=dict(color=colour),
+                    connectgaps=False,
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=(rows[f"{measure}_ci_high"] - rate).to_list(),
+                        arrayminus=(rate - rows[f"{measure}_ci_low"]).to_list(),
+                        thickness=1,
+                    ),
+                    hovertemplate="%{x}: %{y:.1%}<extra>" + measure + "</extra>",
+                )
+            )
+            owners.append(instrument)
+    layout(
+        figure,
+        "Response and remission by when the induction started (95% Wilson intervals; the finest period that "
+        "can be shown: month, quarter, half-year or year)",
+        "share of series",
+        percent=True,
+    )
+    figure.axis("xaxis")["type"] = "category"
+    return instrument_menu(figure, owners)
+
+
+def relief_curves(data: Publishable, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> Figure | None:
+    curves = whole_and_by_indication(data.relief_survival, cohort).filter(
+        pl.col("instrument").is_in(instruments) & (pl.col("series_kind") == "induction")
+    )
+    if curves.is_empty():
+        return None
+    figure, owners = Figure(), []
+    for instrument in [i for i in instruments if i in curves["instrument"].to_list()]:
+        for code in by_label(curves.filter(pl.col("instrument") == instrument)["label"]):
+            rows = curves.filter((pl.col("instrument") == instrument) & (pl.col("label") == code)).sort("day")
+            days = [0, *rows["day"].to_list()]
+            colour, label = indication_colour(code), human(code)
+            # The band: its lower step line, then the upper one filled down to it.
+            for bound, fill in (("ci_low", None), ("ci_high", "tonexty")):
+                figure.add_trace(
+                    scatter(
+                        x=days,
+                        y=[1.0, *rows[bound].to_list()],
+                        mode="lines",
+                        fill=fill,
+                        fillcolor=_faint(colour),
+                        line=dict(width=0),
+                        hoverinfo="skip",
+                        showlegend=False,
+                        name=f"{label} 95% band",
+                    )
+                )
+            figure.add_trace(
+                scatter(
+                    x=days,
+                    y=[1.0, *rows["survival"].to_list()],
+                    # Straight lines between the published points: disclosure control leaves out the steps
+                    # in between, and a step line would say that no one relapsed there.
+                    mode="lines+markers",
+                    marker=dict(size=4),
+                    line=dict(color=colour),
+                    name=label,
+                    hovertemplate="day %{x}: %{y:.1%} still relieved<extra>" + label + "</extra>",
+                )
+            )
+            owners += [instrument, instrument, instrument]
+    layout(
+        figure,
+        f"How long relief lasts after an induction: {domain} (Kaplan-Meier, 95% band, at points with enough "
+        "responders followed)",
+        "share of responders still relieved",
+        "days since last infusion",
+        percent=True,
+    )
+    return instrument_menu(figure, owners)
+
+
+def _faint(colour: str) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},0.15)"
+
+
+def trajectory(data: Publishable, cohort: Cohort, instruments: tuple[str, ...], domain: str) -> Figure | None:
+    points = whole_and_by_indication(data.trajectories, cohort).filter(
+        pl.col("instrument").is_in(instruments) & pl.col("mean_pct_change").is_not_null()
+    )
+    if points.is_empty():
+        return None
+    figure, owners = Figure(), []
+    for instrument in [i for i in instruments if i in points["instrument"].to_list()]:
+        for code in by_label(points.filter(pl.col("instrument") == instrument)["label"]):
+            rows = points.filter((pl.col("instrument") == instrument) & (pl.col("label") == code)).sort(
+                "infusions_received"
+            )
+            mean, label = rows["mean_pct_change"], human(code)
+            figure.add_trace(
+                scatter(
+                    x=rows["infusions_received"].to_list(),
+                    y=mean.to_list(),
+                    mode="lines+markers",
+                    name=label,
+                    line=dict(color=indication_colour(code)),
+                    error_y=dict(
+                        type="data",
+                        symmetric=False,
+                        array=(rows["ci_high"] - mean).to_list(),
+                        arrayminus=(mean - rows["ci_low"]).to_list(),
+                        thickness=1,
+                    ),
+                    hovertemplate="after %{x} infusions: %{y:.0f}%<extra>" + label + "</extra>",
+                )
+            )
+            owners.append(instrument)
+    layout(
+        figure,
+        f"Mean change from baseline by infusion number: {domain} (95% intervals)",
+        "% change from baseline",
+        "infusions received",
+    )
+    return instrument_menu(figure, owners)
+
+
+def waterfall(data: Publishable, cohort: Cohort) -> Figure | None:
+    quantiles = cohort.of_whole(data.end_change_quantiles).filter(pl.col("series_kind") == "induction")
+    if quantiles.is_empty():
+        return None
+    figure, owners = Figure(), []
+    for instrument in [i for i in (*MOOD_INSTRUMENTS, *PAIN_INSTRUMENTS) if i in quantiles["instrument"].to_list()]:
+        rows = quantiles.filter(pl.col("instrument") == instrument).sort("quantile", descending=True)
+        threshold = -30 if instrument in PAIN_INSTRUMENTS or instrument == "pcl5" else -50
+        colours = ["#2ca02c" if v <= threshold else "#9aa5b1" for v in rows["end_pct_change"].to_list()]
+        figure.add_trace(
+            bar(
+                x=[f"{q:.1%}" for q in rows["quantile"].to_list()],
+                y=rows["end_pct_change"].to_list(),
+                marker=dict(color=colours),
+                name=INSTRUMENT_LABELS.get(instrument, instrument),
+                hovertemplate="%{y:.0f}% at the %{x} quantile<extra></extra>",
+            )
+        )
+        owners.append(instrument)
+    layout(
+        figure,
+        "End-of-induction % change, worst to best (each bar a 5% slice of series; green: response)",
+        "% change from baseline",
+        "share of series (quantile)",
+    )
+    figure.axis("xaxis")["showticklabels"] = False
+    return instrument_menu(figure, owners)
+
+
+def completion_funnel(data: Publishable, cohort: Cohort) -> Figure | None:
+    """Share of inductions reaching each infusion, at the steps whose drop-outs may be shown."""
+    funnel = cohort.of_whole(data.completion_funnel).sort("infusion_number")
+    if funnel.filter(pl.col("share_reaching").is_not_null()).is_empty():
+        return None
+    figure = Figure(
+        bar(
+            x=[f"infusion {n}" for n in funnel["infusion_number"].to_list()],
+            y=funnel["share_reaching"].to_list(),
+            text=[f"{c:,}" for c in funnel["inductions_reaching"].to_list()],
+            textposition="outside",
+            marker=dict(color=COLOURS[0]),
+            hovertemplate="%{x}: %{y:.1%} of inductions (%{text})<extra></extra>",
+        )
+    )
+    return layout(
+        figure, "Completion funnel: share of inductions reaching each infusion", "share of inductions", percent=True
+    )
+
+
+def booster_intervals(data: Publishable, cohort: Cohort) -> Figure | None:
+    if cohort.clinic is None:
+        rows = data.booster_intervals.filter(
+            (pl.col("dimension") == CLINIC) & pl.col("dimension_value").is_in(data.clinics)
+        ).with_columns(label=pl.col("dimension_value"))
+    else:
+        rows = pl.concat(
+            [cohort.of_whole(data.booster_intervals), Cohort().of_whole(data.booster_intervals)]
+        ).with_columns(label=pl.col("dimension_value").replace({NETWORK_VALUE: NETWORK}))
+    rows = rows.filter(pl.col("median_days").is_not_null())
+    if rows.is_empty():
+        return None
+    median = rows["median_days"]
+    figure = Figure(
+        bar(
+            x=[escaped(label) for label in rows["label"].to_list()],
+            y=median.to_list(),
+            marker=dict(color=COLOURS[3]),
+            error_y=dict(
+                type="data",
+                symmetric=False,
+                array=(rows["p75_days"] - median).to_list(),
+                arrayminus=(median - rows["p25_days"]).to_list(),
+            ),
+            hovertemplate="%{x}: median %{y:.0f} days<extra></extra>",
+        )
+    )
+    return layout(figure, "Days from a series to the booster after it (median and interquartile range)", "days")
+
+
+def safety_events(data: Publishable, cohort: Cohort) -> Figure | None:
+    rows = cohort.of_whole(data.safety)
+    if rows.is_empty():
+        return None
+    row = rows.row(0, named=True)
+    values = [row[f"{code}_per_100"] for code in ADVERSE_EVENTS]
+    if all(v is None for v in values):
+        return None
+    figure = Figure(
+        bar(
+            x=[human(code) for code in ADVERSE_EVENTS],
+            y=values,
+            marker=dict(color=COLOURS[1]),
+            hovertemplate="%{x}: %{y:.1f} per 100 infusions<extra></extra>",
+        )
+    )
+    return layout(figure, "Adverse events per 100 infusions that recorded them", "per 100 infusions")
+
+
+def dissociation(data: Publishable, cohort: Cohort) -> Figure | None:
+    rows = cohort.of_whole(data.dissociation).sort("infusion_number")
+    if rows.filter(pl.col("dissociation_per_100").is_not_null()).is_empty():
+        return None
+    labels = [f"{n}" if n < 7 else "7+" for n in rows["infusion_number"].to_list()]
+    figure = Figure(
+        scatter(
+            x=labels,
+            y=rows["dissociation_per_100"].to_list(),
+            mode="lines+markers",
+            name="dissociation per 100",
+            line=dict(color=COLOURS[4]),
+        )
+    )
+    if rows["mean_cadss"].drop_nulls().len():
+        figure.add_trace(
+            scatter(
+                x=labels,
+                y=rows["mean_cadss"].to_list(),
+                mode="lines+markers",
+                name="mean CADSS",
+                yaxis="y2",
+                line=dict(color=COLOURS[5], dash="dot"),
+            )
+        )
+        figure.layout["yaxis2"] = dict(title={"text": "mean CADSS"}, overlaying="y", side="right")
+    return layout(figure, "Dissociation by infusion number during inductions", "per 100 infusions", "infusion number")
+
+
+def funnel_plot(data: Publishable, cohort: Cohort) -> Figure | None:
+    """Return clinics' response rates against their size with 95% and 99.8% control limits around the network."""
+    rates = data.response_rates.filter((pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
+    network = Cohort().of_whole(rates)
+    clinics = rates.filter(
+        (pl.col("dimension") == CLINIC)
+        & pl.col("response_rate").is_not_null()
+        & pl.col("dimension_value").is_in(data.clinics)
+    )
+    if network.is_empty() or network["response_rate"][0] is None or clinics.is_empty():
+        return None
+    p0 = network["response_rate"][0]
+    largest = max(clinics["evaluable_count"].max(), 20)
+    # A geometric grid: smooth curves in a fixed number of points, however large the clinics grow.
+    sizes = sorted({round(n) for n in np.geomspace(5, largest * 1.2, 200)})
+    figure = Figure()
+    for z, name, dash in ((1.959964, "95% limits", "dash"), (3.090232, "99.8% limits", "dot")):
+        for sign in (1, -1):
+            figure.add_trace(
+                scatter(
+                    x=sizes,
+                    # Rounded as every published rate is: the limits must not print the network rate precisely.
+                    y=[round(min(max(p0 + sign * z * (p0 * (1 - p0) / n) ** 0.5, 0), 1), 3) for n in sizes],
+                    mode="lines",
+                    line=dict(color="#7f7f7f", dash=dash, width=1),
+                    name=name,
+                    showlegend=sign == 1,
+                    hoverinfo="skip",
+                )
+            )
+    figure.add_trace(
+        scatter(x=[sizes[0], sizes[-1]], y=[p0, p0], mode="lines", name="network rate", line=dict(color="#333333"))
+    )
+    clinics = clinics.sort("response_rate")
+    mine = clinics["dimension_value"] == (cohort.clinic or "")
+    figure.add_trace(
+        scatter(
+            x=clinics["evaluable_count"].to_list(),
+            y=clinics["response_rate"].to_list(),
+            mode="markers+text",
+            text=[escaped(c) for c in clinics["dimension_value"].to_list()],
+            # Alternate labels above and below, by rate, so that neighbouring clinics' names do not overlap.
+            textposition=["top center" if i % 2 else "bottom center" for i in range(clinics.height)],
+            name="clinics",
+            marker=dict(size=[14 if m else 9 for m in mine], color=[COLOURS[1] if m else COLOURS[0] for m in mine]),
+            hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
+        )
+    )
+    return layout(
+        figure,
+        "PHQ-9 response after induction: clinics against the network (funnel plot)",
+        "response rate",
+        "evaluable induction series",
+        percent=True,
+    )
+
+
+def series_statuses(data: Publishable, cohort: Cohort) -> Figure | None:
+    rows = cohort.of_whole(data.statuses).filter(pl.col("series_count").is_not_null()).sort("status")
+    if rows.is_empty():
+        return None
+    figure = Figure(
+        bar(
+            x=[human(s) for s in rows["status"].to_list()],
+            y=rows["series_count"].to_list(),
+            marker=dict(color=COLOURS[8]),
+        )
+    )
+    return layout(figure, "Series and instrument pairs by status (missing baselines and follow-ups)", "pairs")
