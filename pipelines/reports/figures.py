@@ -45,7 +45,13 @@ INDICATION_COLOURS = {
     "migraine": "#17becf",
 }
 ACRONYMS = {"ptsd": "PTSD", "crps": "CRPS", "ocd": "OCD"}
-PERIOD_NAMES = {START_MONTH: "month", START_QUARTER: "quarter", START_HALF: "half-year", START_YEAR: "year"}
+PERIOD_NAMES = {
+    START_MONTH: "month",
+    START_QUARTER: "quarter",
+    START_HALF: "half-year",
+    START_YEAR: "year",
+    "balanced": "period",
+}
 
 
 ALL_INDICATIONS = "all indications"
@@ -233,8 +239,7 @@ def trends(data: Publishable, cohort: Cohort) -> Figure | None:
             owners.append(instrument)
     layout(
         figure,
-        "Response and remission by when the induction started (95% Wilson intervals; the finest period that "
-        "can be shown: month, quarter, half-year or year)",
+        "Response and remission by when the induction started (95% Wilson intervals)",
         "share of series",
         percent=True,
     )

@@ -29,8 +29,10 @@ from pipelines.stats.dimensions import (
     NETWORK,
     NETWORK_VALUE,
     SPLIT_SEPARATOR,
+    START_MONTH,
     START_PERIODS,
 )
+from pipelines.stats.intervals import wilson_bounds
 
 ADVERSE_EVENTS = ("nausea", "vomiting", "dissociation", "dysphoria", "headache", "dizziness", "hypertension", "other")
 RATE_COLUMNS = (
@@ -124,7 +126,9 @@ def publishable(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str,
         for row in patient_counts.filter(pl.col("dimension") == CLINIC).iter_rows(named=True)
         if not is_small(row["patient_count"], k)
     )
-    rates = publishable_rates(table("select * from marts.response_rates"), k)
+    all_rates = table("select * from marts.response_rates")
+    rates = publishable_rates(all_rates, k)
+    month_rates = with_parent(all_rates).filter(pl.col("dimension").is_in([START_MONTH, CLINIC_SPLITS[START_MONTH]]))
     is_period = pl.col("period").is_not_null()
     summary = suppress_cells(
         with_parent(table("select * from marts.relief_summary")),
@@ -165,7 +169,7 @@ def publishable(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str,
         disclosure_control=disclosure_control,
         clinics=clinics,
         response_rates=rates.filter(~is_period),
-        trends=trend_rows(rates.filter(is_period)),
+        trends=trend_rows(rates.filter(is_period), month_rates, k),
         relief_survival=survival,
         relief_summary=summary,
         trajectories=suppress_cells(
@@ -227,12 +231,109 @@ def publishable(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str,
     )
 
 
-def trend_rows(period_rates: pl.DataFrame) -> pl.DataFrame:
-    """Return each trend (cohort, instrument, series kind) at the finest period of series start that survives."""
-    labelled = period_rates.with_columns(
+TREND_KEY = ["cohort", "instrument", "series_kind"]
+# A trend worth drawing has this many points; fewer calendar periods survive at a small clinic.
+TREND_MIN_POINTS = 4
+BALANCED = "balanced"
+
+
+def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Return each trend (cohort, instrument, series kind) at the finest calendar period of series start that
+    survives disclosure control; where that leaves fewer than TREND_MIN_POINTS points, consecutive months
+    grouped into periods of balanced size (each with at least k responders and k non-responders) instead."""
+    calendar = finest_trend_grain(labelled(period_rates), TREND_KEY, "response_rate")
+    balanced = balanced_periods(labelled(month_rates), k)
+    points = lambda frame: frame.group_by(TREND_KEY).agg(shown=pl.col("response_rate").is_not_null().sum())  # noqa: E731
+    better = (
+        points(balanced)
+        .join(points(calendar), on=TREND_KEY, how="left", suffix="_calendar")
+        .filter(
+            (pl.col("shown_calendar").fill_null(0) < TREND_MIN_POINTS)
+            & (pl.col("shown") > pl.col("shown_calendar").fill_null(0))
+        )
+        .select(TREND_KEY)
+    )
+    return pl.concat(
+        [calendar.join(better, on=TREND_KEY, how="anti"), balanced.join(better, on=TREND_KEY)], how="diagonal_relaxed"
+    )
+
+
+def labelled(rates: pl.DataFrame) -> pl.DataFrame:
+    """Rates of period cells with the trend they belong to (cohort: the clinic, or the network) and their label."""
+    return rates.with_columns(
         cohort=pl.when(pl.col("dimension").is_in(list(CLINIC_SPLITS.values())))
         .then(pl.col("parent"))
         .otherwise(pl.lit(NETWORK_VALUE)),
         label=pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.last(),
     )
-    return finest_trend_grain(labelled, ["cohort", "instrument", "series_kind"], "response_rate")
+
+
+def months_in_periods(rows: list[dict], k: int, target: int) -> list[list[dict]]:
+    """Group consecutive months into as many periods as possible of at least k responders, k non-responders
+    and target series each (dynamic programming over where periods end); months left at the end join the
+    last period, and all of them form one period when no grouping holds."""
+
+    def holds(block: list[dict]) -> bool:
+        responders = sum(r["responder_count"] for r in block)
+        evaluable = sum(r["evaluable_count"] for r in block)
+        return responders >= k and evaluable - responders >= k and evaluable >= target
+
+    most: dict[int, tuple[int, int]] = {0: (0, 0)}  # end -> (periods, start of the last period)
+    for end in range(1, len(rows) + 1):
+        for start in range(end):
+            if start in most and holds(rows[start:end]) and most[start][0] + 1 > most.get(end, (0, 0))[0]:
+                most[end] = (most[start][0] + 1, start)
+    end = max(most, key=lambda position: (most[position][0], position))
+    if most[end][0] == 0:
+        return [rows] if rows else []
+    blocks = []
+    position = end
+    while position:
+        start = most[position][1]
+        blocks.insert(0, rows[start:position])
+        position = start
+    blocks[-1] = blocks[-1] + rows[end:]
+    return blocks
+
+
+def balanced_periods(months: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Return each trend's months grouped, in order, into periods holding at least k responders and k
+    non-responders (and at most about an eighth of the trend's series), with Wilson intervals, suppressed
+    and rounded as every rate is. Periods are disjoint and cover every month, so the union of any hidden
+    ones is the total minus the shown ones, which suppress_cells keeps safe."""
+    if months.is_empty():
+        return months
+    grouped = []
+    for _, trend in months.sort([*TREND_KEY, "label"]).group_by(TREND_KEY, maintain_order=True):
+        rows = trend.to_dicts()
+        target = max(2 * k, trend["evaluable_count"].sum() // 8)
+        for block in months_in_periods(rows, k, target):
+            first, last = block[0], block[-1]
+            grouped.append(
+                {
+                    **{c: first[c] for c in (*TREND_KEY, "dimension", "parent")},
+                    "dimension_value": first["dimension_value"],
+                    "label": first["label"] if first is last else f"{first['label']} to {last['label']}",
+                    "period": BALANCED,
+                    **{c: sum(r[c] for r in block) for c in ("evaluable_count", "responder_count", "remitter_count")},
+                }
+            )
+    frame = pl.DataFrame(grouped)
+    for measure, count in (("response", "responder_count"), ("remission", "remitter_count")):
+        low, high = wilson_bounds(pl.col(count), pl.col("evaluable_count"))
+        frame = frame.with_columns(
+            (pl.col(count) / pl.col("evaluable_count")).alias(f"{measure}_rate"),
+            low.alias(f"{measure}_ci_low"),
+            high.alias(f"{measure}_ci_high"),
+        )
+    suppressed = suppress_cells(
+        frame,
+        tables=[["dimension", "parent", "instrument", "series_kind"]],
+        total="evaluable_count",
+        measures={
+            "responder_count": ["response_rate", "response_ci_low", "response_ci_high"],
+            "remitter_count": ["remission_rate", "remission_ci_low", "remission_ci_high"],
+        },
+        min_cell_size=k,
+    )
+    return rounded(suppressed, RATE_COLUMNS)

@@ -7,6 +7,9 @@ import json
 from typing import Any
 
 import duckdb
+import polars as pl
+
+from pipelines.reports.disclosure import note, suppress_cells
 
 
 def refresh_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -80,9 +83,6 @@ def published_summary(summary: dict[str, Any], min_cell_size: int) -> dict[str, 
     """Return the summary as a page linked from the directors' index may show it (spec §10.8): the counts of
     each file's outcomes, its rejections by reason and the series by status, with small ones hidden (None)
     and a second one wherever a total would reveal them."""
-    import polars as pl
-
-    from pipelines.reports.disclosure import suppress_cells
 
     def hidden(rows: list[dict], count: str, table: list[str]) -> list[dict]:
         if not rows:
@@ -160,7 +160,13 @@ def summary_html(summary: dict[str, Any], refreshed_at: str, min_cell_size: int,
     )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Refresh summary</title>"
-        f"<style>{style}</style></head><body><header><h1>Refresh summary</h1>"
+        f"<style>{style}</style></head><body>"
+        + (
+            f"<p style='background:#b00020;color:#fff;padding:.5rem 2rem;margin:0'>{escape(note(k))}</p>"
+            if k <= 1
+            else ""
+        )
+        + "<header><h1>Refresh summary</h1>"
         f"<div>Data as of {escape(refreshed_at)} · {escape(mode)}</div></header><main>"
         "<h2>Files read</h2><table><tr><th>file</th><th>records</th><th>lines</th><th>rows read</th>"
         f"<th>accepted</th><th>rejected</th><th>exact duplicates</th></tr>{file_rows}</table>"
@@ -172,7 +178,6 @@ def summary_html(summary: dict[str, Any], refreshed_at: str, min_cell_size: int,
         )
         + f"<h2>Series outcomes by status</h2><table><tr><th>status</th><th>series and instrument pairs</th></tr>"
         f"{status_rows}</table><p>Patients: {number(summary['patients'], k)}.</p>"
-        f"<p class='note'>Counts from 1 to {k - 1} are shown as 'fewer than {k}', with a second count where a "
-        "total would reveal one; the rejected rows themselves are in quarantine.rejected_rows of the warehouse."
-        "</p></main></body></html>"
+        f"<p class='note'>{escape(note(k))} The rejected rows themselves are in quarantine.rejected_rows of the "
+        "warehouse.</p></main></body></html>"
     )

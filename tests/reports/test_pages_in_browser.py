@@ -81,3 +81,74 @@ def test_the_instrument_menu_switches_the_relief_curves_without_a_server(browser
     page.locator("#figure-relief-depression .updatemenu-item-text", has_text="GAD-7").click()
     after = page.evaluate(visible)
     assert before and after and before != after
+
+
+TREND_POINTS = """
+(instrument) => {
+    const plot = document.getElementById('figure-trends');
+    const button = plot.layout.updatemenus[0].buttons.find(b => b.label === instrument);
+    if (!button) return null;
+    const visible = button.args[0].visible;
+    const trace = plot.data.find((t, i) => visible[i] && t.name.startsWith('response rate'));
+    return trace.y.filter(y => y !== null).length;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def clinics_without_vitals(tmp_path_factory):
+    """Four clinics of about 600 patients each, from a mapping that sends no vitals."""
+    from datetime import date
+
+    import polars as pl
+
+    from pipelines.demo.generator import write_inbox
+    from tests.conftest import Refresh
+
+    root = tmp_path_factory.mktemp("no-vitals")
+    write_inbox(root / "inbox", patients=2400, clinics=4, seed=5, end_date=date(2026, 6, 30), years=3.0)
+    infusions = pl.read_csv(root / "inbox" / "infusions.csv", infer_schema=False)
+    infusions.select(c for c in infusions.columns if not c.startswith(("bp_", "heart_rate", "spo2"))).write_csv(
+        root / "inbox" / "infusions.csv"
+    )
+    refresh = Refresh(root / "out")
+    refresh.ok(root / "inbox", as_of="2026-06-30T00:00:00")
+    return refresh
+
+
+def test_every_clinic_page_of_a_typical_clinic_shows_trends_the_league_table_and_no_invented_safety_rate(
+    browser, clinics_without_vitals
+):
+    reports = clinics_without_vitals.reports
+    context = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
+    page = context.new_page()
+    page.goto((reports / "network.html").as_uri(), wait_until="load")
+    league = page.evaluate(
+        "() => Array.from(document.querySelectorAll('table.league tbody tr')).map(r => r.cells[0].innerText)"
+    )
+    assert sorted(league) == ["austin", "denver", "frisco", "tampa"]
+    page.locator("table.league th", has_text="PHQ-9 response").click()  # sortable by a click
+    clinic_pages = sorted(reports.glob("clinic-*.html"))
+    assert len(clinic_pages) == 4
+    pain = {
+        row["dimension_value"]: (row["responder_count"], row["evaluable_count"] - row["responder_count"])
+        for row in clinics_without_vitals.rows(
+            "select dimension_value, evaluable_count, responder_count from marts.response_rates "
+            "where dimension = 'clinic' and instrument = 'nrs_pain' and series_kind = 'induction'"
+        )
+    }
+    for path in clinic_pages:
+        page.goto(path.as_uri(), wait_until="load")
+        assert page.evaluate(TREND_POINTS, "PHQ-9") >= 4, path.name
+        # Each point needs 11 responders and 11 non-responders (spec §10.8): a clinic with 24 pain responders
+        # in three years cannot have four. Every clinic gets as many as its patients allow, to within a point
+        # for months that do not split evenly.
+        clinic = page.locator("h1").inner_text().removeprefix("Clinic: ")
+        responders, others = pain[clinic]
+        assert page.evaluate(TREND_POINTS, "Pain NRS") >= min(4, responders // 13, others // 13), clinic
+        text = page.inner_text("main")
+        assert "hypertensive sessions (≥180/110 mmHg): not recorded" in text
+        assert "desaturation below 90%: not recorded" in text
+        assert " 0.0%" not in text.split("Safety")[1].split(".")[0]
+        page.screenshot(path=str(ARTIFACTS / f"no-vitals-{path.stem}.png"), full_page=True)
+    context.close()
