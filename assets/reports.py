@@ -17,6 +17,9 @@ from pipelines.reports.summary import published_summary, refresh_summary, summar
 from pipelines.resources import Reports, RulesResource, Warehouse, rules_from
 from pipelines.stats.dimensions import NETWORK
 
+# The operator's own folder: what a refresh read and rejected, under disclosure control like every page.
+OPERATOR_FOLDER = "operator"
+
 
 def min_cell_size_of(rules: RulesResource, reports: Reports) -> int:
     """Return the smallest count pages may show, refusing one below 2 unless disclosure control is off by name."""
@@ -53,13 +56,14 @@ def refresh_summary_report(warehouse: Warehouse, reports: Reports, rules: RulesR
     summary["as_of"] = warehouse.as_of_time.isoformat()
     min_cell_size = min_cell_size_of(rules, reports)
     shown = published_summary(summary, min_cell_size)
-    folder = reports.prepare()
+    folder = reports.prepare() / OPERATOR_FOLDER
+    folder.mkdir(exist_ok=True)
     (folder / "refresh_summary.json").write_text(summary_json(shown))
     page = folder / "refresh_summary.html"
     page.write_text(summary_html(shown, summary["as_of"], min_cell_size, f"refresh {mode}"))
     return dg.MaterializeResult(
         metadata={
-            "path": dg.MetadataValue.path(str(reports.published_dir / page.name)),
+            "path": dg.MetadataValue.path(str(reports.published_dir / OPERATOR_FOLDER / page.name)),
             "summary": dg.MetadataValue.md("\n".join(f"- {line}" for line in summary_lines(summary))),
         }
     )
@@ -96,8 +100,8 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
             con, rules_from(rules), warehouse.as_of_time.strftime("%Y-%m-%d %H:%M"), reports.disclosure_control
         )
     folder = reports.prepare()
-    for stale in folder.glob("clinic-*.html"):
-        stale.unlink()  # a clinic that left the network keeps no page
+    for stale in [*folder.glob("clinic-*.html"), folder / "network.html", folder / "refresh_summary.html"]:
+        stale.unlink(missing_ok=True)  # pages of the layout before each reader had a folder
     pages = write_dashboard(folder, data)
     network = data.response_rates.filter(
         (pl.col("dimension") == NETWORK) & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9")

@@ -144,8 +144,8 @@ def readers_view(warehouse: Path, reports: Path) -> tuple[str, str, dict[str, st
     reports_seen = folder_digest(reports)
     # The summary's mode line counts the patients a run recomputed, which can differ between two copies of
     # one published state (file times): compared without it.
-    summary = re.sub(r" · refresh [^<]*", "", (reports / "refresh_summary.html").read_text())
-    reports_seen["refresh_summary.html"] = hashlib.sha256(summary.encode()).hexdigest()
+    summary = re.sub(r" · refresh [^<]*", "", (reports / "operator" / "refresh_summary.html").read_text())
+    reports_seen["operator/refresh_summary.html"] = hashlib.sha256(summary.encode()).hexdigest()
     return digest(warehouse), repr(rows), reports_seen
 
 

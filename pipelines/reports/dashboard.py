@@ -9,6 +9,7 @@ open from disk with no network.
 from __future__ import annotations
 
 import html
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -281,14 +282,17 @@ def banner(data: Publishable) -> str:
     return "" if data.disclosure_control else f"<div class='banner'>{html.escape(note(0))}</div>"
 
 
-def navigation(data: Publishable) -> str:
+def navigation(data: Publishable, reader: str | None) -> str:
+    """Links within one reader's folder: the network owner's names every clinic; a clinic's, only its own."""
     links = ["<a href='index.html'>Index</a>", "<a href='network.html'>Network</a>"]
-    links += [f"<a href='{Cohort(c).file_name}'>{escaped(c)}</a>" for c in data.clinics]
+    clinics = data.clinics if reader is None else [reader]
+    links += [f"<a href='{Cohort(c).file_name}'>{escaped(c)}</a>" for c in clinics]
     return " ".join(links)
 
 
-def page_html(data: Publishable, cohort: Cohort) -> str:
-    """Return one cohort's page: tiles, outcome, relief, safety and data-quality figures."""
+def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> str:
+    """Return one cohort's page for one reader: the network owner (reader None) or a clinic's director, who
+    sees the network as a benchmark with no other clinic named."""
     too_few = f"Too few patients to show without revealing fewer than {data.min_cell_size}."
     figures = [
         ("trends", fig.trends(data, cohort)),
@@ -298,22 +302,23 @@ def page_html(data: Publishable, cohort: Cohort) -> str:
         ("trajectory-pain", fig.trajectory(data, cohort, fig.PAIN_INSTRUMENTS, "pain")),
         ("waterfall", fig.waterfall(data, cohort)),
         ("completion-funnel", fig.completion_funnel(data, cohort)),
-        ("booster-intervals", fig.booster_intervals(data, cohort)),
+        ("booster-intervals", fig.booster_intervals(data, cohort, reader)),
     ]
     if cohort.clinic is not None:
-        figures.append(("clinic-vs-network", fig.funnel_plot(data, cohort)))
+        figures.append(("clinic-vs-network", fig.funnel_plot(data, cohort, reader)))
     figures += [
         ("adverse-events", fig.safety_events(data, cohort)),
         ("dissociation", fig.dissociation(data, cohort)),
         ("statuses", fig.series_statuses(data, cohort)),
     ]
     cards = "".join(figure_html(figure, name, too_few) for name, figure in figures)
-    league = league_table(data) if cohort.clinic is None else ""
+    league = league_table(data) if cohort.clinic is None and reader is None else ""
+    title = cohort.title if cohort.clinic is not None or reader is None else "The network, as a benchmark"
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(cohort.title)} — ketamine infusion outcomes</title>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} — ketamine infusion outcomes</title>
 <script src="{PLOTLY_FILE}"></script><style>{PAGE_STYLE}{EXTRA_STYLE}</style></head>
-<body>{banner(data)}<header><h1>{html.escape(cohort.title)}</h1><div>Data as of {html.escape(data.as_of)}.
-{navigation(data)}</div></header>
+<body>{banner(data)}<header><h1>{html.escape(title)}</h1><div>Data as of {html.escape(data.as_of)}.
+{navigation(data, reader)}</div></header>
 <main><section class="tiles">{tiles(data, cohort)}</section>
 <p>{html.escape(safety_text(data, cohort))} {html.escape(adherence_text(data, cohort))}</p>
 {league}
@@ -322,26 +327,68 @@ def page_html(data: Publishable, cohort: Cohort) -> str:
 """
 
 
-def index_html(data: Publishable) -> str:
-    links = "".join(f"<li><a href='{Cohort(c).file_name}'>{escaped(c)}</a></li>" for c in data.clinics)
+NETWORK_FOLDER = "network"
+CLINICS_FOLDER = "clinics"
+
+
+def clinic_folder(clinic: str) -> str:
+    """The folder of one clinic's director, named like its page (a readable slug and a digest of the id)."""
+    return f"{CLINICS_FOLDER}/{Cohort(clinic).file_name.removeprefix('clinic-').removesuffix('.html')}"
+
+
+def index_html(data: Publishable, reader: str | None) -> str:
+    """A reader's index: the network owner's lists every clinic; a clinic director's, their clinic and the
+    network benchmark."""
+    clinics = data.clinics if reader is None else [reader]
+    links = "".join(f"<li><a href='{Cohort(c).file_name}'>{escaped(c)}</a></li>" for c in clinics)
+    network = "Network overview" if reader is None else "The network, as a benchmark"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ketamine infusion outcomes</title>
 <style>{PAGE_STYLE}{EXTRA_STYLE}</style></head><body>{banner(data)}<header><h1>Ketamine infusion outcomes</h1>
 <div>Data as of {html.escape(data.as_of)}</div></header>
-<main><ul><li><a href="network.html">Network overview</a></li></ul><h2>Clinics</h2><ul>{links}</ul>
-<p><a href="refresh_summary.html">Refresh summary</a> (for the operator: files read, rows rejected and why)</p>
+<main><ul><li><a href="network.html">{network}</a></li></ul><h2>Clinics</h2><ul>{links}</ul>
 <p class="note">{html.escape(note(data.min_cell_size))}</p></main></body></html>
 """
 
 
+def folders_html(data: Publishable, folders: dict[str, str]) -> str:
+    """The operator's map of the reports folder: which folder to hand to which reader."""
+    items = "".join(
+        f"<li><a href='{html.escape(path)}/index.html'>{html.escape(who)}</a>: <code>{html.escape(path)}/</code></li>"
+        for who, path in folders.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Ketamine infusion outcomes: reports</title>
+<style>{PAGE_STYLE}{EXTRA_STYLE}</style></head><body>{banner(data)}<header><h1>Reports, by reader</h1>
+<div>Data as of {html.escape(data.as_of)}</div></header><main>
+<p>Each folder holds everything one reader may see and nothing more: hand a clinic's director their clinic's
+folder, the network owner the network folder. A clinic's folder names no other clinic.</p><ul>{items}
+<li><a href='operator/refresh_summary.html'>The operator</a>: <code>operator/</code> (files read, rows rejected)</li>
+</ul><p class="note">{html.escape(note(data.min_cell_size))}</p></main></body></html>
+"""
+
+
 def write_dashboard(folder: Path, data: Publishable) -> list[Path]:
-    """Write index.html, network.html, one page per clinic and the shared plotly.js; return the pages."""
+    """Write each reader's folder: network/ (the network owner: every clinic named) and clinics/<clinic>/ (its
+    director: its page and the network as a benchmark), each with plotly.js beside its pages; and index.html,
+    the operator's map of the folders. Return the pages written."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / PLOTLY_FILE).write_text(get_plotlyjs())
-    pages = [folder / "index.html"]
-    pages[0].write_text(index_html(data))
-    for cohort in [Cohort(), *[Cohort(clinic) for clinic in data.clinics]]:
-        path = folder / cohort.file_name
-        path.write_text(page_html(data, cohort))
-        pages.append(path)
+    plotly = get_plotlyjs()
+    pages = []
+    readers: dict[str | None, Path] = {None: folder / NETWORK_FOLDER}
+    readers.update({clinic: folder / clinic_folder(clinic) for clinic in data.clinics})
+    shutil.rmtree(folder / CLINICS_FOLDER, ignore_errors=True)  # a clinic that left the network keeps no folder
+    shutil.rmtree(folder / NETWORK_FOLDER, ignore_errors=True)
+    for reader, target in readers.items():
+        target.mkdir(parents=True)
+        (target / PLOTLY_FILE).write_text(plotly)
+        (target / "index.html").write_text(index_html(data, reader))
+        cohorts = [Cohort(), *[Cohort(clinic) for clinic in (data.clinics if reader is None else [reader])]]
+        for cohort in cohorts:
+            path = target / cohort.file_name
+            path.write_text(page_html(data, cohort, reader))
+            pages.append(path)
+    folders = {"The network owner (every clinic)": NETWORK_FOLDER}
+    folders.update({f"The director of {clinic}": clinic_folder(clinic) for clinic in data.clinics})
+    (folder / "index.html").write_text(folders_html(data, folders))
     return pages

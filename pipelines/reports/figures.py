@@ -393,14 +393,19 @@ def completion_funnel(data: Publishable, cohort: Cohort) -> Figure | None:
     )
 
 
-def booster_intervals(data: Publishable, cohort: Cohort) -> Figure | None:
-    if cohort.clinic is None:
+def booster_intervals(data: Publishable, cohort: Cohort, reader: str | None = None) -> Figure | None:
+    """Booster intervals: on the network page every clinic's (for the network owner; reader None), else the
+    cohort's beside the network's (a clinic director's network page shows their own clinic only)."""
+    if cohort.clinic is None and reader is None:
         rows = data.booster_intervals.filter(
             (pl.col("dimension") == CLINIC) & pl.col("dimension_value").is_in(data.clinics)
         ).with_columns(label=pl.col("dimension_value"))
     else:
         rows = pl.concat(
-            [cohort.of_whole(data.booster_intervals), Cohort().of_whole(data.booster_intervals)]
+            [
+                Cohort(cohort.clinic or reader).of_whole(data.booster_intervals),
+                Cohort().of_whole(data.booster_intervals),
+            ]
         ).with_columns(label=pl.col("dimension_value").replace({NETWORK_VALUE: NETWORK}))
     rows = rows.filter(pl.col("median_days").is_not_null())
     if rows.is_empty():
@@ -471,8 +476,12 @@ def dissociation(data: Publishable, cohort: Cohort) -> Figure | None:
     return layout(figure, "Dissociation by infusion number during inductions", "per 100 infusions", "infusion number")
 
 
-def funnel_plot(data: Publishable, cohort: Cohort) -> Figure | None:
-    """Return clinics' response rates against their size with 95% and 99.8% control limits around the network."""
+def funnel_plot(data: Publishable, cohort: Cohort, reader: str | None = None) -> Figure | None:
+    """Return clinics' response rates against their size with 95% and 99.8% control limits around the network.
+
+    reader: the clinic whose director reads the page: other clinics are drawn but not named. None: the network
+    owner, who sees every name.
+    """
     rates = data.response_rates.filter((pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9"))
     network = Cohort().of_whole(rates)
     clinics = rates.filter(
@@ -511,7 +520,10 @@ def funnel_plot(data: Publishable, cohort: Cohort) -> Figure | None:
             x=clinics["evaluable_count"].to_list(),
             y=clinics["response_rate"].to_list(),
             mode="markers+text",
-            text=[escaped(c) for c in clinics["dimension_value"].to_list()],
+            text=[
+                escaped(c) if reader is None or c == reader else "another clinic"
+                for c in clinics["dimension_value"].to_list()
+            ],
             # Alternate labels above and below, by rate, so that neighbouring clinics' names do not overlap.
             textposition=["top center" if i % 2 else "bottom center" for i in range(clinics.height)],
             name="clinics",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -50,9 +51,10 @@ def browser():
 
 def test_every_page_loads_from_disk_offline_without_errors_and_draws_every_figure(browser, demo_warehouse):
     reports = demo_warehouse.parents[1] / "reports"
-    pages = sorted(reports.glob("*.html"))
-    assert {"index.html", "network.html", "refresh_summary.html"} <= {p.name for p in pages}
-    assert any(p.name.startswith("clinic-") for p in pages)
+    pages = sorted(reports.rglob("*.html"))
+    names = {str(p.relative_to(reports)) for p in pages}
+    assert {"index.html", "network/index.html", "network/network.html", "operator/refresh_summary.html"} <= names
+    assert any(p.name.startswith("clinic-") and p.parent.parent.name == "clinics" for p in pages)
     ARTIFACTS.mkdir(exist_ok=True)
     context = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
     for path in pages:
@@ -62,7 +64,8 @@ def test_every_page_loads_from_disk_offline_without_errors_and_draws_every_figur
         page.on("pageerror", lambda error, sink=errors: sink.append(str(error)))
         page.goto(path.as_uri(), wait_until="load")
         figures = page.evaluate(FIGURES_DRAWN)
-        page.screenshot(path=str(ARTIFACTS / f"{path.stem}.png"), full_page=True)
+        shot = "-".join(path.relative_to(reports).with_suffix("").parts)
+        page.screenshot(path=str(ARTIFACTS / f"{shot}.png"), full_page=True)
         assert errors == [], (path.name, errors)
         if path.name in ("network.html",) or path.name.startswith("clinic-"):
             assert len(figures) >= 8, (path.name, figures)
@@ -72,9 +75,24 @@ def test_every_page_loads_from_disk_offline_without_errors_and_draws_every_figur
     context.close()
 
 
+def test_a_clinics_folder_names_no_other_clinic_and_links_nowhere_outside_it(demo_warehouse):
+    reports = demo_warehouse.parents[1] / "reports"
+    folders = sorted((reports / "clinics").iterdir())
+    clinics = ["austin", "denver", "frisco", "tampa"]
+    assert len(folders) == len(clinics)
+    for folder in folders:
+        text = " ".join(path.read_text() for path in folder.glob("*.html"))
+        own = [c for c in clinics if folder.name.startswith(c)]
+        assert len(own) == 1
+        for other in set(clinics) - set(own):
+            assert other not in text, (folder.name, other)
+        for link in re.findall(r"href='([^']+)'", text):
+            assert "/" not in link and (folder / link).is_file(), (folder.name, link)
+
+
 def test_the_instrument_menu_switches_the_relief_curves_without_a_server(browser, demo_warehouse):
     page = browser.new_context(offline=True).new_page()
-    page.goto((demo_warehouse.parents[1] / "reports" / "network.html").as_uri(), wait_until="load")
+    page.goto((demo_warehouse.parents[1] / "reports" / "network" / "network.html").as_uri(), wait_until="load")
     visible = "() => document.getElementById('figure-relief-depression').data.filter(t => t.visible).map(t => t.name)"
     before = page.evaluate(visible)
     page.locator("#figure-relief-depression .updatemenu-header-group").click()
@@ -122,13 +140,13 @@ def test_every_clinic_page_of_a_typical_clinic_shows_trends_the_league_table_and
     reports = clinics_without_vitals.reports
     context = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
     page = context.new_page()
-    page.goto((reports / "network.html").as_uri(), wait_until="load")
+    page.goto((reports / "network" / "network.html").as_uri(), wait_until="load")
     league = page.evaluate(
         "() => Array.from(document.querySelectorAll('table.league tbody tr')).map(r => r.cells[0].innerText)"
     )
     assert sorted(league) == ["austin", "denver", "frisco", "tampa"]
     page.locator("table.league th", has_text="PHQ-9 response").click()  # sortable by a click
-    clinic_pages = sorted(reports.glob("clinic-*.html"))
+    clinic_pages = sorted(reports.glob("clinics/*/clinic-*.html"))
     assert len(clinic_pages) == 4
     pain = {
         row["dimension_value"]: (row["responder_count"], row["evaluable_count"] - row["responder_count"])

@@ -7,7 +7,7 @@ from tests.conftest import GOLDEN
 
 def test_patient_pages_are_not_published_by_default(refresh):
     refresh.ok(GOLDEN / "basic" / "inbox")
-    assert (refresh.reports / "network.html").is_file()
+    assert (refresh.reports / "network" / "network.html").is_file()
     assert not (refresh.reports / "patients").exists()
     for page in refresh.reports.glob("*.html"):
         assert "patients/" not in page.read_text()

@@ -23,6 +23,7 @@ import pytest
 
 from pipelines.demo.generator import write_inbox
 from pipelines.outcomes.rules import OutcomeRules
+from pipelines.reports.dashboard import clinic_folder
 from pipelines.reports.disclosure import safe_steps, safe_survival_points, suppress_cells
 from pipelines.reports.figures import Cohort
 from pipelines.reports.publishable import BALANCED, publishable
@@ -194,7 +195,7 @@ def test_rates_and_bounds_are_printed_to_a_tenth_of_a_percentage_point_at_most(d
                 assert ((values * 1000).round(6) == (values * 1000).round(0)).all(), (name, column)
     # The funnel plot's network line used to print 0.3584905660377358 (= 228/636): no rate of any figure is
     # printed to more than three decimals.
-    for path in published.reports.glob("clinic-*.html"):
+    for path in published.reports.rglob("clinic-*.html"):
         for figure in re.findall(
             r'Plotly\.newPlot\(\s*"figure-clinic-vs-network",\s*(\[.*?\]),\s*\{', path.read_text(), flags=re.S
         ):
@@ -218,18 +219,18 @@ def test_the_small_clinics_response_rate_is_neither_shown_nor_recoverable(data):
 
 def test_a_clinic_with_fewer_patients_than_the_minimum_gets_no_page_but_counts_in_the_network(published, data):
     assert FOUR_CLINIC not in data.clinics and TWELVE_CLINIC in data.clinics
-    pages = {path.name for path in published.reports.glob("*.html")}
+    pages = {path.name for path in published.reports.rglob("*.html")}
     assert Cohort(FOUR_CLINIC).file_name not in pages and Cohort(TWELVE_CLINIC).file_name in pages
-    assert FOUR_CLINIC not in "".join(path.read_text() for path in published.reports.glob("*.html"))
+    assert FOUR_CLINIC not in "".join(path.read_text() for path in published.reports.rglob("*.html"))
     network = data.patients.filter(pl.col("dimension") == NETWORK)["patient_count"][0]
     assert network == 1500 + 20 + 12 + 4 + 15
 
 
 def test_no_page_shows_the_small_clinics_seven_of_twenty(published):
-    page = (published.reports / Cohort(SMALL_CLINIC).file_name).read_text()
+    page = (published.reports / clinic_folder(SMALL_CLINIC) / Cohort(SMALL_CLINIC).file_name).read_text()
     tiles = page.split('<section class="tiles">', 1)[1].split("</section>", 1)[0]
     assert "PHQ-9 response" in tiles and "35.0%" not in tiles and "35%" not in tiles
-    for path in published.reports.glob("*.html"):
+    for path in published.reports.rglob("*.html"):
         for figure in re.findall(
             r'Plotly\.newPlot\(\s*"figure-clinic-vs-network",\s*(\[.*?\]),\s*\{', path.read_text(), flags=re.S
         ):
@@ -241,7 +242,7 @@ def test_no_page_shows_the_small_clinics_seven_of_twenty(published):
 
 
 def test_a_clinic_id_made_of_markup_shows_as_text_on_every_page(published):
-    for path in published.reports.glob("*.html"):
+    for path in published.reports.rglob("*.html"):
         text = path.read_text()
         assert "<a href='https://evil.example'>" not in text, path.name
         assert "href=\\u0027https://evil.example" not in text and 'href=\\"https://evil.example' not in text
@@ -250,10 +251,10 @@ def test_a_clinic_id_made_of_markup_shows_as_text_on_every_page(published):
 
 
 def test_the_operators_summary_linked_from_the_index_hides_small_counts(published):
-    page = (published.reports / "refresh_summary.html").read_text()
+    page = (published.reports / "operator" / "refresh_summary.html").read_text()
     numbers = [int(n.replace(",", "")) for n in re.findall(r"<td>([\d,]+)</td>", page)]
     assert numbers and not [n for n in numbers if 1 <= n < K]
-    summary = json.loads((published.reports / "refresh_summary.json").read_text())
+    summary = json.loads((published.reports / "operator" / "refresh_summary.json").read_text())
     for row in summary["rejected_by_reason"] + summary["outcomes_by_status"]:
         count = row.get("row_count", row.get("outcome_count"))
         assert count is None or not 1 <= count < K
@@ -327,5 +328,5 @@ def test_min_cell_size_below_two_is_refused_unless_disclosure_control_is_switche
     assert not (tmp_path / "reports").exists()
     allowed = subprocess.run([*command, "--no-disclosure-control"], capture_output=True, text=True)
     assert allowed.returncode == 0, allowed.stderr
-    for path in (tmp_path / "reports").glob("*.html"):
+    for path in (tmp_path / "reports").rglob("*.html"):
         assert "NOT FOR PUBLICATION" in path.read_text(), path.name
