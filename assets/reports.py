@@ -9,6 +9,7 @@ import polars as pl
 
 from pipelines.database import key_of
 from pipelines.incremental.scope import plan_of
+from pipelines.reports.board_pack import write_board_packs
 from pipelines.reports.dashboard import write_dashboard
 from pipelines.reports.patient_pages import FOLDER as PATIENT_FOLDER
 from pipelines.reports.patient_pages import patient_frames, write_patient_pages
@@ -102,7 +103,8 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
     folder = reports.prepare()
     for stale in [*folder.glob("clinic-*.html"), folder / "network.html", folder / "refresh_summary.html"]:
         stale.unlink(missing_ok=True)  # pages of the layout before each reader had a folder
-    pages = write_dashboard(folder, data)
+    packs = write_dashboard(folder, data)
+    pdfs = write_board_packs(packs, data.as_of, data.period) if reports.board_pack else "board pack PDFs off"
     network = data.response_rates.filter(
         (pl.col("dimension") == NETWORK) & (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9")
     )
@@ -115,7 +117,8 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
     return dg.MaterializeResult(
         metadata={
             "path": dg.MetadataValue.path(str(reports.published_dir / "index.html")),
-            "pages": len(pages),
+            "pages": len(list(folder.rglob("*.html"))),
+            "board_pack": pdfs,
             "clinics_without_a_page": len(data.patients.filter(pl.col("dimension") == "clinic")) - len(data.clinics),
             "summary": dg.MetadataValue.md(f"- {len(data.clinics)} clinic pages and a network overview\n- {headline}"),
         }

@@ -114,6 +114,10 @@ def run_refresh(settings, verbose: bool = False, timings: Path | None = None) ->
     if not result.success:
         raise click.ClickException(f"refresh failed: {failure_reason(result)}")
     print_summary(settings)
+    for event in result.get_asset_materialization_events():
+        board_pack = event.materialization.metadata.get("board_pack")
+        if board_pack is not None:
+            click.echo(board_pack.value)
 
 
 def print_summary(settings) -> None:
@@ -185,6 +189,13 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
     default=None,
     help="publish every count however small (needed for --min-cell-size below 2); every page then says it is "
     "NOT FOR PUBLICATION",
+)
+@click.option(
+    "--no-board-pack",
+    "board_pack",
+    flag_value=False,
+    default=None,
+    help="do not print the network's and each clinic's page to PDF",
 )
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
 @click.option(

@@ -60,6 +60,10 @@ class Settings(OutcomeRules, BaseSettings):
         default=True,
         description="hide small counts on published pages (spec §10.8); false marks every page not for publication",
     )
+    board_pack: bool = Field(
+        default=True,
+        description="also print the network's and each clinic's page to PDF with headless Chromium (when installed)",
+    )
     duckdb_memory_limit: str | None = Field(
         # DuckDB's own default is 80% of the machine, and it keeps table blocks cached up to that: a refresh of
         # a million patients then peaked at 6 GB. 3 GB leaves room for the Polars outcome engine beside it;
@@ -300,6 +304,9 @@ class Reports(dg.ConfigurableResource):
         description="hide small counts on published pages (spec §10.8); off only by name, which marks every page "
         "not for publication",
     )
+    board_pack: bool = Field(
+        default=True, description="also print each reader's page to PDF with headless Chromium (when installed)"
+    )
 
     @property
     def published_dir(self) -> Path:
@@ -334,6 +341,7 @@ def resources_from(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             path=str(settings.reports),
             patient_pages=settings.patient_pages,
             disclosure_control=settings.disclosure_control,
+            board_pack=settings.board_pack,
         ),
         "rules": RulesResource(**rules_from(settings).model_dump()),
     }

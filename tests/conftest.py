@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,6 +10,9 @@ import duckdb
 import pytest
 
 from pipelines.cli import execute_refresh, failure_reason, settings_from
+
+# Printing PDFs takes seconds per refresh: off for the tests' many refreshes, on where a test asks for it.
+os.environ.setdefault("OUTCOMES_BOARD_PACK", "false")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 GOLDEN = FIXTURES / "golden"

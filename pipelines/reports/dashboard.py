@@ -19,7 +19,7 @@ from pipelines.reports import figures as fig
 from pipelines.reports.disclosure import note
 from pipelines.reports.figures import Cohort, escaped
 from pipelines.reports.pages import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE
-from pipelines.reports.publishable import Publishable
+from pipelines.reports.publishable import SUICIDALITY_WINDOW_DAYS, Publishable
 from pipelines.stats.dimensions import CLINIC
 
 HEADLINE_INSTRUMENTS = ("phq9", "nrs_pain")
@@ -45,6 +45,9 @@ table.league{border-collapse:collapse;background:#fff;width:100%;font-size:.9rem
 table.league th,table.league td{padding:.4rem .6rem;border-bottom:1px solid #e3e8ef;text-align:right}
 table.league th:first-child,table.league td:first-child{text-align:left}
 table.league th{cursor:pointer;background:#eef2f7}table.league tr.benchmark td{font-style:italic;color:#5a6b7d}
+@media print{body{background:#fff}.grid{display:block}main{max-width:none}
+.card{break-inside:avoid;page-break-inside:avoid;margin:0 0 12px;box-shadow:none;border:1px solid #d8dee6}
+.tiles,table.league{break-inside:avoid}header{padding:.5rem 1rem}}
 """
 
 
@@ -124,6 +127,16 @@ def tiles(data: Publishable, cohort: Cohort) -> str:
         low = r["median_ci_low"] if r["median_ci_low"] is not None else "—"
         high = r["median_ci_high"] if r["median_ci_high"] is not None else "not reached"
         cards.append((f"median relief, PHQ-9 (95% CI {low}–{high})", median, ""))
+    suicidality = cohort.of_whole(data.suicidality)
+    if suicidality.height and suicidality["scored_count"][0]:
+        row = suicidality.row(0, named=True)
+        shown = "—" if row["flagged_rate"] is None else percent(row["flagged_rate"])
+        scored = count_text(row["scored_count"], k)
+        label = (
+            f"PHQ-9 item 9 (thoughts of self-harm) positive at the latest PHQ-9 of the last "
+            f"{SUICIDALITY_WINDOW_DAYS} days, of {scored} patients scored; clinicians have the worklist"
+        )
+        cards.append((label, shown, ""))
     return "".join(
         f"<div class='tile'><div class='value'>{html.escape(value)}</div><div class='label'>{html.escape(label)}"
         f"</div>{f'<div class=network>{html.escape(beside)}</div>' if beside else ''}</div>"
@@ -312,12 +325,13 @@ def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> s
         ("statuses", fig.series_statuses(data, cohort)),
     ]
     cards = "".join(figure_html(figure, name, too_few) for name, figure in figures)
+    period = f"Series started {html.escape(data.period)}. " if data.period else ""
     league = league_table(data) if cohort.clinic is None and reader is None else ""
     title = cohort.title if cohort.clinic is not None or reader is None else "The network, as a benchmark"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} — ketamine infusion outcomes</title>
 <script src="{PLOTLY_FILE}"></script><style>{PAGE_STYLE}{EXTRA_STYLE}</style></head>
-<body>{banner(data)}<header><h1>{html.escape(title)}</h1><div>Data as of {html.escape(data.as_of)}.
+<body>{banner(data)}<header><h1>{html.escape(title)}</h1><div>{period}Data as of {html.escape(data.as_of)}.
 {navigation(data, reader)}</div></header>
 <main><section class="tiles">{tiles(data, cohort)}</section>
 <p>{html.escape(safety_text(data, cohort))} {html.escape(adherence_text(data, cohort))}</p>
@@ -368,13 +382,14 @@ folder, the network owner the network folder. A clinic's folder names no other c
 """
 
 
-def write_dashboard(folder: Path, data: Publishable) -> list[Path]:
+def write_dashboard(folder: Path, data: Publishable) -> dict[Path, Path]:
     """Write each reader's folder: network/ (the network owner: every clinic named) and clinics/<clinic>/ (its
     director: its page and the network as a benchmark), each with plotly.js beside its pages; and index.html,
-    the operator's map of the folders. Return the pages written."""
+    the operator's map of the folders. Return each board-pack page with the PDF it prints to: the network's
+    page for the network owner, each clinic's page for its director."""
     folder.mkdir(parents=True, exist_ok=True)
     plotly = get_plotlyjs()
-    pages = []
+    packs: dict[Path, Path] = {}
     readers: dict[str | None, Path] = {None: folder / NETWORK_FOLDER}
     readers.update({clinic: folder / clinic_folder(clinic) for clinic in data.clinics})
     shutil.rmtree(folder / CLINICS_FOLDER, ignore_errors=True)  # a clinic that left the network keeps no folder
@@ -387,8 +402,9 @@ def write_dashboard(folder: Path, data: Publishable) -> list[Path]:
         for cohort in cohorts:
             path = target / cohort.file_name
             path.write_text(page_html(data, cohort, reader))
-            pages.append(path)
+            if cohort.clinic == reader:
+                packs[path] = target / f"board-pack-{path.stem}.pdf"
     folders = {"The network owner (every clinic)": NETWORK_FOLDER}
     folders.update({f"The director of {clinic}": clinic_folder(clinic) for clinic in data.clinics})
     (folder / "index.html").write_text(folders_html(data, folders))
-    return pages
+    return packs

@@ -473,7 +473,9 @@ def dissociation(data: Publishable, cohort: Cohort) -> Figure | None:
             )
         )
         figure.layout["yaxis2"] = dict(title={"text": "mean CADSS"}, overlaying="y", side="right")
-    return layout(figure, "Dissociation by infusion number during inductions", "per 100 infusions", "infusion number")
+    layout(figure, "Dissociation by infusion number during inductions", "per 100 infusions", "infusion number")
+    figure.axis("yaxis")["rangemode"] = "tozero"  # a rate's axis starts at 0
+    return figure
 
 
 def funnel_plot(data: Publishable, cohort: Cohort, reader: str | None = None) -> Figure | None:

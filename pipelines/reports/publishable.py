@@ -9,6 +9,7 @@ draws these frames and nothing else.
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 import duckdb
 import polars as pl
@@ -43,6 +44,9 @@ RATE_COLUMNS = (
     "remission_ci_low",
     "remission_ci_high",
 )
+# The suicidality aggregate looks at the patients with a PHQ-9 (with items) in this many days before the as-of
+# time: the patients a clinic is treating now, not everyone it ever saw.
+SUICIDALITY_WINDOW_DAYS = 90
 # A waterfall of quantiles needs enough series that no 5% slice is one patient's value.
 WATERFALL_MIN_SERIES = 20
 COHORT_TABLE = ["dimension", "parent"]
@@ -54,6 +58,7 @@ class Publishable:
     """Every aggregate the directors' pages show, after disclosure control."""
 
     as_of: str
+    period: str  # the months series started in: "2023-07 to 2026-06"
     rules: OutcomeRules
     disclosure_control: bool
     clinics: list[str]  # clinics with a page: at least min_cell_size patients
@@ -70,6 +75,7 @@ class Publishable:
     adherence: pl.DataFrame
     patients: pl.DataFrame
     statuses: pl.DataFrame
+    suicidality: pl.DataFrame  # patients whose latest PHQ-9 with items in the window flags item 9, per cohort
 
     @property
     def min_cell_size(self) -> int:
@@ -163,8 +169,34 @@ def publishable(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str,
         safe_steps(funnel, ["dimension", "dimension_value"], "infusion_number", "inductions_reaching", k),
         ["share_reaching"],
     )
+    window_end = datetime.fromisoformat(as_of)
+    suicidality = con.execute(
+        f"""
+        with latest as (
+            select patient_id, arg_max(phq9_item9, administered_at) as item9
+            from staging.assessments
+            where instrument = 'phq9' and phq9_item9 is not null
+                and administered_at > ?::timestamp - interval {SUICIDALITY_WINDOW_DAYS} day
+                and administered_at <= ?::timestamp
+            group by patient_id
+        )
+        select '{NETWORK}' as dimension, '{NETWORK_VALUE}' as dimension_value, count(*) as scored_count,
+            count(*) filter (where item9 >= 1) as flagged_count
+        from latest
+        union all
+        select '{CLINIC}', p.clinic_id, count(*), count(*) filter (where item9 >= 1)
+        from latest inner join staging.patients as p using (patient_id)
+        group by all
+        """,
+        [window_end, window_end],
+    ).pl()
+    first, last = con.execute(
+        "select strftime(min(series_start_at), '%Y-%m'), strftime(max(series_start_at), '%Y-%m') "
+        "from marts.treatment_series"
+    ).fetchone()
     return Publishable(
         as_of=as_of,
+        period="" if first is None else f"{first} to {last}",
         rules=rules,
         disclosure_control=disclosure_control,
         clinics=clinics,
@@ -216,6 +248,16 @@ def publishable(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str,
             total="patient_count",
             measures={},
             min_cell_size=k,
+        ),
+        suicidality=rounded(
+            suppress_cells(
+                with_parent(suicidality).with_columns(flagged_rate=pl.col("flagged_count") / pl.col("scored_count")),
+                tables=[COHORT_TABLE],
+                total="scored_count",
+                measures={"flagged_count": ["flagged_rate"]},
+                min_cell_size=k,
+            ),
+            ["flagged_rate"],
         ),
         statuses=suppress_cells(
             table(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +172,54 @@ def test_every_clinic_page_of_a_typical_clinic_shows_trends_the_league_table_and
         assert " 0.0%" not in text.split("Safety")[1].split(".")[0]
         page.screenshot(path=str(ARTIFACTS / f"no-vitals-{path.stem}.png"), full_page=True)
     context.close()
+
+
+PRINTED_CARDS = """
+() => Array.from(document.querySelectorAll('.card')).map(card => ({
+    height: card.getBoundingClientRect().height,
+    breaks: getComputedStyle(card).breakInside,
+}))
+"""
+
+
+def test_the_board_pack_prints_each_readers_page_with_every_figure_whole_on_a_sheet(browser, tmp_path):
+    from datetime import date
+
+    from pipelines.demo.generator import write_inbox
+    from pipelines.reports import board_pack
+    from tests.conftest import Refresh
+
+    write_inbox(tmp_path / "inbox", patients=800, clinics=2, seed=3, end_date=date(2026, 6, 30), years=2.0)
+    refresh = Refresh(tmp_path / "out")
+    # In its own process, as the nightly run prints it (this one drives a browser already).
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(tmp_path / "inbox"), "--warehouse",
+         str(refresh.warehouse), "--reports", str(refresh.reports), "--as-of", "2026-06-30T00:00:00"],
+        capture_output=True, text=True, env={**os.environ, "OUTCOMES_BOARD_PACK": "true"},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert completed.stdout.strip().splitlines()[-1] == "board pack: 3 PDFs"
+    packs = sorted(refresh.reports.rglob("board-pack-*.pdf"))
+    assert [p.parent.name for p in packs] == ["austin-c7c13192", "frisco-a53deaef", "network"]
+    for pack in packs:
+        data = pack.read_bytes()
+        assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 3, pack.name
+    # Geometry: laid out as printed, no card is taller than a sheet's printable height, and none may break.
+    printable = (297 - 12 - 16) / 25.4 * 96 / board_pack.PRINT_SCALE  # A4 less margins, in layout pixels
+    page = browser.new_context(offline=True, viewport={"width": board_pack.LAYOUT_WIDTH, "height": 900}).new_page()
+    page.emulate_media(media="print")
+    for source in [*refresh.reports.glob("clinics/*/clinic-*.html"), refresh.reports / "network" / "network.html"]:
+        page.goto(source.as_uri(), wait_until="load")
+        cards = page.evaluate(PRINTED_CARDS)
+        assert len(cards) >= 8
+        for card in cards:
+            assert card["breaks"] == "avoid" and card["height"] < printable, (source.name, card)
+
+
+def test_without_chromium_the_board_pack_is_skipped_and_says_so(monkeypatch, tmp_path):
+    from pipelines.reports import board_pack
+
+    monkeypatch.setattr(board_pack.shutil, "which", lambda name: None)
+    said = board_pack.write_board_packs({tmp_path / "a.html": tmp_path / "a.pdf"}, "2026-06-30", "2025-01 to 2026-06")
+    assert said == "board pack PDFs skipped: Chromium is not installed (apt-get install chromium)"
+    assert not (tmp_path / "a.pdf").exists()
