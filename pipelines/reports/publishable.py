@@ -115,7 +115,9 @@ def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
     return rounded(suppressed.drop("across_clinics"), RATE_COLUMNS)
 
 
-def publishable(con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str, disclosure_control: bool = True):
+def publishable(
+    con: duckdb.DuckDBPyConnection, rules: OutcomeRules, as_of: str, disclosure_control: bool = True
+) -> Publishable:
     """Return the publishable aggregates of a warehouse."""
     k = rules.min_cell_size if disclosure_control else 0
 
@@ -285,10 +287,9 @@ def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) ->
     grouped into periods of balanced size (each with at least k responders and k non-responders) instead."""
     calendar = finest_trend_grain(labelled(period_rates), TREND_KEY, "response_rate")
     balanced = balanced_periods(labelled(month_rates), k)
-    points = lambda frame: frame.group_by(TREND_KEY).agg(shown=pl.col("response_rate").is_not_null().sum())  # noqa: E731
     better = (
-        points(balanced)
-        .join(points(calendar), on=TREND_KEY, how="left", suffix="_calendar")
+        shown_points(balanced)
+        .join(shown_points(calendar), on=TREND_KEY, how="left", suffix="_calendar")
         .filter(
             (pl.col("shown_calendar").fill_null(0) < TREND_MIN_POINTS)
             & (pl.col("shown") > pl.col("shown_calendar").fill_null(0))
@@ -298,6 +299,11 @@ def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) ->
     return pl.concat(
         [calendar.join(better, on=TREND_KEY, how="anti"), balanced.join(better, on=TREND_KEY)], how="diagonal_relaxed"
     )
+
+
+def shown_points(trends: pl.DataFrame) -> pl.DataFrame:
+    """Return how many points of each trend show a response rate."""
+    return trends.group_by(TREND_KEY).agg(shown=pl.col("response_rate").is_not_null().sum())
 
 
 def labelled(rates: pl.DataFrame) -> pl.DataFrame:
