@@ -16,6 +16,8 @@ from tabulate import tabulate
 from pipelines.database import sql_string
 
 EXPORT_SCHEMAS = ("marts",)
+# Marts that name patients for clinicians to act on: left out of exports for BI tools unless asked for.
+IDENTIFIABLE_MARTS = ("marts.suicidality_worklist",)
 # What one ad-hoc query may take unless the analyst says otherwise: enough for any question a table answers,
 # not enough for a query that runs away with the machine (a cross join, a count over range(1e11)).
 DEFAULT_MAX_ROWS = 100_000
@@ -146,11 +148,13 @@ def spreadsheet_safe_select(con: duckdb.DuckDBPyConnection, schema: str, table: 
     return f"select {', '.join(selected)} from {schema}.{table}"
 
 
-def export_tables(warehouse: Path, out: Path, file_format: str) -> dict:
+def export_tables(warehouse: Path, out: Path, file_format: str, include_identifiable: bool = False) -> dict:
     """Write each mart as one Parquet or CSV file plus manifest.json; return the manifest.
 
     CSV is for people (Excel, BI tools): its text cells are escaped against
-    formulas. Parquet keeps every value as it is.
+    formulas. Parquet keeps every value as it is. The clinicians' identifiable
+    worklists are left out unless include_identifiable; the manifest lists
+    what was left out.
     """
     out.mkdir(parents=True, exist_ok=True)
     # An operator command: it writes files, so it does not use the locked-down analyst connection.
@@ -160,8 +164,11 @@ def export_tables(warehouse: Path, out: Path, file_format: str) -> dict:
             f"select schema_name, table_name from duckdb_tables() where schema_name in ({schemas}) order by 1, 2"
         ).fetchall()
         refreshed = con.execute("select max(refreshed_at), max(as_of) from meta.refreshes").fetchone()
-        entries = []
+        entries, left_out = [], []
         for schema, table in tables:
+            if f"{schema}.{table}" in IDENTIFIABLE_MARTS and not include_identifiable:
+                left_out.append(f"{schema}.{table}")
+                continue
             target = out / f"{table}.{file_format}"
             if file_format == "parquet":
                 con.execute(f"copy {schema}.{table} to {sql_string(target)} (format parquet, compression zstd)")
@@ -175,6 +182,7 @@ def export_tables(warehouse: Path, out: Path, file_format: str) -> dict:
         "as_of": refreshed[1].isoformat() if refreshed[1] else None,
         "format": file_format,
         "tables": entries,
+        "left_out_identifiable": left_out,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

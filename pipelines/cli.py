@@ -418,17 +418,28 @@ def docs(warehouse: Path | None, out: Path) -> None:
     help="file format for BI tools",
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="folder to write the files into")
+@click.option(
+    "--include-identifiable",
+    is_flag=True,
+    help="also export the clinicians' worklists that name patients (marts.suicidality_worklist)",
+)
 @warehouse_option
-def export(file_format: str, out: Path, warehouse: Path | None) -> None:
-    """Export every mart as one file, with manifest.json (tables, row counts, refresh time)."""
+def export(file_format: str, out: Path, warehouse: Path | None, include_identifiable: bool) -> None:
+    """Export every mart as one file, with manifest.json (tables, row counts, refresh time).
+
+    CSV cells a spreadsheet would run as formulas are escaped. The clinicians'
+    identifiable worklists are left out unless --include-identifiable.
+    """
     from pipelines.analyst import export_tables
 
     path = warehouse_to_read(warehouse)
     if not path.is_file():
         raise click.ClickException(f"no warehouse at {path}; run `make demo` or `infusion-outcomes refresh` first")
-    manifest = export_tables(path, out, file_format)
+    manifest = export_tables(path, out, file_format, include_identifiable)
     for entry in manifest["tables"]:
         click.echo(f"{out / entry['file']}: {entry['row_count']} rows")
+    for table in manifest["left_out_identifiable"]:
+        click.echo(f"left out {table}: it names patients (give --include-identifiable to export it)")
     click.echo(f"{out / 'manifest.json'}: refreshed at {manifest['refreshed_at']}")
 
 

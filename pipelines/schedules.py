@@ -6,12 +6,16 @@ import dagster as dg
 
 
 def nightly_schedule(job: dg.UnresolvedAssetJobDefinition, cron: str, timezone: str) -> dg.ScheduleDefinition:
-    """Return the schedule that runs the full refresh every night (02:00 clinic time by default)."""
+    """Return the schedule that runs the refresh every night (02:00 clinic time by default)."""
     return dg.ScheduleDefinition(
         name="nightly_refresh",
         job=job,
         cron_schedule=cron,
         execution_timezone=timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="Full refresh every night, after the clinics' end-of-day exports have landed.",
+        description=(
+            "Refresh every night, after the clinics' end-of-day exports have landed: incremental (only patients "
+            "with new, changed or removed rows) when the last publication allows it, else full; the run's "
+            "refresh_scope in meta.refreshes says which and why."
+        ),
     )

@@ -153,3 +153,20 @@ def test_refresh_timings_name_every_step_with_its_seconds(tmp_path):
     assert {"raw__source_inbox_csv", "outcome_tables", "reports__dashboard", "published_warehouse"} <= seconds.keys()
     assert all(value >= 0 for value in seconds.values())
     assert list(seconds.values()) == sorted(seconds.values(), reverse=True)
+
+
+def test_the_readme_lists_every_command():
+    import re
+    from pathlib import Path
+
+    from pipelines.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z ]+)` \|", readme, flags=re.M))
+    commands = {
+        f"{name} {sub}" if hasattr(command, "commands") else name
+        for name, command in main.commands.items()
+        for sub in (getattr(command, "commands", None) or [None])
+    }
+    assert commands == {"demo", "docs", "export", "generate", "refresh", "shell", "sources check", "sql"}
+    assert commands <= listed

@@ -52,3 +52,8 @@ def test_inbox_sensor_requests_one_refresh_per_new_state_of_the_inbox(tmp_path):
     second = evaluate(sensor, inbox, first.cursor)
     assert len(second.run_requests) == 1
     assert second.run_requests[0].run_key != first.run_requests[0].run_key
+
+
+def test_the_schedules_description_says_it_runs_the_default_refresh_incremental_when_allowed():
+    description = build_definitions(Settings()).get_schedule_def("nightly_refresh").description
+    assert description.startswith("Refresh every night") and "incremental" in description and "Full" not in description
