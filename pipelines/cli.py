@@ -74,19 +74,21 @@ def refresh_instance():
     return DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
 
 
-def execute_refresh(settings, verbose: bool = False, instance=None):
-    """Return the result of materializing every asset through the Definitions the UI loads."""
+def execute_refresh(settings, verbose: bool = False, instance=None, progress: bool = False):
+    """Return the result of materializing every asset through the Definitions the UI loads.
+
+    progress: print a line as each step starts and ends (pipelines.progress).
+    """
     from pipelines.definitions import REFRESH_JOB, build_definitions
 
     definitions = build_definitions(settings)
     job = definitions.resolve_job_def(REFRESH_JOB)
     instance = instance or refresh_instance()
     log_level = "INFO" if verbose else "CRITICAL"
-    return job.execute_in_process(
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-    )
+    loggers = {"console": {"config": {"log_level": log_level}}}
+    if progress:
+        loggers["step_progress"] = {}
+    return job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": loggers})
 
 
 def step_seconds(instance, run_id: str) -> dict[str, float]:
@@ -103,21 +105,38 @@ def step_seconds(instance, run_id: str) -> dict[str, float]:
     return dict(sorted(seconds.items(), key=lambda item: -item[1]))
 
 
-def run_refresh(settings, verbose: bool = False, timings: Path | None = None) -> None:
-    """Refresh and print the summary; exit non-zero with one line on failure. timings: write step seconds there."""
-    if not Path(settings.inbox).is_dir():
-        raise click.ClickException(f"the inbox folder {settings.inbox} does not exist")
+def run_refresh(settings, verbose: bool = False, timings: Path | None = None, quiet: bool = False) -> None:
+    """Refresh, printing the mode first, each step as it runs and the summary with the total time at the end;
+    exit non-zero with one line on failure. timings: write step seconds there. quiet: print only failures."""
+    import time
+
+    from pipelines.incremental.policy import reason_to_read_everything
+    from pipelines.progress import preflight
+
+    started = time.monotonic()
+    problems = preflight(Path(settings.inbox), Path(settings.warehouse), Path(settings.reports))
+    if problems:
+        raise click.ClickException(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    say = (lambda line: None) if quiet else click.echo
+    warehouse = Path(settings.warehouse)
+    reason = reason_to_read_everything(
+        warehouse, warehouse.with_name(warehouse.name + ".raw"), settings.refresh_mode, settings.clinic_timezone
+    )
+    say(f"mode: full ({reason})" if reason else "mode: incremental, if the clinical parameters are unchanged")
     instance = refresh_instance()
-    result = execute_refresh(settings, verbose, instance)
+    result = execute_refresh(settings, verbose, instance, progress=not quiet)
     if timings is not None:
         timings.write_text(json.dumps(step_seconds(instance, result.run_id), indent=2) + "\n")
     if not result.success:
         raise click.ClickException(f"refresh failed: {failure_reason(result)}")
+    if quiet:
+        return
     print_summary(settings)
     for event in result.get_asset_materialization_events():
         board_pack = event.materialization.metadata.get("board_pack")
         if board_pack is not None:
-            click.echo(board_pack.value)
+            say(board_pack.value)
+    say(f"refresh finished in {time.monotonic() - started:.1f} s")
 
 
 def print_summary(settings) -> None:
@@ -198,6 +217,7 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
     help="do not print the network's and each clinic's page to PDF",
 )
 @click.option("--verbose", is_flag=True, help="show Dagster's step log")
+@click.option("--quiet", is_flag=True, help="print nothing unless the refresh fails (for cron)")
 @click.option(
     "--timings",
     type=click.Path(path_type=Path),
@@ -205,7 +225,7 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
     help="write how long each step took (seconds, JSON) to this file",
 )
 @rule_options
-def refresh(verbose: bool, timings: Path | None, **options: Any) -> None:
+def refresh(verbose: bool, quiet: bool, timings: Path | None, **options: Any) -> None:
     """Read the inbox, validate, compute outcomes, check, and publish warehouse and reports.
 
     After a published refresh, only patients with new, changed or removed rows
@@ -216,7 +236,7 @@ def refresh(verbose: bool, timings: Path | None, **options: Any) -> None:
         settings = settings_from(**options)
     except ValidationError as error:
         raise click.ClickException(f"invalid setting: {setting_problem(error)}") from None
-    run_refresh(settings, verbose, timings)
+    run_refresh(settings, verbose, timings, quiet)
 
 
 @main.command()

@@ -12,6 +12,7 @@ from assets.scope import refresh_scope_asset
 from assets.statistics import statistics_marts
 from assets.tables import seed_assets, sql_assets
 from pipelines.ingest.sources import source_names
+from pipelines.progress import step_progress
 from pipelines.resources import Settings, resources_from
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import inbox_sensor
@@ -48,6 +49,8 @@ def build_definitions(settings=None) -> dg.Definitions:
         sensors=[inbox_sensor(refresh_job, settings.sensor_interval_seconds)],
         resources=resources_from(settings),
         executor=dg.in_process_executor,
+        # The refresh command turns step_progress on; Dagster's own console logger stays the default.
+        loggers={"console": dg.colored_console_logger, "step_progress": step_progress},
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import re
 import subprocess
 import sys
 
@@ -104,7 +105,9 @@ def test_refresh_failure_exits_non_zero_with_one_line(tmp_path):
         text=True,
     )
     assert completed.returncode != 0
-    assert completed.stderr.strip().splitlines() == [f"Error: the inbox folder {tmp_path / 'nowhere'} does not exist"]
+    assert completed.stderr.strip().splitlines() == [
+        f"Error: the inbox {tmp_path / 'nowhere'} is not a folder: create it or give --inbox"
+    ]
 
 
 def test_clinical_parameters_can_be_set_from_the_command_line(tmp_path):
@@ -170,3 +173,63 @@ def test_the_readme_lists_every_command():
     }
     assert commands == {"demo", "docs", "export", "generate", "refresh", "shell", "sources check", "sql"}
     assert commands <= listed
+
+
+def test_a_refresh_prints_the_mode_first_then_each_step_as_it_runs_and_the_total_time_last(tmp_path):
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "basic" / "inbox"),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
+         "--as-of", "2026-11-01T00:00:00"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines, step_line_seen_while_running = [], False
+    for line in process.stdout:
+        lines.append((time.monotonic(), line.rstrip("\n")))
+        if line.startswith("[") and process.poll() is None:
+            step_line_seen_while_running = True
+    assert process.wait() == 0, process.stderr.read()
+    text = [line for _, line in lines]
+    assert text[0] == "mode: full (nothing is published yet)"
+    assert step_line_seen_while_running, "step lines arrive while the refresh still runs"
+    steps = [line for line in text if line.startswith("[")]
+    assert any(" marts.series_outcomes done in " in line for line in steps)
+    assert any(line.endswith(" published_warehouse ...") for line in steps)
+    assert re.fullmatch(r"refresh finished in \d+\.\d s", text[-1])
+    # The first step line came well before the last line: the output streams, it is not printed at the end.
+    first_step = next(moment for moment, line in lines if line.startswith("["))
+    assert lines[-1][0] - first_step > 0.5
+
+
+def test_a_quiet_refresh_prints_nothing_when_it_succeeds(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--quiet", "--inbox", str(GOLDEN / "basic" / "inbox"),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
+         "--as-of", "2026-11-01T00:00:00"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert (completed.returncode, completed.stdout, completed.stderr) == (0, "", "")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["--inbox", "{tmp}/missing"], "Error: the inbox {tmp}/missing is not a folder: create it or give --inbox"),
+        (["--warehouse", "{tmp}/afile/w.duckdb"], "Error: the warehouse folder {tmp}/afile lies under {tmp}/afile"),
+        (["--reports", "{tmp}/afile/reports"], "Error: the reports folder {tmp}/afile lies under {tmp}/afile"),
+    ],
+)
+def test_preflight_names_the_path_and_what_to_do_before_any_work(tmp_path, arguments, said):
+    (tmp_path / "afile").write_text("a file where a folder should be")
+    defaults = {"--inbox": str(GOLDEN / "basic" / "inbox"), "--warehouse": str(tmp_path / "w" / "w.duckdb"),
+                "--reports": str(tmp_path / "reports")}  # fmt: skip
+    given = dict(zip(arguments[::2], [a.format(tmp=tmp_path) for a in arguments[1::2]], strict=True))
+    options = [part for name, value in {**defaults, **given}.items() for part in (name, value)]
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "refresh", *options], capture_output=True, text=True
+    )
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(said.format(tmp=tmp_path)), completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1 and completed.stdout == ""
+    assert not (tmp_path / "w" / "w.duckdb").exists()

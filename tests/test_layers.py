@@ -80,6 +80,7 @@ FLOORS = {
     "pipelines.resources": 6,
     "assets": 7,
     "pipelines.schedules": 8,
+    "pipelines.progress": 8,
     "pipelines.sensors": 8,
     "pipelines.definitions": 9,
     "pipelines.cli": 10,

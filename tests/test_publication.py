@@ -343,5 +343,6 @@ def test_a_full_refresh_from_the_command_line_starts_empty_whatever_was_left_beh
         text=True,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert completed.stdout.startswith("refresh: full: a full refresh was asked for")
+    assert completed.stdout.startswith("mode: full (a full refresh was asked for)")
+    assert "\nrefresh: full: a full refresh was asked for\n" in completed.stdout
     assert refresh.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 16}]
