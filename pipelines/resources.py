@@ -102,6 +102,8 @@ def now_in(timezone: str) -> datetime:
     return datetime.now(ZoneInfo(timezone)).replace(tzinfo=None, microsecond=0)
 
 
+# Past this share of free blocks, publication writes the warehouse into a fresh file (Warehouse.compact).
+COMPACT_FREE_SHARE = 0.15
 # The first asset of a run that reads the inbox: a run that materializes it builds every table from nothing.
 RAW_PATIENTS = dg.AssetKey(["raw", "patients"])
 
@@ -263,12 +265,31 @@ class Warehouse(dg.ConfigurableResource):
             )
             write_comments(con, REFRESHES_TABLE, REFRESHES_DESCRIPTION)
             con.execute("checkpoint")
+            total_blocks, free_blocks = con.execute(
+                "select total_blocks, free_blocks from pragma_database_size() where database_name = current_database()"
+            ).fetchone()
         self.close()
+        if free_blocks > COMPACT_FREE_SHARE * total_blocks:
+            self.compact()
         with open(self.working_path, "rb+") as handle:
             os.fsync(handle.fileno())
         folder = Publication(self.published_path, reports.published_dir).publish(self.working_path, reports.prepare())
         stamp_raw_store(self.raw_store_path, generation, self.published_path.stat().st_size)
         return folder
+
+
+    def compact(self) -> None:
+        """Copy the working copy into a fresh file: an incremental refresh replaces tables in a copy of the
+        published file, whose freed blocks DuckDB keeps (a warehouse of 8 MB grew to 19 MB in five refreshes)."""
+        fresh = self.working_path.with_name(self.working_path.name + ".compact")
+        fresh.unlink(missing_ok=True)
+        with duckdb.connect(str(fresh)) as con:
+            con.execute(f"attach {sql_string(self.working_path)} as working (read_only)")
+            name = con.execute("select current_database()").fetchone()[0]
+            con.execute(f'copy from database working to "{name}"')
+            con.execute("detach working")
+            con.execute("checkpoint")
+        os.replace(fresh, self.working_path)
 
 
 class Inbox(dg.ConfigurableResource):

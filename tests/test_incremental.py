@@ -228,3 +228,15 @@ def test_rows_appended_to_a_file_with_blank_lines_and_a_ragged_row_equal_a_full_
     assert incremental.rows("select line_number from quarantine.rejected_rows") == [
         {"line_number": original.count(b"\n") + 2}
     ]
+
+
+def test_repeated_refreshes_of_unchanged_data_keep_the_warehouse_within_a_fifth_of_a_fresh_build(inboxes, tmp_path):
+    _, inbox, _ = inboxes
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox, as_of=FIRST_AS_OF)
+    fresh = refresh.warehouse.stat().st_size
+    for _ in range(4):
+        refresh.ok(inbox, as_of=FIRST_AS_OF)
+        assert refresh.warehouse.stat().st_size <= 1.2 * fresh
+    (last,) = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")
+    assert last["refresh_scope"].startswith("incremental: ")
