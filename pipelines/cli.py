@@ -44,7 +44,7 @@ def setting_problem(error: ValidationError) -> str:
     message = problem["msg"].removeprefix("Value error, ")
     if not where:
         return message
-    return f"{where} = {problem.get('input')!r}: {message}"
+    return f"{where} (OUTCOMES_{where.upper()}) = {problem.get('input')!r}: {message}"
 
 
 def failure_reason(result) -> str:

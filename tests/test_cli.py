@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -233,3 +234,26 @@ def test_preflight_names_the_path_and_what_to_do_before_any_work(tmp_path, argum
     assert completed.stderr.startswith(said.format(tmp=tmp_path)), completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1 and completed.stdout == ""
     assert not (tmp_path / "w" / "w.duckdb").exists()
+
+
+GAP_DAYS = "series_gap_days (OUTCOMES_SERIES_GAP_DAYS)"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "said"),
+    [
+        (["--as-of", "yesterday"], {}, "as_of (OUTCOMES_AS_OF) = 'yesterday': Input should be"),
+        (["--series-gap-days", "-3"], {}, f"{GAP_DAYS} = -3: Input should be greater than or equal to 0"),
+        ([], {"OUTCOMES_SERIES_GAP_DAYS": "abc"}, f"{GAP_DAYS} = 'abc': Input should be a valid integer"),
+        (["--min-cell-size", "0"], {}, "min_cell_size 0 would publish counts of single patients"),
+    ],
+)
+def test_a_bad_setting_is_named_with_its_value_and_what_is_allowed_in_one_line(tmp_path, arguments, environment, said):
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "basic" / "inbox"),
+         "--warehouse", str(tmp_path / "w.duckdb"), *arguments],
+        capture_output=True, text=True, env={**os.environ, **environment},
+    )  # fmt: skip
+    assert completed.returncode == 1
+    assert completed.stderr.startswith(f"Error: invalid setting: {said}"), completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1 and "Traceback" not in completed.stderr
