@@ -277,7 +277,6 @@ class Warehouse(dg.ConfigurableResource):
         stamp_raw_store(self.raw_store_path, generation, self.published_path.stat().st_size)
         return folder
 
-
     def compact(self) -> None:
         """Copy the working copy into a fresh file: an incremental refresh replaces tables in a copy of the
         published file, whose freed blocks DuckDB keeps (a warehouse of 8 MB grew to 19 MB in five refreshes)."""
