@@ -31,7 +31,22 @@ def chromium() -> str | None:
 
 
 def write_board_packs(pages: dict[Path, Path], as_of: str, period: str) -> str:
-    """Print each page (HTML path -> PDF path) and return one line saying what was done."""
+    """Print each page (HTML path -> PDF path) and return one line saying what was done.
+
+    The pages are the product and the PDFs a copy of them: a browser that fails does not fail the refresh,
+    and the line says why the PDFs are missing.
+    """
+    try:
+        return print_pages(pages, as_of, period)
+    except Exception as error:  # Chromium crashed, ran out of memory, or refused a page
+        for partial in [target.with_name(target.name + ".partial") for target in pages.values()]:
+            partial.unlink(missing_ok=True)
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        return f"board pack PDFs failed: {reason}"
+
+
+def print_pages(pages: dict[Path, Path], as_of: str, period: str) -> str:
+    """write_board_packs' work, which may raise."""
     binary = chromium()
     if binary is None:
         return "board pack PDFs skipped: Chromium is not installed (apt-get install chromium)"
@@ -55,7 +70,7 @@ def write_board_packs(pages: dict[Path, Path], as_of: str, period: str) -> str:
                 # Laid out for print from the start (the pages' own print style: one column of whole cards),
                 # so that Plotly draws every figure at the width it is printed at.
                 page.emulate_media(media="print")
-                page.goto(source.as_uri(), wait_until="load")
+                page.goto(source.resolve().as_uri(), wait_until="load")
                 partial = target.with_name(target.name + ".partial")
                 page.pdf(
                     path=str(partial),

@@ -181,11 +181,12 @@ def test_the_board_pack_prints_each_readers_page_with_every_figure_whole_on_a_sh
 
     write_inbox(tmp_path / "inbox", patients=800, clinics=2, seed=3, end_date=date(2026, 6, 30), years=2.0)
     refresh = Refresh(tmp_path / "out")
-    # In its own process, as the nightly run prints it (this one drives a browser already).
+    # In its own process, as the nightly run prints it (this one drives a browser already), with paths relative
+    # to where it runs, as make demo gives them.
     completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(tmp_path / "inbox"), "--warehouse",
-         str(refresh.warehouse), "--reports", str(refresh.reports), "--as-of", "2026-06-30T00:00:00"],
-        capture_output=True, text=True, env={**os.environ, "OUTCOMES_BOARD_PACK": "true"},
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", "inbox", "--warehouse",
+         "out/warehouse/outcomes.duckdb", "--reports", "out/reports", "--as-of", "2026-06-30T00:00:00"],
+        capture_output=True, text=True, env={**os.environ, "OUTCOMES_BOARD_PACK": "true"}, cwd=tmp_path,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert completed.stdout.strip().splitlines()[-2:-1] == ["board pack: 3 PDFs"]
