@@ -48,6 +48,16 @@ def matching_files(inbox: Path, pattern: str) -> list[Path]:
     return sorted(p for p in inbox.glob(pattern) if p.is_file())
 
 
+# How a spreadsheet's true date cells read as text (calamine): ISO, whatever the sheet displays. The mapping's
+# date_format is for the text cells beside them.
+SPREADSHEET_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d")
+
+
+def spreadsheet_date(text: pl.Expr) -> pl.Expr:
+    """Return a date cell's text (ISO, as a spreadsheet's true date cells read) as a datetime; null otherwise."""
+    return pl.coalesce([text.str.strptime(pl.Datetime("us"), f, strict=False) for f in SPREADSHEET_DATE_FORMATS])
+
+
 def timestamp_text(column: str, record: RecordMapping, timezone: str | None) -> pl.Expr:
     """Return ISO 8601 text for a timestamp column: parsed with the mapping's format, with its clinic's offset.
 
@@ -58,7 +68,7 @@ def timestamp_text(column: str, record: RecordMapping, timezone: str | None) -> 
     if record.date_format is None:
         return raw
     has_time = any(directive in record.date_format for directive in ("%H", "%I", "%M"))
-    parsed = raw.str.strptime(pl.Datetime("us"), record.date_format, strict=False)
+    parsed = pl.coalesce(raw.str.strptime(pl.Datetime("us"), record.date_format, strict=False), spreadsheet_date(raw))
     if has_time and timezone:
         text = parsed.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null").dt.strftime(
             "%Y-%m-%dT%H:%M:%S%:z"
@@ -159,7 +169,9 @@ def date_format_problems(
         if values.is_empty():
             continue
         parsed = values.str.strptime(pl.Datetime("us"), record.date_format, strict=False)
-        if parsed.is_null().all():
+        # True date cells read as ISO text and fit whatever the format says: only text cells judge it.
+        text_cells = parsed.is_null() & values.to_frame().select(spreadsheet_date(pl.first()).is_null()).to_series()
+        if text_cells.all():
             problems.append(
                 f"{mapping_file}: records[{index}].date_format: '{record.date_format}' fits none of the "
                 f"values of '{source_column}' in {label} (e.g. '{values[0]}')"

@@ -502,3 +502,28 @@ def test_a_mapping_mistake_names_the_mapping_file_the_key_and_the_data_file(tmp_
     result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_true_date_cells_of_a_spreadsheet_read_as_dates_whatever_the_date_format_says():
+    from pipelines.ingest.mapped import date_format_problems, timestamp_text
+    from pipelines.ingest.mapping import RecordMapping
+
+    record = RecordMapping(
+        type="infusions",
+        files="*.xlsx",
+        columns={"patient_id": "id", "infused_at": "when"},
+        date_format="%m/%d/%Y %H:%M",
+    )
+    # A text cell as the sheet shows it, and a true date cell as calamine reads it: the same moment.
+    table = pl.DataFrame({"id": ["P1", "P2"], "when": ["02/21/2026 10:00", "2026-02-21 10:00:00"]})
+    assert date_format_problems("visits.yaml", 0, record, table, "clinic.xlsx") == []
+    text = table.select(timestamp_text("when", record, "America/Denver"))["when"].to_list()
+    assert text == ["2026-02-21T10:00:00-07:00", "2026-02-21T10:00:00-07:00"]
+    only_true_dates = pl.DataFrame({"id": ["P1"], "when": ["2026-02-21 10:00:00"]})
+    assert date_format_problems("visits.yaml", 0, record, only_true_dates, "clinic.xlsx") == []
+    wrong = pl.DataFrame({"id": ["P1"], "when": ["21.02.2026 10:00"]})
+    expected = (
+        "visits.yaml: records[0].date_format: '%m/%d/%Y %H:%M' fits none of the values of 'when' in clinic.xlsx "
+        "(e.g. '21.02.2026 10:00')"
+    )
+    assert date_format_problems("visits.yaml", 0, record, wrong, "clinic.xlsx") == [expected]
