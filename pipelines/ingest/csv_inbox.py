@@ -264,11 +264,14 @@ def header_of_text(first_line: str, file_label: str) -> list[str]:
     return names
 
 
+def first_line(head: bytes) -> str:
+    """Return the first line of a file's first bytes as text (for its header), whatever its line ends."""
+    return LINE_BREAK.split(head[: 1 << 20].decode("utf-8-sig", errors="replace"), maxsplit=1)[0]
+
+
 def first_line_of(path: Path) -> str:
-    """Return the first line of a file as text (for its header), whatever its line ends."""
     with open(path, "rb") as handle:
-        head = handle.read(1 << 20)
-    return LINE_BREAK.split(head.decode("utf-8-sig", errors="replace"), maxsplit=1)[0]
+        return first_line(handle.read(1 << 20))
 
 
 def marked_repeated_header(frame: Frame, header: list[str]) -> Frame:
@@ -284,23 +287,16 @@ def marked_repeated_header(frame: Frame, header: list[str]) -> Frame:
     )
 
 
-def canonical_header(columns: list[str], contract: RecordContract, file_label: str) -> dict[str, str]:
-    """Return renames that give contract columns their canonical names (matched ignoring case and spaces)."""
+def canonical_header(columns: list[str], contract: RecordContract) -> dict[str, str]:
+    """Return renames that give contract columns their canonical names (matched ignoring case and spaces).
+
+    The header was judged by header_of_text first (names alike, reserved names), on either reader.
+    """
     wanted = {name: name for name in contract.columns}
     renames: dict[str, str] = {}
-    seen: dict[str, str] = {}
     for column in columns:
-        if column in BOOKKEEPING:
-            continue
         key = column.strip().lower()
-        if column.startswith("_"):
-            raise InboxError(
-                f"{file_label}: column {shown(column)} starts with '_', which is reserved for the pipeline"
-            )
-        if key in seen:
-            raise InboxError(f"{file_label}: columns {shown(seen[key])} and {shown(column)} have the same name")
-        seen[key] = column
-        if key in wanted or (contract.has_items and ITEM_COLUMN.fullmatch(key)):
+        if column not in BOOKKEEPING and (key in wanted or (contract.has_items and ITEM_COLUMN.fullmatch(key))):
             renames[column] = key
     return renames
 
@@ -343,7 +339,7 @@ def raw_frame(frame: Frame, contract: RecordContract, source_file: str) -> Frame
     """Return a read CSV's rows as a raw table: repeated header lines marked, contract columns named."""
     columns = [c for c in frame.collect_schema().names() if c not in BOOKKEEPING]
     frame = marked_repeated_header(frame, columns)
-    return contract_frame(frame.rename(canonical_header(columns, contract, source_file)), contract, source_file)
+    return contract_frame(frame.rename(canonical_header(columns, contract)), contract, source_file)
 
 
 def frame_from_bytes(data: bytes, file_label: str) -> tuple[pl.DataFrame, LineAccount]:
@@ -358,9 +354,7 @@ def frame_from_bytes(data: bytes, file_label: str) -> tuple[pl.DataFrame, LineAc
         raise InboxError(f"{file_label}: the file is empty (not even a header line); export it again")
     scan = scan_bytes([data])
     if not scan.needs_care:
-        header_of_text(
-            LINE_BREAK.split(data[: 1 << 20].decode("utf-8-sig", errors="replace"), maxsplit=1)[0], file_label
-        )
+        header_of_text(first_line(data), file_label)
         try:
             frame = read_csv_text(data)
             if frame.height + 1 == scan.lines:

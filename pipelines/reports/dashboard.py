@@ -218,7 +218,7 @@ def league_table(data: Publishable) -> str:
         values = frame[column].drop_nulls()
         return values.quantile(quantile, interpolation="linear") if values.len() else None
 
-    def cell(value, text: str, sort) -> str:
+    def cell(text: str, sort) -> str:
         sort_value = "" if sort is None else sort
         return f"<td data-sort='{html.escape(str(sort_value))}'>{html.escape(text)}</td>"
 
@@ -226,13 +226,13 @@ def league_table(data: Publishable) -> str:
     for row in rows:
         body.append(
             "<tr>"
-            + cell(row["clinic"], row["clinic"], row["clinic"].lower())
-            + cell(row["patients"], count_text(row["patients"], k), row["patients"])
-            + cell(row["inductions"], count_text(row["inductions"], k), row["inductions"])
-            + cell(row["completion"], percent(row["completion"]), row["completion"])
-            + cell(row["response"], f"{percent(row['response'])} {row['response_ci']}".strip(), row["response"])
-            + cell(row["remission"], f"{percent(row['remission'])} {row['remission_ci']}".strip(), row["remission"])
-            + cell(row["relief"], "—" if row["relief"] is None else f"{row['relief']} days", row["relief"])
+            + cell(row["clinic"], row["clinic"].lower())
+            + cell(count_text(row["patients"], k), row["patients"])
+            + cell(count_text(row["inductions"], k), row["inductions"])
+            + cell(percent(row["completion"]), row["completion"])
+            + cell(f"{percent(row['response'])} {row['response_ci']}".strip(), row["response"])
+            + cell(f"{percent(row['remission'])} {row['remission_ci']}".strip(), row["remission"])
+            + cell("—" if row["relief"] is None else f"{row['relief']} days", row["relief"])
             + "</tr>"
         )
     footer = []
