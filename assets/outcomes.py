@@ -110,7 +110,7 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
             assessments, numbered.lazy(), series.lazy(), baselines.lazy(), registry, outcome_rules
         ).collect(engine="in-memory")
         outcomes = series_outcomes_from_assessment_outcomes(
-            baselines.lazy(), follow_ups.lazy(), series.lazy(), registry
+            baselines.lazy(), follow_ups.lazy(), series.lazy(), registry, outcome_rules
         ).collect()
 
         tables: dict[str, pl.DataFrame] = {

@@ -18,7 +18,13 @@ THRESHOLD_TOLERANCE = 1e-9
 def outcome_instruments(instruments: pl.LazyFrame) -> pl.LazyFrame:
     """Return the registry rows that define response (CADSS is a safety measure and has none)."""
     return instruments.filter(pl.col("response_pct").is_not_null()).select(
-        "instrument", "score_min", "response_pct", "remission_max"
+        "instrument",
+        "score_min",
+        "response_pct",
+        "remission_max",
+        # Read as floats whatever the seed holds: an instrument without them has them empty (§10.3).
+        pl.col("reliable_change").cast(pl.Float64),
+        pl.col("caseness_min").cast(pl.Float64),
     )
 
 
@@ -166,7 +172,7 @@ def assessment_outcomes_from_follow_ups(
     )
 
 
-def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+def follow_up_summary(assessment_outcomes: pl.LazyFrame, rules: OutcomeRules) -> pl.LazyFrame:
     """Return per (series, instrument) the end, best, first-response and relapse facts of its follow-ups.
 
     assessment_outcomes must be sorted by series, instrument and time, as
@@ -178,7 +184,11 @@ def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
       prefix of each run (a later date is never nearer the series end), so
       it is the window row whose next row is outside the window or the pair;
     - the first responding row is a responding row with as many responding
-      rows before it as there were before its pair began.
+      rows before it as there were before its pair began;
+    - the early check (§10.4) is the first window row after at least
+      early_check_infusions infusions. infusions_received never falls within
+      a pair, so the window's rows that qualify are one run: the first is the
+      one whose previous row does not qualify or is another pair's.
     """
     window = pl.col("is_in_response_window")
     responding_in_window = window & pl.col("meets_response")
@@ -192,6 +202,8 @@ def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     is_first_response = responding & (
         responding_before == pl.when(first_of_pair).then(responding_before).forward_fill()
     )
+    qualifies_early = (window & (pl.col("infusions_received") >= rules.early_check_infusions)).fill_null(False)
+    is_early_check = qualifies_early & (first_of_pair | ~qualifies_early.shift(1).fill_null(False))
 
     def where(condition: pl.Expr, column: str) -> pl.Expr:
         return pl.when(condition).then(pl.col(column))
@@ -207,9 +219,11 @@ def follow_up_summary(assessment_outcomes: pl.LazyFrame) -> pl.LazyFrame:
         "best_pct_change": where(window, "pct_change"),
         "first_response_at": where(responding_in_window, "administered_at"),
         "infusions_to_response": where(is_first_response, "infusions_received"),
+        "early_check_pct_change": where(is_early_check, "pct_change"),
         "relapse_at": where(after_end & ~pl.col("meets_response"), "administered_at"),
         "last_post_series_at": where(after_end, "administered_at"),
     }
+    # One row at most per pair has an early check: max takes it.
     smallest = {"best_score", "best_pct_change", "first_response_at", "relapse_at"}
     return (
         assessment_outcomes.select(*PAIR_KEY, pair=first_of_pair.cum_sum(), **masked)
@@ -276,17 +290,59 @@ OUTCOME_COLUMNS = [
     "first_response_at",
     "infusions_to_response",
     "is_rapid_response",
+    "end_change",
+    "is_reliable_improvement",
+    "is_reliable_deterioration",
+    "is_reliable_recovery",
+    "is_early_non_improver",
 ]
 
 
+def reliable_change_columns() -> dict[str, pl.Expr]:
+    """Return end_change and the reliable change outcomes (§10.3); null for instruments without reliable_change."""
+    has_criterion = pl.col("reliable_change").is_not_null()
+    change = pl.col("end_score") - pl.col("baseline_score")
+    improved = change <= -pl.col("reliable_change")
+    return {
+        "end_change": pl.when(has_criterion).then(change),
+        "is_reliable_improvement": pl.when(has_criterion).then(improved),
+        "is_reliable_deterioration": pl.when(has_criterion).then(change >= pl.col("reliable_change")),
+        "is_reliable_recovery": pl.when(has_criterion).then(
+            (pl.col("baseline_score") >= pl.col("caseness_min"))
+            & (pl.col("end_score") < pl.col("caseness_min"))
+            & improved
+        ),
+    }
+
+
+def is_early_non_improver(rules: OutcomeRules) -> pl.Expr:
+    """Return whether an induction's early check improved less than early_improvement_pct (§10.4).
+
+    Null for a booster and without an early check; the series' status nulls it when not evaluable.
+    """
+    return pl.when((pl.col("series_kind") == "induction") & pl.col("early_check_pct_change").is_not_null()).then(
+        pl.col("early_check_pct_change") > -rules.early_improvement_pct
+    )
+
+
 def series_outcomes_from_assessment_outcomes(
-    baselines: pl.LazyFrame, assessment_outcomes: pl.LazyFrame, series: pl.LazyFrame, instruments: pl.LazyFrame
+    baselines: pl.LazyFrame,
+    assessment_outcomes: pl.LazyFrame,
+    series: pl.LazyFrame,
+    instruments: pl.LazyFrame,
+    rules: OutcomeRules,
 ) -> pl.LazyFrame:
-    """Return one row per (series, instrument) pair with its status and end-of-series outcome (§4)."""
+    """Return one row per (series, instrument) pair with its status and end-of-series outcome (§4, §10.2-10.4)."""
     evaluable = pl.col("status") == "evaluable"
     return (
-        baselines.join(follow_up_summary(assessment_outcomes), on=PAIR_KEY, how="left")
-        .join(outcome_instruments(instruments).select("instrument", "score_min"), on="instrument", how="left")
+        baselines.join(follow_up_summary(assessment_outcomes, rules), on=PAIR_KEY, how="left")
+        .join(
+            outcome_instruments(instruments).select(
+                "instrument", "score_min", "remission_max", "reliable_change", "caseness_min"
+            ),
+            on="instrument",
+            how="left",
+        )
         .join(
             series.select("patient_id", "series_number", "series_kind", "series_end_at", "booster_interval_days"),
             on=["patient_id", "series_number"],
@@ -297,17 +353,22 @@ def series_outcomes_from_assessment_outcomes(
             is_responder=pl.col("end_meets_response"),
             is_remitter=pl.col("end_meets_remission"),
             is_rapid_response=(pl.col("infusions_to_response") == 1).fill_null(False),
+            is_early_non_improver=is_early_non_improver(rules),
+            **reliable_change_columns(),
         )
         # Outcome columns of a series that is not evaluable are null (§4).
         .with_columns([pl.when(evaluable).then(pl.col(c)).alias(c) for c in OUTCOME_COLUMNS])
         .with_columns(relief_status())
         .with_columns(relief_days())
+        # Remission is judged as before, but counts in rates only where the baseline was above the cut-off (§10.2).
+        .with_columns(is_remission_eligible=evaluable & (pl.col("baseline_score") > pl.col("remission_max")))
         .select(
             *PAIR_KEY,
             "series_kind",
             "status",
             "baseline_at",
             "baseline_score",
+            "is_remission_eligible",
             *OUTCOME_COLUMNS,
             "relief_days",
             "relief_status",

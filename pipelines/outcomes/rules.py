@@ -34,6 +34,16 @@ class OutcomeRules(BaseModel):
     response_window_days: int = Field(
         default=14, ge=0, description="follow-ups up to this many days after the series end date judge response (§4)"
     )
+    early_check_infusions: int = Field(
+        default=4,
+        ge=1,
+        description="an induction's early check is its first follow-up after at least this many infusions (§10.4)",
+    )
+    early_improvement_pct: float = Field(
+        default=20.0,
+        ge=0,
+        description="an early check improved by less than this % from baseline flags an early non-improver (§10.4)",
+    )
     sbp_alert: float = Field(
         default=180.0, ge=0, description="systolic mmHg at or above which an infusion is hypertensive (§6)"
     )

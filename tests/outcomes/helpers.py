@@ -56,7 +56,7 @@ def engine(infusions: pl.LazyFrame, assessments: pl.LazyFrame, rules: OutcomeRul
     series = series_from_numbered_infusions(numbered, rules)
     baselines = baselines_from_assessments(series, assessments, INSTRUMENTS, rules)
     follow_ups = assessment_outcomes_from_follow_ups(assessments, numbered, series, baselines, INSTRUMENTS, rules)
-    outcomes = series_outcomes_from_assessment_outcomes(baselines, follow_ups, series, INSTRUMENTS).collect()
+    outcomes = series_outcomes_from_assessment_outcomes(baselines, follow_ups, series, INSTRUMENTS, rules).collect()
     keyed = {(row["series_number"], row["instrument"]): row for row in outcomes.to_dicts()}
     return follow_ups.collect().to_dicts(), keyed
 
