@@ -136,6 +136,7 @@ def dashboard(warehouse: Warehouse, reports: Reports, rules: RulesResource) -> d
             "marts.treatment_series",
             "intermediate.series_baselines",
             "intermediate.infusion_sessions",
+            "marts.early_non_improvement_worklist",
         )
     ],
     kinds={"plotly", "html"},

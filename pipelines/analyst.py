@@ -17,7 +17,7 @@ from pipelines.database import sql_string
 
 EXPORT_SCHEMAS = ("marts",)
 # Marts that name patients for clinicians to act on: left out of exports for BI tools unless asked for.
-IDENTIFIABLE_MARTS = ("marts.suicidality_worklist",)
+IDENTIFIABLE_MARTS = ("marts.suicidality_worklist", "marts.early_non_improvement_worklist")
 # What one ad-hoc query may take unless the analyst says otherwise: enough for any question a table answers,
 # not enough for a query that runs away with the machine (a cross join, a count over range(1e11)).
 DEFAULT_MAX_ROWS = 100_000

@@ -441,7 +441,8 @@ def docs(warehouse: Path | None, out: Path) -> None:
 @click.option(
     "--include-identifiable",
     is_flag=True,
-    help="also export the clinicians' worklists that name patients (marts.suicidality_worklist)",
+    help="also export the clinicians' worklists that name patients (marts.suicidality_worklist, "
+    "marts.early_non_improvement_worklist)",
 )
 @warehouse_option
 def export(file_format: str, out: Path, warehouse: Path | None, include_identifiable: bool) -> None:

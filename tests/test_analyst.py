@@ -185,9 +185,11 @@ def test_export_writes_every_mart_with_a_manifest_and_the_same_row_counts(demo_w
             frame = pl.read_parquet(path) if file_format == "parquet" else pl.read_csv(path, infer_schema=False)
             expected = con.execute(f"select count(*) from {entry['table']}").fetchone()[0]
             assert frame.height == entry["row_count"] == expected
-    assert {entry["table"] for entry in manifest["tables"]} == marts - {"marts.suicidality_worklist"}
-    assert manifest["left_out_identifiable"] == ["marts.suicidality_worklist"]
+    worklists = {"marts.suicidality_worklist", "marts.early_non_improvement_worklist"}
+    assert {entry["table"] for entry in manifest["tables"]} == marts - worklists
+    assert set(manifest["left_out_identifiable"]) == worklists
     assert not (tmp_path / f"suicidality_worklist.{file_format}").exists()
+    assert not (tmp_path / f"early_non_improvement_worklist.{file_format}").exists()
     assert "left out marts.suicidality_worklist: it names patients (give --include-identifiable" in result.output
     assert manifest["refreshed_at"] and manifest["as_of"] == "2026-06-30T00:00:00"
 
@@ -199,7 +201,8 @@ def test_export_writes_the_identifiable_worklist_only_when_asked(demo_warehouse,
     )
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert "marts.suicidality_worklist" in {entry["table"] for entry in manifest["tables"]}
+    exported = {entry["table"] for entry in manifest["tables"]}
+    assert {"marts.suicidality_worklist", "marts.early_non_improvement_worklist"} <= exported
     assert manifest["left_out_identifiable"] == []
 
 

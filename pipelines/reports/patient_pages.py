@@ -39,7 +39,33 @@ def patient_frames(con: duckdb.DuckDBPyConnection) -> dict[str, pl.DataFrame]:
             "join marts.treatment_series s using (patient_id, series_number) "
             "where b.baseline_score is not null"
         ).pl(),
+        "early_worklist": con.sql(
+            "select clinic_id, patient_id, instrument, infusion_count, baseline_score, end_score, end_pct_change "
+            "from marts.early_non_improvement_worklist"
+        ).pl(),
     }
+
+
+def early_worklist_section(worklist: pl.DataFrame, pages: set[str]) -> str:
+    """Return the index's list of inductions in progress that the early check flags (spec §10.4)."""
+    if worklist.is_empty():
+        return "<h2>Early non-improvement</h2><p>No induction in progress is flagged by the early check.</p>"
+    rows = []
+    for row in worklist.iter_rows(named=True):
+        patient = html.escape(row["patient_id"])
+        link = f"<a href='{slug(row['patient_id'])}.html'>{patient}</a>" if row["patient_id"] in pages else patient
+        rows.append(
+            f"<tr><td>{html.escape(row['clinic_id'])}</td><td>{link}</td>"
+            f"<td>{html.escape(INSTRUMENT_LABELS.get(row['instrument'], row['instrument']))}</td>"
+            f"<td>{row['infusion_count']}</td><td>{row['baseline_score']:g}</td><td>{row['end_score']:g}</td>"
+            f"<td>{row['end_pct_change']:+.0f}%</td></tr>"
+        )
+    return (
+        "<h2>Early non-improvement</h2><p>Inductions in progress whose first score after the early check's "
+        "infusions improved less than the early improvement threshold (spec §10.4): consider a review of the "
+        "plan.</p><table><thead><tr><th>Clinic</th><th>Patient</th><th>Instrument</th><th>Infusions so far</th>"
+        f"<th>Baseline</th><th>Latest in window</th><th>Change</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def patient_figure(
@@ -120,7 +146,7 @@ def write_patient_pages(folder: Path, frames: dict[str, pl.DataFrame]) -> int:
     grouped = {
         name: dict(frame.partition_by("patient_id", as_dict=True, include_key=True).items())
         for name, frame in frames.items()
-        if name != "patients"
+        if name not in ("patients", "early_worklist")
     }
 
     def rows_of(name: str, patient: str) -> pl.DataFrame:
@@ -152,6 +178,8 @@ def write_patient_pages(folder: Path, frames: dict[str, pl.DataFrame]) -> int:
     (target / "index.html").write_text(
         f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>Patients</title><style>{PAGE_STYLE}"
         "</style></head><body><header><h1>Patients (for clinicians)</h1><div>Identifiable data: not for "
-        f"publication.</div></header><main><ul>{''.join(links)}</ul></main></body></html>"
+        f"publication.</div></header><main>"
+        f"{early_worklist_section(frames['early_worklist'], set(frames['patients']['patient_id']))}"
+        f"<h2>All patients</h2><ul>{''.join(links)}</ul></main></body></html>"
     )
     return len(links)

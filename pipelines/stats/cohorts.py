@@ -5,7 +5,11 @@ from __future__ import annotations
 import polars as pl
 
 from pipelines.stats.dimensions import (
+    BREAKDOWNS,
     CLINIC,
+    DOSE_BAND,
+    PROVIDER,
+    PROVIDER_NOT_RECORDED,
     CLINIC_SPLITS,
     INDICATION,
     NETWORK,
@@ -25,10 +29,11 @@ RATE_KEY = [*COHORT, "instrument", "series_kind"]
 MAX_TRAJECTORY_INFUSIONS = 12
 
 
-def cohorts(periods: tuple[str, ...] = (START_MONTH,)) -> list[tuple[str, pl.Expr]]:
+def cohorts(periods: tuple[str, ...] = (START_MONTH,), breakdowns: bool = False) -> list[tuple[str, pl.Expr]]:
     """Return each dimension with the expression of a row's cohort in it (dimension_value): the network, its
-    clinic, indication, clinic and indication, and each period of series start asked for (month, quarter, year),
-    network-wide and within the clinic."""
+    clinic, indication, clinic and indication, each period of series start asked for (month, quarter, year),
+    and with breakdowns the series' provider and dose band (columns provider_id, dose_band), each network-wide
+    and within the clinic."""
     separator = pl.lit(SPLIT_SEPARATOR)
     found = [
         (NETWORK, pl.lit(NETWORK_VALUE)),
@@ -48,58 +53,112 @@ def cohorts(periods: tuple[str, ...] = (START_MONTH,)) -> list[tuple[str, pl.Exp
     for period in periods:
         found.append((period, period_values[period]))
         found.append((CLINIC_SPLITS[period], pl.concat_str("clinic_id", separator, period_values[period])))
+    if breakdowns:
+        breakdown_values = {
+            PROVIDER: pl.col("provider_id").fill_null(PROVIDER_NOT_RECORDED),
+            DOSE_BAND: pl.col("dose_band"),
+        }
+        for breakdown in BREAKDOWNS:
+            found.append((breakdown, breakdown_values[breakdown]))
+            found.append((CLINIC_SPLITS[breakdown], pl.concat_str("clinic_id", separator, breakdown_values[breakdown])))
     return found
 
 
-def by_dimension(frame: pl.LazyFrame, periods: tuple[str, ...] = (START_MONTH,)) -> pl.LazyFrame:
+def by_dimension(
+    frame: pl.LazyFrame, periods: tuple[str, ...] = (START_MONTH,), breakdowns: bool = False
+) -> pl.LazyFrame:
     """Return each row once per cohort it belongs to (cohorts)."""
     return pl.concat(
-        [frame.with_columns(dimension=pl.lit(name), dimension_value=value) for name, value in cohorts(periods)]
+        [
+            frame.with_columns(dimension=pl.lit(name), dimension_value=value)
+            for name, value in cohorts(periods, breakdowns)
+        ]
     )
 
 
-def rate_columns(prefix: str, count: str) -> list[pl.Expr]:
-    low, high = wilson_bounds(pl.col(count), pl.col("evaluable_count"))
+def rate_columns(prefix: str, count: str, denominator: str = "evaluable_count") -> list[pl.Expr]:
+    """Return <prefix>_rate = count / denominator and its 95% Wilson interval; null where the denominator is 0."""
+    low, high = wilson_bounds(pl.col(count), pl.col(denominator))
     return [
-        (pl.col(count) / pl.col("evaluable_count")).alias(f"{prefix}_rate"),
+        pl.when(pl.col(denominator) > 0).then(pl.col(count) / pl.col(denominator)).alias(f"{prefix}_rate"),
         low.alias(f"{prefix}_ci_low"),
         high.alias(f"{prefix}_ci_high"),
     ]
 
 
+def count_of(condition: pl.Expr) -> pl.Expr:
+    return condition.fill_null(False).sum().cast(pl.Int64)
+
+
+# Each rate of response_rates: (prefix of its columns, its count, its denominator), in the mart's column order.
+RATES = (
+    ("response", "responder_count", "evaluable_count"),
+    ("remission", "remitter_count", "remission_eligible_count"),
+    ("reliable_improvement", "reliable_improvement_count", "reliable_change_count"),
+    ("reliable_deterioration", "reliable_deterioration_count", "reliable_change_count"),
+    ("reliable_recovery", "reliable_recovery_count", "case_at_baseline_count"),
+    ("early_ppv", "early_flagged_non_responder_count", "early_non_improver_count"),
+    ("early_sensitivity", "early_flagged_non_responder_count", "early_checked_non_responder_count"),
+)
+
+
 def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return response and remission rates with Wilson intervals per cohort, instrument and series kind."""
+    """Return the rates of RATES with Wilson intervals per cohort, instrument and series kind.
+
+    series_outcomes carries caseness_min, the instrument's (seeds.instruments). Remission counts over
+    remission-eligible series (§10.2); reliable change over series of instruments with a reliable_change,
+    reliable recovery over those with a baseline at or above caseness (§10.3); the early check's positive
+    predictive value over the early non-improvers and its sensitivity over the non-responders that had an
+    early check (§10.4).
+    """
     evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
-    counts = ["responder_count", "remitter_count", "rapid_response_count", "completed_induction_count"]
-    # Counted once per finest cell (clinic, indication, month, instrument, kind), then the cells are added up
-    # into every cohort: a few thousand cells are copied into the cohorts instead of millions of series.
+    early_checked = pl.col("is_early_non_improver").is_not_null()
+    cell_counts = {
+        "evaluable_count": pl.len().cast(pl.Int64),
+        "responder_count": count_of(pl.col("is_responder")),
+        "remission_eligible_count": count_of(pl.col("is_remission_eligible")),
+        "remitter_count": count_of(pl.col("is_remitter") & pl.col("is_remission_eligible")),
+        "rapid_response_count": count_of(pl.col("is_rapid_response")),
+        "completed_induction_count": count_of(pl.col("is_completed_induction")),
+        "reliable_change_count": count_of(pl.col("is_reliable_improvement").is_not_null()),
+        "reliable_improvement_count": count_of(pl.col("is_reliable_improvement")),
+        "reliable_deterioration_count": count_of(pl.col("is_reliable_deterioration")),
+        "case_at_baseline_count": count_of(
+            pl.col("is_reliable_recovery").is_not_null() & (pl.col("baseline_score") >= pl.col("caseness_min"))
+        ),
+        "reliable_recovery_count": count_of(pl.col("is_reliable_recovery")),
+        "early_checked_count": count_of(early_checked),
+        "early_non_improver_count": count_of(pl.col("is_early_non_improver")),
+        "early_checked_non_responder_count": count_of(early_checked & ~pl.col("is_responder")),
+        "early_flagged_non_responder_count": count_of(pl.col("is_early_non_improver") & ~pl.col("is_responder")),
+    }
+    # Counted once per finest cell (clinic, indication, month, provider, dose band, instrument, kind), then the
+    # cells are added up into every cohort: thousands of cells are copied into the cohorts, not millions of series.
     cells = evaluable.group_by(
-        "clinic_id", "primary_indication", pl.col("series_start_at").dt.truncate("1mo"), "instrument", "series_kind"
-    ).agg(
-        evaluable_count=pl.len().cast(pl.Int64),
-        responder_count=pl.col("is_responder").sum().cast(pl.Int64),
-        remitter_count=pl.col("is_remitter").sum().cast(pl.Int64),
-        rapid_response_count=pl.col("is_rapid_response").sum().cast(pl.Int64),
-        completed_induction_count=pl.col("is_completed_induction").sum().cast(pl.Int64),
-    )
+        "clinic_id",
+        "primary_indication",
+        pl.col("series_start_at").dt.truncate("1mo"),
+        "provider_id",
+        "dose_band",
+        "instrument",
+        "series_kind",
+    ).agg(**cell_counts)
+    rate_columns_in_order = [
+        column
+        for prefix, count, denominator in RATES
+        for column in (denominator, count, f"{prefix}_rate", f"{prefix}_ci_low", f"{prefix}_ci_high")
+    ]
     return (
-        by_dimension(cells, START_PERIODS)
+        by_dimension(cells, START_PERIODS, breakdowns=True)
         .group_by(RATE_KEY)
-        .agg(pl.col("evaluable_count", *counts).sum())
-        .with_columns(*rate_columns("response", "responder_count"), *rate_columns("remission", "remitter_count"))
+        .agg(pl.col(*cell_counts).sum())
+        .with_columns(*[e for rate in RATES for e in rate_columns(*rate)])
         .select(
             *RATE_KEY,
-            "evaluable_count",
-            "responder_count",
-            "response_rate",
-            "response_ci_low",
-            "response_ci_high",
-            "remitter_count",
-            "remission_rate",
-            "remission_ci_low",
-            "remission_ci_high",
+            *dict.fromkeys(rate_columns_in_order),  # a denominator shared by two rates comes once
             "rapid_response_count",
             "completed_induction_count",
+            "early_checked_count",
         )
         .sort(RATE_KEY)
     )
@@ -114,12 +173,14 @@ def relief_observations(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
 
 def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     """Return Kaplan-Meier relief curves per cohort, instrument and series kind: one row per distinct day."""
-    cell = ["clinic_id", "primary_indication", "series_start_at", "instrument", "series_kind"]
+    cell = ["clinic_id", "primary_indication", "series_start_at", "provider_id", "dose_band", "instrument", "series_kind"]
     # Relapses and censorings counted per finest cell and day, then added up into every cohort (as for rates).
     cells = events_per_duration(
         relief_observations(series_outcomes).with_columns(pl.col("series_start_at").dt.truncate("1mo")), cell
     )
-    counts = by_dimension(cells).group_by(*RATE_KEY, "duration").agg(pl.col("events", "censored").sum())
+    counts = (
+        by_dimension(cells, breakdowns=True).group_by(*RATE_KEY, "duration").agg(pl.col("events", "censored").sum())
+    )
     curves = kaplan_meier_from_counts(counts, RATE_KEY)
     return curves.rename({"duration": "day"}).sort([*RATE_KEY, "day"])
 

@@ -2,8 +2,8 @@
 
 A mart's (dimension, dimension_value) names one cohort: the whole network
 ("network", "all"), a clinic, an indication, a month, quarter or year of series
-start ("2026-03", "2026-Q1", "2026-H1", "2026"), or a split of one clinic
-("clinic_indication": "<clinic> / <indication>"). The SQL marts
+start ("2026-03", "2026-Q1", "2026-H1", "2026"), a provider or dose band
+(spec §10.6), or a split of one clinic ("clinic_indication": "<clinic> / <indication>"). The SQL marts
 name the same cohorts through the cohorts_of macro in sql/functions.sql; a test
 holds the two to one vocabulary.
 """
@@ -18,6 +18,12 @@ START_MONTH = "start_month"
 START_QUARTER = "start_quarter"
 START_HALF = "start_half"
 START_YEAR = "start_year"
+# Spec §10.6: a series' provider (who gave most of its infusions) and the band of its mean dose.
+PROVIDER = "provider"
+DOSE_BAND = "dose_band"
+BREAKDOWNS = (PROVIDER, DOSE_BAND)
+# The provider of a series none of whose infusions named one.
+PROVIDER_NOT_RECORDED = "not recorded"
 # The periods of series start, finest first: a page shows the finest that disclosure control lets through.
 START_PERIODS = (START_MONTH, START_QUARTER, START_HALF, START_YEAR)
 # A clinic's own split by indication or period, valued "<clinic><SPLIT_SEPARATOR><indication or period>".
@@ -27,8 +33,10 @@ CLINIC_SPLITS = {
     START_QUARTER: "clinic_start_quarter",
     START_HALF: "clinic_start_half",
     START_YEAR: "clinic_start_year",
+    PROVIDER: "clinic_provider",
+    DOSE_BAND: "clinic_dose_band",
 }
 SPLIT_SEPARATOR = " / "
-DIMENSIONS = (NETWORK, CLINIC, INDICATION, *START_PERIODS, *CLINIC_SPLITS.values())
+DIMENSIONS = (NETWORK, CLINIC, INDICATION, *START_PERIODS, *BREAKDOWNS, *CLINIC_SPLITS.values())
 # The dimensions of the SQL marts (sql/functions.sql cohorts_of): no month, no clinic split.
 SQL_DIMENSIONS = (NETWORK, CLINIC, INDICATION)

@@ -39,3 +39,15 @@ def mean_bounds(mean: pl.Expr, sd: pl.Expr, count: pl.Expr, level: float = 0.95)
     """Return the (low, high) t interval of a mean from its standard deviation and count; null for one value."""
     half_width = t_quantile(count - 1, level) * sd / count.cast(pl.Float64).sqrt()
     return mean - half_width, mean + half_width
+
+
+def byar_bounds(observed: pl.Expr, z: float = Z95) -> tuple[pl.Expr, pl.Expr]:
+    """Return the (low, high) 95% limits of a Poisson count by Byar's approximation; low is 0 for a count of 0.
+
+    Breslow and Day (1987), Statistical methods in cancer research II, p. 69; the method of
+    PHEindicatormethods' byars_lower and byars_upper. Divided by an expected count it bounds an O/E ratio.
+    """
+    o = observed.cast(pl.Float64)
+    low = pl.when(o > 0).then(o * (1 - 1 / (9 * o) - z / (3 * o.sqrt())) ** 3).otherwise(0.0)
+    high = (o + 1) * (1 - 1 / (9 * (o + 1)) + z / (3 * (o + 1).sqrt())) ** 3
+    return low, high

@@ -41,7 +41,10 @@ def cohort_outcomes(warehouse, dimension, value, instrument, kind):
 def test_response_rates_match_statsmodels_wilson_on_the_demo_cohort(demo_warehouse, cohort):
     outcomes = [r for r in cohort_outcomes(demo_warehouse, *cohort) if r["status"] == "evaluable"]
     responders = sum(r["is_responder"] for r in outcomes)
-    remitters = sum(r["is_remitter"] for r in outcomes)
+    eligible = [r for r in outcomes if r["is_remission_eligible"]]  # spec §10.2
+    remitters = sum(r["is_remitter"] for r in eligible)
+    improved = sum(bool(r["is_reliable_improvement"]) for r in outcomes)
+    with_reliable_change = sum(r["is_reliable_improvement"] is not None for r in outcomes)
     [mart] = rows(
         demo_warehouse,
         "select * from marts.response_rates where dimension = ? and dimension_value = ? "
@@ -56,9 +59,15 @@ def test_response_rates_match_statsmodels_wilson_on_the_demo_cohort(demo_warehou
     assert (mart["response_ci_low"], mart["response_ci_high"]) == pytest.approx(
         proportion_confint(responders, len(outcomes), method="wilson"), abs=1e-12
     )
+    assert mart["remission_eligible_count"] == len(eligible)
     assert (mart["remission_ci_low"], mart["remission_ci_high"]) == pytest.approx(
-        proportion_confint(remitters, len(outcomes), method="wilson"), abs=1e-12
+        proportion_confint(remitters, len(eligible), method="wilson"), abs=1e-12
     )
+    assert (mart["reliable_change_count"], mart["reliable_improvement_count"]) == (with_reliable_change, improved)
+    if with_reliable_change:
+        assert (mart["reliable_improvement_ci_low"], mart["reliable_improvement_ci_high"]) == pytest.approx(
+            proportion_confint(improved, with_reliable_change, method="wilson"), abs=1e-12
+        )
 
 
 @pytest.mark.parametrize("cohort", COHORTS, ids=["-".join(c) for c in COHORTS])
