@@ -1,6 +1,6 @@
 -- Title:   Parsing and checking macros shared by the quarantine SQL
 -- Grain:   none: CREATE MACRO statements, run on every connection before the table SQL
--- Inputs:  seeds.value_ranges; variables as_of (TIMESTAMP) and clinic_timezone (VARCHAR)
+-- Inputs:  seeds.value_ranges; variables as_of (TIMESTAMP, local time of clinic_timezone) and clinic_timezone (VARCHAR)
 -- Rule:    shared spec §1 (timestamps) and §8 (reasons); each check returns a {reason, detail} struct or null
 
 -- Blank means empty or only white space: exports pad fields with spaces.
@@ -11,12 +11,12 @@ create or replace macro shown(value) as (
     case when length(value) > 200 then left(value, 199) || '…' else value end
 );
 
--- ISO 8601 only (spec §1): a date is 00:00 local clinic time; a date-time with
--- an offset or Z is converted to the clinic's local time, without one it is
--- already local. The regexes are strict because DuckDB's cast also accepts
+-- ISO 8601 only (spec §1, §10.1): a date is 00:00 local time of the patient's
+-- clinic (zone, an IANA name); a date-time with an offset or Z is converted to
+-- it, without one it is already local. The regexes are strict because DuckDB's cast also accepts
 -- forms such as 2026-1-5 that are not ISO 8601. Surrounding spaces are allowed
 -- (DuckDB's cast skips them): one regex decides the common case, no trimmed copy.
-create or replace macro iso_timestamp(value) as (
+create or replace macro iso_timestamp(value, zone) as (
     case
         when regexp_full_match(value, ' *\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)? *')
             then try_cast(value as timestamp)
@@ -26,7 +26,7 @@ create or replace macro iso_timestamp(value) as (
                 ' *\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?'
                 || '(Z|[+-](0\d|1[0-3])(:?[0-5]\d)?|[+-]14(:?00)?) *'
             )
-            then timezone(getvariable('clinic_timezone'), try_cast(value as timestamptz))
+            then timezone(zone, try_cast(value as timestamptz))
     end
 );
 
@@ -127,15 +127,21 @@ create or replace macro range_failure(record, field_name, value) as (
     end
 );
 
-create or replace macro future_failure(field_name, value) as (
-    case when value > getvariable('as_of')
+-- The run's as-of time (local time of the clinic_timezone setting) as local time in another zone.
+create or replace macro as_of_in(zone) as (
+    timezone(zone, timezone(getvariable('clinic_timezone'), getvariable('as_of')))
+);
+
+-- as_of: the run's as-of time in the row's clinic's zone (as_of_in), so that each clinic's "now" is the same instant.
+create or replace macro future_failure(field_name, value, as_of) as (
+    case when value > as_of
             then {
                     'reason': 'future_timestamp',
                     'detail': field_name
                     || ' '
                     || strftime(value, '%Y-%m-%dT%H:%M:%S')
                     || ' is after the run''s as-of time '
-                    || strftime(getvariable('as_of'), '%Y-%m-%dT%H:%M:%S')
+                    || strftime(as_of, '%Y-%m-%dT%H:%M:%S')
                 }
     end
 );

@@ -13,12 +13,13 @@ import duckdb
 from pipelines.database import last_refresh, relation_exists, table_exists
 from pipelines.incremental.raw_store import (
     changed_patients_table,
+    changed_reference_table,
     forget_sources,
     removed_sources,
     source_table,
 )
 from pipelines.incremental.scope import SCOPE_TABLE, patient_key, write_plan
-from pipelines.ingest.contract import RECORD_TYPES
+from pipelines.ingest.contract import PER_PATIENT_RECORD_TYPES
 from pipelines.outcomes.rules import OutcomeRules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,11 +103,28 @@ def reason_to_read_everything(published: Path, raw_store: Path, refresh_mode: st
 
 
 def reason_to_recompute_everyone(
-    con: duckdb.DuckDBPyConnection, full_read_reason: str | None, rules: OutcomeRules, as_of: datetime
+    con: duckdb.DuckDBPyConnection,
+    full_read_reason: str | None,
+    rules: OutcomeRules,
+    as_of: datetime,
+    sources: list[str] = (),
 ) -> str | None:
     """Return why every patient must be recomputed, or None when only patients with changes need be."""
     if full_read_reason is not None:
         return full_read_reason
+    changed = [
+        name
+        for name in sources
+        if table_exists(con, changed_reference_table(name))
+        and con.execute(f"select count(*) from {changed_reference_table(name)}").fetchone()[0]
+    ]
+    removed = [
+        name
+        for name in removed_sources(con, sources)
+        if relation_exists(con, source_table(name, "clinics"))
+    ]
+    if changed or removed:
+        return "the clinics changed: every patient's timestamps are read again in their clinic's time zone"
     last = last_refresh(con)
     if json.loads(last["rules"]) != rules.model_dump():
         return "the clinical parameters changed since the last refresh"
@@ -130,18 +148,35 @@ def patients_to_recompute(
     ]
     earlier = min(previous_as_of, as_of)
     first_text = (earlier.date() - timedelta(days=OFFSET_SLACK_DAYS)).isoformat()
+    # Each patient's zone as validation will read it (spec §10.1), from this run's raw rows; a zone validation
+    # will refuse counts as the default here (the run fails on it later).
+    zones = f"""
+        select {patient_key("p.patient_id")} as patient_key,
+            coalesce(any_value(c.timezone), getvariable('clinic_timezone')) as zone
+        from raw.patients as p
+        left join (
+            select blank_to_null(clinic_id) as clinic_id, blank_to_null(timezone) as timezone from raw.clinics
+            where blank_to_null(timezone) in (select name from pg_timezone_names())
+        ) as c on blank_to_null(p.clinic_id) = c.clinic_id
+        group by all
+    """
+    earlier_instant = f"timezone(getvariable('clinic_timezone'), timestamp '{earlier.isoformat()}')"
     for table, column in DATED_ROWS.items():
         # A row dated after the earlier as-of time was future then and is not now (or the other way round),
         # or is future both times and its reason names the as-of time: few rows, all recomputed. ISO dates
         # sort as text, so a text comparison finds the few candidates before any is parsed.
         parts.append(
-            f"select {patient_key()}, 'dated after the last or this as-of time' from {table} "
-            f"where ltrim({column}) >= '{first_text}' and iso_timestamp({column}) > '{earlier.isoformat()}'"
+            f"select candidates.patient_key, 'dated after the last or this as-of time' from ("
+            f"select {patient_key()} as patient_key, {column} as value from {table} "
+            f"where ltrim({column}) >= '{first_text}') as candidates "
+            f"left join ({zones}) as zones using (patient_key) "
+            f"where iso_timestamp(value, coalesce(zone, getvariable('clinic_timezone'))) "
+            f"> timezone(coalesce(zone, getvariable('clinic_timezone')), {earlier_instant})"
         )
     for name in removed_sources(con, sources):
         parts += [
             f"select {patient_key()}, 'source removed' from {source_table(name, record_type)}"
-            for record_type in RECORD_TYPES
+            for record_type in PER_PATIENT_RECORD_TYPES
             if relation_exists(con, source_table(name, record_type))
         ]
     return " union all ".join(parts)
@@ -156,7 +191,7 @@ def plan_refresh_scope(
     raw_rows: Path,
 ) -> tuple[str, dict[str, int]]:
     """Decide and record which patients this refresh recomputes; return the plan's line and patients by reason."""
-    reason = reason_to_recompute_everyone(con, full_read_reason, rules, as_of)
+    reason = reason_to_recompute_everyone(con, full_read_reason, rules, as_of, sources)
     removed = removed_sources(con, sources)
     if reason is None:
         previous_as_of = last_refresh(con)["as_of"]

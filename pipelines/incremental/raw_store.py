@@ -18,7 +18,7 @@ from pipelines.incremental.file_states import (
     state_of_file,
 )
 from pipelines.incremental.scope import patient_key
-from pipelines.ingest.contract import CONTRACTS, RECORD_TYPES
+from pipelines.ingest.contract import CONTRACT_BY_TYPE, CONTRACTS, RECORD_TYPES
 from pipelines.ingest.csv_inbox import InboxError, raw_csv_from_bytes, write_raw_parquet
 from pipelines.ingest.mapping import mapping_files
 from pipelines.ingest.sources import CSV_SOURCE, frames_of_source, source_paths
@@ -32,6 +32,11 @@ def source_table(source: str, record_type: str) -> str:
 def changed_patients_table(source: str) -> str:
     """Return the table of the patients whose rows of one source this run added, changed or removed."""
     return f"raw.changed_patients__{source}"
+
+
+def changed_reference_table(source: str) -> str:
+    """Return the table of the reference record types (clinics) whose rows of one source this run changed."""
+    return f"raw.changed_reference__{source}"
 
 
 def changed_patient_keys(con: duckdb.DuckDBPyConnection, kept: str | None, incoming: str) -> str:
@@ -75,6 +80,7 @@ class RawStore:
         self.con, self.folder, self.source, self.changes_only = con, folder / source, source, changes_only
         self.changed_table = changed_patients_table(source)
         con.execute(f"create or replace table {self.changed_table} (patient_key varchar)")
+        con.execute(f"create or replace table {changed_reference_table(source)} (record_type varchar)")
         if not changes_only:  # a full read starts from nothing kept, whatever an older version kept
             shutil.rmtree(self.folder, ignore_errors=True)
             for record_type in RECORD_TYPES:
@@ -96,7 +102,9 @@ class RawStore:
     def replace(self, record_type: str, incoming: Path | None) -> None:
         """Keep a record type's rows read anew (a Parquet file from incoming_part, or None: no rows) in place of
         the old; note the patients whose rows differ."""
-        if self.changes_only:
+        if self.changes_only and not CONTRACT_BY_TYPE[record_type].is_per_patient:
+            self.note_reference_change(record_type, incoming)
+        elif self.changes_only:
             kept = self.kept(record_type)
             if incoming is None:
                 if kept:
@@ -128,6 +136,9 @@ class RawStore:
             return False
         self.write_part(record_type, frame)
         self.refresh_view(record_type)
+        if not CONTRACT_BY_TYPE[record_type].is_per_patient:
+            self.con.execute(f"insert into {changed_reference_table(self.source)} values (?)", [record_type])
+            return True
         self.con.register("incoming_rows", frame)
         self.note_patients(f"select {patient_key()} from incoming_rows")
         self.con.unregister("incoming_rows")
@@ -153,6 +164,23 @@ class RawStore:
         for record_type in RECORD_TYPES:
             self.refresh_view(record_type)
 
+    def note_reference_change(self, record_type: str, incoming: Path | None) -> None:
+        """Note a reference record type whose rows read anew differ from the kept ones (every patient is then
+        recomputed)."""
+        kept = self.kept(record_type)
+        if kept is None and incoming is None:
+            return
+        if kept is not None and incoming is not None:
+            incoming_rows = f"select * from read_parquet({sql_string(incoming)})"
+            if column_names(self.con, kept) == column_names(self.con, f"({incoming_rows})"):
+                differing = self.con.execute(
+                    f"select count(*) from ((select * from {kept} except all {incoming_rows}) "
+                    f"union all ({incoming_rows} except all select * from {kept}))"
+                ).fetchone()[0]
+                if not differing:
+                    return
+        self.con.execute(f"insert into {changed_reference_table(self.source)} values (?)", [record_type])
+
     def note_patients(self, keys_sql: str) -> None:
         self.con.execute(f"insert into {self.changed_table} select distinct * from ({keys_sql})")
 
@@ -165,7 +193,8 @@ def read_contract_csvs(
 ) -> tuple[SourceRead, list[FileState]]:
     """Read the contract CSVs into raw tables: only appended rows or changed files when changes_only.
 
-    All three files are required unless the inbox has mappings.
+    patients.csv, infusions.csv and assessments.csv are required unless the inbox has mappings; clinics.csv
+    is optional.
     """
     read, states = SourceRead(), []
     has_mappings = bool(mapping_files(folder))
@@ -173,7 +202,7 @@ def read_contract_csvs(
         path, file = folder / contract.file_name, contract.file_name
         previous = kept.get((CSV_SOURCE, file)) if store.changes_only else None
         if not path.is_file():
-            if not has_mappings:
+            if contract.is_required_file and not has_mappings:
                 raise InboxError(f"{file}: not found in the inbox {folder}")
             store.replace(contract.record_type, None)
             continue
@@ -253,4 +282,5 @@ def forget_sources(con: duckdb.DuckDBPyConnection, raw_rows: Path, names: list[s
             drop_relation(con, source_table(name, record_type))
         shutil.rmtree(raw_rows / name, ignore_errors=True)
         con.execute(f"drop table if exists {changed_patients_table(name)}")
+        con.execute(f"drop table if exists {changed_reference_table(name)}")
         forget_source_files(con, name)

@@ -6,10 +6,13 @@ from collections.abc import Iterable
 
 import duckdb
 
-from pipelines.database import table_exists
+from pipelines.database import column_names, table_exists
 from pipelines.sql_models import table_references
 
 SCOPE_TABLE = "raw.refresh_scope"
+# Tables of reference rows that per-patient tables read whole: a change of their rows recomputes every patient
+# (pipelines.incremental.policy), so a per-patient table may read them.
+REFERENCE_TABLES = ("staging.clinics",)
 PLAN_TABLE = "raw.refresh_plan"
 
 
@@ -49,7 +52,8 @@ def with_tables_renamed(select: str, names: dict[str, str]) -> str:
 
 
 def scoped_select(con: duckdb.DuckDBPyConnection, select: str, inputs: Iterable[str]) -> str:
-    """Return the SELECT reading only the recomputed patients' rows of each input other than the seeds.
+    """Return the SELECT reading only the recomputed patients' rows of each input other than the seeds and the
+    reference tables (those without a patient_id, such as the clinics).
 
     Each input table is replaced by a temporary view that keeps the rows in
     scope, so the model's SQL runs unchanged on the patients it recomputes.
@@ -57,7 +61,7 @@ def scoped_select(con: duckdb.DuckDBPyConnection, select: str, inputs: Iterable[
     views = {}
     for table in inputs:
         schema, name = table.split(".")
-        if schema == "seeds":
+        if schema == "seeds" or "patient_id" not in column_names(con, table):
             continue
         views[table] = f"scoped__{schema}__{name}"
         con.execute(

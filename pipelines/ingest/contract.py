@@ -15,6 +15,11 @@ class RecordContract:
     required: tuple[str, ...]
     optional: tuple[str, ...] = ()
     has_items: bool = False
+    # Rows of one patient (keyed by patient_id): a change recomputes that patient. Otherwise reference rows,
+    # whose change recomputes every patient.
+    is_per_patient: bool = True
+    # The inbox must hold the file unless it has mappings; an optional file may be left out.
+    is_required_file: bool = True
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -51,8 +56,19 @@ ASSESSMENTS = RecordContract(
     required=("patient_id", "instrument", "administered_at", "score"),
     has_items=True,
 )
-CONTRACTS = (PATIENTS, INFUSIONS, ASSESSMENTS)
+# Spec §10.1: the clinics, each with its name and IANA time zone; optional.
+CLINICS = RecordContract(
+    record_type="clinics",
+    file_name="clinics.csv",
+    required=("clinic_id",),
+    optional=("clinic_name", "timezone"),
+    is_per_patient=False,
+    is_required_file=False,
+)
+CONTRACTS = (CLINICS, PATIENTS, INFUSIONS, ASSESSMENTS)
 RECORD_TYPES = tuple(contract.record_type for contract in CONTRACTS)
+PER_PATIENT_RECORD_TYPES = tuple(contract.record_type for contract in CONTRACTS if contract.is_per_patient)
+CONTRACT_BY_TYPE = {contract.record_type: contract for contract in CONTRACTS}
 
 ITEM_COLUMN = re.compile(r"item_([1-9][0-9]?)")
 

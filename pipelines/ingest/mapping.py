@@ -14,9 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipelines.ingest.contract import ASSESSMENTS, INFUSIONS, PATIENTS, RecordContract
-
-CONTRACT_BY_TYPE = {c.record_type: c for c in (PATIENTS, INFUSIONS, ASSESSMENTS)}
+from pipelines.ingest.contract import CONTRACT_BY_TYPE, RecordContract
 TIMESTAMP_COLUMNS = ("infused_at", "administered_at")
 
 
@@ -29,7 +27,7 @@ class RecordMapping(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["patients", "infusions", "assessments"]
+    type: Literal["clinics", "patients", "infusions", "assessments"]
     files: str = Field(description="glob of data files, relative to the inbox")
     sheet: str | None = Field(default=None, description="Excel sheet name (default: the first)")
     where: dict[str, str] = Field(default_factory=dict, description="keep rows whose column matches a glob")

@@ -22,14 +22,15 @@ def source_names(inbox: Path) -> list[str]:
 
 
 def csv_frames(inbox: Path) -> dict[str, pl.DataFrame]:
-    """Return the contract CSVs' raw tables read whole; all three are required unless the inbox has mappings."""
+    """Return the contract CSVs' raw tables read whole; the required ones must be there unless the inbox has
+    mappings."""
     frames = {}
     has_mappings = bool(mapping_files(inbox))
     for contract in CONTRACTS:
         path = inbox / contract.file_name
         if path.is_file():
             frames[contract.record_type] = raw_frame_from_file(path, contract, contract.file_name)
-        elif not has_mappings:
+        elif contract.is_required_file and not has_mappings:
             raise InboxError(f"{contract.file_name}: not found in the inbox {inbox}")
     return frames
 

@@ -13,10 +13,13 @@ instruments as (
 ),
 
 accepted_patients as (
-    -- The patients staging.patients will hold: validated, with no reason, first copy only.
+    -- The patients staging.patients will hold: validated, with no reason, first copy only; with the time zone
+    -- of their clinic (spec §10.1) and the run's as-of time there, worked out once per patient.
     select
         patient_id,
-        birth_year
+        birth_year,
+        clinic_timezone,
+        as_of_in(clinic_timezone) as clinic_as_of
     from quarantine.patients_validated
     where reason is null and not is_exact_duplicate
 ),
@@ -33,7 +36,13 @@ parsed as (
         raw_rows.score,
         blank_to_null(raw_rows.patient_id) as clean_patient_id,
         lower(blank_to_null(raw_rows.instrument)) as clean_instrument,
-        iso_timestamp(administered_at) as parsed_administered_at,
+        accepted_patients.patient_id is not null as is_known_patient,
+        accepted_patients.birth_year,
+        accepted_patients.clinic_as_of,
+        -- A row of an unknown patient (rejected below) is read in the default zone for its detail.
+        iso_timestamp(
+            raw_rows.administered_at, coalesce(accepted_patients.clinic_timezone, getvariable('clinic_timezone'))
+        ) as parsed_administered_at,
         blank_to_null(score) as score_text,
         strict_number(score) as parsed_score,
         -- Most rows carry a total and no items: their lists stay null, and the list work below runs
@@ -61,6 +70,8 @@ parsed as (
     from raw_rows
     left join instruments
         on lower(blank_to_null(raw_rows.instrument)) = instruments.instrument
+    left join accepted_patients
+        on blank_to_null(raw_rows.patient_id) = accepted_patients.patient_id
 ),
 
 totalled as (
@@ -134,17 +145,15 @@ typed as (
             case when out_of_range_item is not null
                     then {'reason': 'score_out_of_range', 'detail': out_of_range_item}
             end,
-            future_failure('administered_at', parsed_administered_at),
-            implausible_failure('administered_at', parsed_administered_at, accepted_patients.birth_year),
-            case when accepted_patients.patient_id is null then {
+            future_failure('administered_at', parsed_administered_at, coalesce(clinic_as_of, getvariable('as_of'))),
+            implausible_failure('administered_at', parsed_administered_at, birth_year),
+            case when not is_known_patient then {
                         'reason': 'unknown_patient',
                         'detail': 'patient_id is not among the accepted patient records'
                     }
             end
         ) as failure
     from totalled as raw_rows
-    left join accepted_patients
-        on raw_rows.clean_patient_id = accepted_patients.patient_id
 ),
 
 repeated_key_hashes as (

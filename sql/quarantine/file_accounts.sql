@@ -1,6 +1,6 @@
 -- Title:   What became of every line and row of every file read: accepted, rejected or an exact duplicate
 -- Grain:   one row per (source_file, record_type); a FHIR bundle or a visit export can hold several record types
--- Inputs:  raw.file_states, raw.patients, raw.infusions, raw.assessments, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated
+-- Inputs:  raw.file_states, raw.clinics, raw.patients, raw.infusions, raw.assessments, quarantine.clinics_validated, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated
 -- Rule:    shared spec §8: rows_read = rows_accepted + rows_rejected + duplicates_removed; for a CSV lines_read = header_lines + blank_lines + continuation_lines + rows_read; both checked before publication
 
 with files_read as (
@@ -8,6 +8,7 @@ with files_read as (
     select
         file as source_file,
         case record_type
+            when 'clinics' then 'clinic'
             when 'patients' then 'patient'
             when 'infusions' then 'infusion'
             when 'assessments' then 'assessment'
@@ -22,9 +23,16 @@ with files_read as (
 
 rows_read as (
     select
-        'patient' as record_type,
+        'clinic' as record_type,
         _source_file as source_file,
         count(*) as row_count
+    from raw.clinics
+    group by all
+    union all
+    select
+        'patient',
+        _source_file,
+        count(*)
     from raw.patients
     group by all
     union all
@@ -45,7 +53,14 @@ rows_read as (
 
 validated as (
     select
-        'patient' as record_type,
+        'clinic' as record_type,
+        source_file,
+        reason,
+        is_exact_duplicate
+    from quarantine.clinics_validated
+    union all
+    select
+        'patient',
         source_file,
         reason,
         is_exact_duplicate

@@ -9,10 +9,13 @@ with raw_rows as (
 ),
 
 accepted_patients as (
-    -- The patients staging.patients will hold: validated, with no reason, first copy only.
+    -- The patients staging.patients will hold: validated, with no reason, first copy only; with the time zone
+    -- of their clinic (spec §10.1) and the run's as-of time there, worked out once per patient.
     select
         patient_id,
-        birth_year
+        birth_year,
+        clinic_timezone,
+        as_of_in(clinic_timezone) as clinic_as_of
     from quarantine.patients_validated
     where reason is null and not is_exact_duplicate
 ),
@@ -22,7 +25,13 @@ parsed as (
     select
         raw_rows.*,
         blank_to_null(raw_rows.patient_id) as clean_patient_id,
-        iso_timestamp(raw_rows.infused_at) as parsed_infused_at,
+        accepted_patients.patient_id is not null as is_known_patient,
+        accepted_patients.birth_year,
+        accepted_patients.clinic_as_of,
+        -- A row of an unknown patient (rejected below) is read in the default zone for its detail.
+        iso_timestamp(
+            raw_rows.infused_at, coalesce(accepted_patients.clinic_timezone, getvariable('clinic_timezone'))
+        ) as parsed_infused_at,
         strict_number(raw_rows.dose_mg_per_kg) as parsed_dose_mg_per_kg,
         strict_number(raw_rows.duration_min) as parsed_duration_min,
         strict_number(raw_rows.bp_systolic_pre) as parsed_bp_systolic_pre,
@@ -32,6 +41,8 @@ parsed as (
         strict_number(raw_rows.heart_rate_max) as parsed_heart_rate_max,
         strict_number(raw_rows.spo2_min) as parsed_spo2_min
     from raw_rows
+    left join accepted_patients
+        on blank_to_null(raw_rows.patient_id) = accepted_patients.patient_id
 ),
 
 typed as (
@@ -80,17 +91,15 @@ typed as (
             range_failure('infusions', 'bp_diastolic_max', parsed_bp_diastolic_max),
             range_failure('infusions', 'heart_rate_max', parsed_heart_rate_max),
             range_failure('infusions', 'spo2_min', parsed_spo2_min),
-            future_failure('infused_at', parsed_infused_at),
-            implausible_failure('infused_at', parsed_infused_at, accepted_patients.birth_year),
-            case when accepted_patients.patient_id is null then {
+            future_failure('infused_at', parsed_infused_at, coalesce(clinic_as_of, getvariable('as_of'))),
+            implausible_failure('infused_at', parsed_infused_at, birth_year),
+            case when not is_known_patient then {
                         'reason': 'unknown_patient',
                         'detail': 'patient_id is not among the accepted patient records'
                     }
             end
         ) as failure
     from parsed
-    left join accepted_patients
-        on parsed.clean_patient_id = accepted_patients.patient_id
 ),
 
 repeated_key_hashes as (

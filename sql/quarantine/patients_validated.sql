@@ -1,6 +1,6 @@
 -- Title:   Every row of the patient files, typed, with the first reason it cannot be used
 -- Grain:   one row per (source_file, row_number); every data row read
--- Inputs:  raw.patients, seeds.value_ranges
+-- Inputs:  raw.patients, seeds.value_ranges, staging.clinics
 -- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
@@ -80,6 +80,8 @@ final as (
         typed.birth_year,
         typed.sex,
         typed.referral_source,
+        -- Spec §10.1: the zone the patient's timestamps are read in.
+        coalesce(clinics.timezone, getvariable('clinic_timezone')) as clinic_timezone,
         coalesce(
             typed.failure,
             case when key_variants.has_conflict then {
@@ -97,6 +99,8 @@ final as (
     -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
     left join key_variants
         on typed.patient_id = key_variants.patient_id
+    left join staging.clinics as clinics
+        on typed.clinic_id = clinics.clinic_id
 )
 
 select

@@ -1,14 +1,23 @@
 -- Title:   Every row a clinic sent that the pipeline could not use, with why and the row as sent
 -- Grain:   one row per (source_file, row_number, record_type); only rejected rows (one export row can hold two record types)
 -- Note:    line_number is the line of the file (the header is line 1; a spreadsheet's row) where the row starts
--- Inputs:  quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated, raw.patients, raw.infusions, raw.assessments
+-- Inputs:  quarantine.clinics_validated, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated, raw.clinics, raw.patients, raw.infusions, raw.assessments
 -- Rule:    shared spec §8: nothing is lost; raw_record is the whole original row as sent, as JSON
 
 with rejected as (
     select
         source_file,
         row_number,
-        'patient' as record_type,
+        'clinic' as record_type,
+        reason,
+        detail
+    from quarantine.clinics_validated
+    where reason is not null
+    union all
+    select
+        source_file,
+        row_number,
+        'patient',
         reason,
         detail
     from quarantine.patients_validated
@@ -40,8 +49,20 @@ raw_records as (
         _source_file,
         _row_number,
         _line_number,
-        'patient' as record_type,
+        'clinic' as record_type,
         to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _line_number, _parse_error)))) as raw_record
+    from raw.clinics
+    where (_source_file, _row_number) in (
+            select (source_file, row_number) from rejected
+            where record_type = 'clinic'
+        )
+    union all
+    select
+        _source_file,
+        _row_number,
+        _line_number,
+        'patient',
+        to_json(struct_pack(*columns(* exclude (_source_file, _row_number, _line_number, _parse_error))))
     from raw.patients
     where (_source_file, _row_number) in (
             select (source_file, row_number) from rejected
