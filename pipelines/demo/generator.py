@@ -35,34 +35,36 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-CLINIC_NAMES = (
-    "austin",
-    "frisco",
-    "denver",
-    "tampa",
-    "boise",
-    "raleigh",
-    "tucson",
-    "omaha",
-    "reno",
-    "dayton",
-    "fresno",
-    "spokane",
-    "madison",
-    "tulsa",
-    "mesa",
-    "plano",
-    "akron",
-    "eugene",
-    "salem",
-    "provo",
-    "macon",
-    "billings",
-    "fargo",
-    "tacoma",
-    "toledo",
-    "wichita",
+# (clinic_id, city, IANA time zone): the clinics.csv of the demo network (spec §10.1).
+CLINICS = (
+    ("austin", "Austin", "America/Chicago"),
+    ("frisco", "Frisco", "America/Chicago"),
+    ("denver", "Denver", "America/Denver"),
+    ("tampa", "Tampa", "America/New_York"),
+    ("boise", "Boise", "America/Boise"),
+    ("raleigh", "Raleigh", "America/New_York"),
+    ("tucson", "Tucson", "America/Phoenix"),
+    ("omaha", "Omaha", "America/Chicago"),
+    ("reno", "Reno", "America/Los_Angeles"),
+    ("dayton", "Dayton", "America/New_York"),
+    ("fresno", "Fresno", "America/Los_Angeles"),
+    ("spokane", "Spokane", "America/Los_Angeles"),
+    ("madison", "Madison", "America/Chicago"),
+    ("tulsa", "Tulsa", "America/Chicago"),
+    ("mesa", "Mesa", "America/Phoenix"),
+    ("plano", "Plano", "America/Chicago"),
+    ("akron", "Akron", "America/New_York"),
+    ("eugene", "Eugene", "America/Los_Angeles"),
+    ("salem", "Salem", "America/Los_Angeles"),
+    ("provo", "Provo", "America/Denver"),
+    ("macon", "Macon", "America/New_York"),
+    ("billings", "Billings", "America/Denver"),
+    ("fargo", "Fargo", "America/Chicago"),
+    ("tacoma", "Tacoma", "America/Los_Angeles"),
+    ("toledo", "Toledo", "America/New_York"),
+    ("wichita", "Wichita", "America/Chicago"),
 )
+CLINIC_NAMES = tuple(clinic_id for clinic_id, _, _ in CLINICS)
 
 # indication: (share of patients, domain, {instrument: probability the clinic scores it})
 INDICATIONS = {
@@ -108,7 +110,7 @@ def gain_after(infusions: np.ndarray) -> np.ndarray:
 
 
 def write_inbox(out: Path, patients: int, clinics: int, seed: int, end_date: date, years: float) -> dict[str, int]:
-    """Write patients.csv, infusions.csv and assessments.csv into out; return the rows written per file."""
+    """Write clinics.csv, patients.csv, infusions.csv and assessments.csv into out; return the rows written per file."""
     frames = inbox_frames(patients, clinics, seed, end_date, years)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -128,6 +130,7 @@ def inbox_frames(patients: int, clinics: int, seed: int, end_date: date, years: 
     infusions = infusion_sessions(rng, series)
     assessments = assessment_scores(rng, cohort, series, infusions)
     frames = {
+        "clinics.csv": clinics_file(cohort),
         "patients.csv": patients_file(cohort),
         "infusions.csv": infusions_file(rng, cohort, infusions),
         "assessments.csv": assessments_file(rng, cohort, assessments),
@@ -388,6 +391,22 @@ def text_of(values: np.ndarray) -> pl.Series:
     return pl.Series(values).cast(pl.String)
 
 
+def clinics_file(cohort: dict) -> pl.DataFrame:
+    """Return clinics.csv: each clinic of the network with its name and time zone; the last one gives no zone
+    (it takes the clinic_timezone setting), as a clinic that never filled it in would."""
+    rows = CLINICS[: cohort["clinics"]]
+    zones = [zone for _, _, zone in rows]
+    if len(rows) > 4:
+        zones[-1] = ""
+    return pl.DataFrame(
+        {
+            "clinic_id": [clinic_id for clinic_id, _, _ in rows],
+            "clinic_name": [f"{city} Ketamine Center" for _, city, _ in rows],
+            "timezone": zones,
+        }
+    )
+
+
 def patients_file(cohort: dict) -> pl.DataFrame:
     names = np.array(cohort["indication_names"])
     return pl.DataFrame(
@@ -407,7 +426,14 @@ def infusions_file(rng: np.random.Generator, cohort: dict, infusions: dict) -> p
     n = infusions["day"].size
     patient = infusions["patient"]
     pain = cohort["is_pain"][patient]
-    dose = np.where(pain, rng.choice([0.5, 0.75, 1.0], n), rng.choice([0.5, 0.5, 0.5, 0.6, 0.75], n))
+    # Each patient's dose is set at the start and kept, with an occasional step: pain protocols run higher
+    # (0.5-1.2 mg/kg), mood protocols near the standard 0.5 mg/kg (some at 0.4 for tolerability).
+    patient_dose = np.where(
+        cohort["is_pain"],
+        rng.choice([0.5, 0.75, 0.8, 1.0, 1.2], cohort["n"]),
+        rng.choice([0.4, 0.5, 0.5, 0.5, 0.6, 0.75, 0.8], cohort["n"]),
+    )
+    dose = np.round(patient_dose[patient] * np.where(rng.random(n) < 0.15, rng.choice([0.8, 1.2], n), 1.0), 2)
     duration = np.where(pain, rng.choice([120, 180, 240], n), rng.choice([40, 40, 45, 60], n))
     sys_pre = np.rint(rng.normal(127, 12, n))
     dia_pre = np.rint(rng.normal(78, 7, n))
@@ -435,10 +461,12 @@ def infusions_file(rng: np.random.Generator, cohort: dict, infusions: dict) -> p
         np.where(events["hypertension"], "labetalol 10 mg IV", np.where(events["dysphoria"], "midazolam 1 mg IV", "")),
     )
     clinic = cohort["clinic"][patient]
+    # Each patient has a main clinician (of three per clinic, the first busiest) who gives most of their infusions;
+    # cover from the others on about one infusion in five.
+    main_clinician = rng.choice([1, 2, 3], size=cohort["n"], p=[0.5, 0.3, 0.2])[patient]
+    clinician = np.where(rng.random(n) < 0.8, main_clinician, rng.integers(1, 4, n))
     provider = pl.select(
-        pl.format(
-            "{}-md{}", pl.lit(pl.Series(np.array(CLINIC_NAMES)[clinic])), pl.lit(pl.Series(rng.integers(1, 4, n)))
-        )
+        pl.format("{}-md{}", pl.lit(pl.Series(np.array(CLINIC_NAMES)[clinic])), pl.lit(pl.Series(clinician)))
     ).to_series()
     return (
         pl.DataFrame(
@@ -551,6 +579,7 @@ def with_malformed_rows(
     ]
     # Bad rows sit among the patient's other rows, as they do in real exports.
     return {
+        "clinics.csv": frames["clinics.csv"],
         "patients.csv": frames["patients.csv"],
         "infusions.csv": pl.concat([infusions, *bad_infusions]).sort("patient_id", maintain_order=True),
         "assessments.csv": pl.concat([assessments, *bad_assessments]).sort("patient_id", maintain_order=True),

@@ -20,7 +20,7 @@ from pipelines.reports.disclosure import note
 from pipelines.reports.figures import Cohort, escaped
 from pipelines.reports.pages import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE
 from pipelines.reports.publishable import SUICIDALITY_WINDOW_DAYS, Publishable
-from pipelines.stats.dimensions import CLINIC
+from pipelines.stats.dimensions import CLINIC, DOSE_BAND, PROVIDER
 
 HEADLINE_INSTRUMENTS = ("phq9", "nrs_pain")
 LEAGUE_SCRIPT = """
@@ -45,6 +45,10 @@ table.league{border-collapse:collapse;background:#fff;width:100%;font-size:.9rem
 table.league th,table.league td{padding:.4rem .6rem;border-bottom:1px solid #e3e8ef;text-align:right}
 table.league th:first-child,table.league td:first-child{text-align:left}
 table.league th{cursor:pointer;background:#eef2f7}table.league tr.benchmark td{font-style:italic;color:#5a6b7d}
+table.outcomes{border-collapse:collapse;width:100%;font-size:.85rem}
+table.outcomes th,table.outcomes td{padding:.3rem .5rem;border-bottom:1px solid #e3e8ef;text-align:right}
+table.outcomes th:first-child,table.outcomes td:first-child{text-align:left}table.outcomes th{background:#eef2f7}
+table.outcomes td small{color:#5a6b7d;white-space:nowrap}
 @media print{body{background:#fff}.grid{display:block}main{max-width:none}
 .card{break-inside:avoid;page-break-inside:avoid;margin:0 0 12px;box-shadow:none;border:1px solid #d8dee6}
 .tiles,table.league{break-inside:avoid}header{padding:.5rem 1rem}}
@@ -199,7 +203,7 @@ def league_table(data: Publishable) -> str:
         median = relief["median_relief_days"][0] if relief.height and relief["relapse_count"][0] is not None else None
         rows.append(
             {
-                "clinic": clinic,
+                "clinic": data.name_of(clinic),
                 "patients": patients["patient_count"][0] if patients.height else None,
                 "inductions": funnel["inductions_reaching"][0] if funnel.height else None,
                 "completion": target["share_reaching"][0] if target.height else None,
@@ -267,6 +271,134 @@ def league_table(data: Publishable) -> str:
     )
 
 
+def rate_cell(row: dict, prefix: str, denominator: str, k: int) -> str:
+    """Return a table cell: the rate, its interval and its denominator, or a dash where hidden or not defined."""
+    rate = row.get(f"{prefix}_rate")
+    if rate is None:
+        return "<td>—</td>"
+    ci = interval(row.get(f"{prefix}_ci_low"), row.get(f"{prefix}_ci_high")).removeprefix("95% CI ")
+    # A rate shown without its n: the n is withheld because the series outside it are few (spec §10.8).
+    n = "n withheld" if row.get(denominator) is None else f"n {row[denominator]:,}"
+    return f"<td>{html.escape(percent(rate))}<br><small>{html.escape(ci)} · {n}</small></td>"
+
+
+OUTCOME_MEASURES = (
+    ("response", "evaluable_count", "response"),
+    ("remission", "remission_eligible_count", "remission (of eligible)"),
+    ("reliable_improvement", "reliable_change_count", "reliable improvement"),
+    ("reliable_deterioration", "reliable_change_count", "reliable deterioration"),
+    ("reliable_recovery", "case_at_baseline_count", "reliable recovery (of cases)"),
+)
+
+
+def outcomes_table(data: Publishable, cohort: Cohort) -> str:
+    """Return every outcome rate of the cohort's inductions by instrument: response and remission beside reliable
+    change and recovery (spec §10.2-10.3), each with its interval and denominator."""
+    k = data.min_cell_size
+    rows = headline_rates(data, cohort).filter(pl.col("evaluable_count").is_not_null()).sort("instrument")
+    if rows.is_empty():
+        return ""
+    order = {code: i for i, code in enumerate(INSTRUMENT_LABELS)}
+    body = "".join(
+        f"<tr><td>{html.escape(INSTRUMENT_LABELS.get(row['instrument'], row['instrument']))}</td>"
+        + "".join(rate_cell(row, prefix, denominator, k) for prefix, denominator, _ in OUTCOME_MEASURES)
+        + "</tr>"
+        for row in sorted(rows.iter_rows(named=True), key=lambda r: order.get(r["instrument"], len(order)))
+    )
+    headers = "".join(f"<th>{html.escape(label)}</th>" for _, _, label in OUTCOME_MEASURES)
+    return (
+        "<div class='card wide'><h3>Outcomes after induction by instrument (95% Wilson intervals; n = the series "
+        f"each rate counts)</h3><table class='outcomes'><thead><tr><th>instrument</th>{headers}</tr></thead>"
+        f"<tbody>{body}</tbody></table><p class='note'>Remission counts only series whose baseline was above the "
+        "remission cut-off (spec §10.2): a patient who starts in remission cannot remit. Reliable improvement and "
+        "deterioration are an end score at least the instrument's reliable change better or worse than baseline "
+        "(PHQ-9 6, GAD-7 4, PCL-5 10, pain 0-10 2 points); reliable recovery is a case at baseline (PHQ-9 10+, "
+        "GAD-7 8+, PCL-5 33+, pain 4+) who ends below caseness with a reliable improvement (NHS Talking Therapies). "
+        "Instruments without a reliable change show a dash.</p></div>"
+    )
+
+
+def early_check_table(data: Publishable, cohort: Cohort) -> str:
+    """Return how well the early check predicted non-response in this cohort's own inductions (spec §10.4)."""
+    k = data.min_cell_size
+    rules = data.rules
+    rows = headline_rates(data, cohort).filter(pl.col("early_checked_count").fill_null(0) > 0)
+    if rows.is_empty():
+        return ""
+    body = "".join(
+        f"<tr><td>{html.escape(INSTRUMENT_LABELS.get(row['instrument'], row['instrument']))}</td>"
+        f"<td>{html.escape(count_text(row['early_checked_count'], k))}</td>"
+        f"<td>{html.escape(count_text(row['early_non_improver_count'], k))}</td>"
+        + rate_cell(row, "early_ppv", "early_non_improver_count", k)
+        + rate_cell(row, "early_sensitivity", "early_checked_non_responder_count", k)
+        + "</tr>"
+        for row in rows.sort("instrument").iter_rows(named=True)
+    )
+    return (
+        f"<div class='card wide'><h3>The early check: less than {rules.early_improvement_pct:g}% better after "
+        f"{rules.early_check_infusions} infusions, and how often it foretold non-response here</h3>"
+        "<table class='outcomes'><thead><tr><th>instrument</th><th>inductions checked</th><th>flagged</th>"
+        "<th>flagged who ended without response (PPV)</th><th>non-responders flagged early (sensitivity)</th>"
+        f"</tr></thead><tbody>{body}</tbody></table><p class='note'>Published research found non-improvement after "
+        "4 infusions predicts non-response with a sensitivity above 90% (Translational Psychiatry, 2024); these are "
+        "this cohort's own figures. Clinicians have the list of inductions in progress that the check flags.</p>"
+        "</div>"
+    )
+
+
+BREAKDOWN_TITLES = {PROVIDER: "provider (who gave most of the series' infusions)", DOSE_BAND: "mean dose, mg/kg"}
+DOSE_ORDER = ("<0.5", "0.5-<0.75", "0.75-<1.0", ">=1.0", "unknown")
+
+
+def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str) -> str:
+    """Return response, remission and median relief of the cohort's inductions by provider or dose band (§10.6)."""
+    k = data.min_cell_size
+    rates = cohort.of_split(data.response_rates, by).filter(
+        (pl.col("series_kind") == "induction") & (pl.col("instrument") == instrument)
+    )
+    if rates.is_empty():
+        return ""
+    relief = cohort.of_split(data.relief_summary, by).filter(
+        (pl.col("series_kind") == "induction") & (pl.col("instrument") == instrument)
+    )
+    medians = {
+        row["label"]: row["median_relief_days"] if row["relapse_count"] is not None else None
+        for row in relief.iter_rows(named=True)
+    }
+    reached = {row["label"] for row in relief.iter_rows(named=True) if row["relapse_count"] is not None}
+    order = {band: i for i, band in enumerate(DOSE_ORDER)} if by == DOSE_BAND else {}
+    rows = sorted(rates.iter_rows(named=True), key=lambda r: (order.get(r["label"], len(order)), r["label"]))
+    body = []
+    for row in rows:
+        label = row["label"]
+        median = medians.get(label)
+        relief_text = (
+            "—" if label not in reached else ("not reached" if median is None else f"{median:.0f} days")
+        )
+        body.append(
+            f"<tr><td>{escaped(label)}</td><td>{html.escape(count_text(row['evaluable_count'], k))}</td>"
+            + rate_cell(row, "response", "evaluable_count", k)
+            + rate_cell(row, "remission", "remission_eligible_count", k)
+            + f"<td>{html.escape(relief_text)}</td></tr>"
+        )
+    name = INSTRUMENT_LABELS.get(instrument, instrument)
+    return (
+        f"<div class='card'><h3>{html.escape(name)} after induction by {html.escape(BREAKDOWN_TITLES[by])}</h3>"
+        f"<table class='outcomes'><thead><tr><th>{html.escape(by.replace('_', ' '))}</th><th>evaluable</th>"
+        "<th>response</th><th>remission (of eligible)</th><th>median relief</th></tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
+def breakdowns(data: Publishable, cohort: Cohort, reader: str | None) -> str:
+    """Return the provider and dose-band tables of a page. A clinic's director sees their own clinic's providers
+    only: the network's providers would name other clinics' clinicians."""
+    shown_by = [DOSE_BAND] if cohort.clinic is None and reader is not None else [PROVIDER, DOSE_BAND]
+    return "".join(
+        breakdown_table(data, cohort, by, instrument) for by in shown_by for instrument in HEADLINE_INSTRUMENTS
+    )
+
+
 def rules_note(data: Publishable) -> str:
     """The page note, built from the rules in force."""
     rules = data.rules
@@ -274,7 +406,8 @@ def rules_note(data: Publishable) -> str:
         f"Rates and curves count evaluable series: a baseline within {rules.baseline_window_days} days before the "
         f"first infusion and a follow-up within {rules.response_window_days} days after the last. Response is a "
         "reduction from baseline of at least the instrument's response threshold (50% on mood scales, 30% on pain "
-        "scales and PCL-5); remission is an end score at or below the instrument's cut-off. A new series starts "
+        "scales and PCL-5); remission is an end score at or below the instrument's cut-off, counted over series whose "
+        "baseline was above it. A new series starts "
         f"after {rules.series_gap_days} days without an infusion; an induction is completed at "
         f"{rules.induction_target_infusions} infusions. {note(data.min_cell_size)}"
     )
@@ -299,7 +432,7 @@ def navigation(data: Publishable, reader: str | None) -> str:
     """Links within one reader's folder: the network owner's names every clinic; a clinic's, only its own."""
     links = ["<a href='index.html'>Index</a>", "<a href='network.html'>Network</a>"]
     clinics = data.clinics if reader is None else [reader]
-    links += [f"<a href='{Cohort(c).file_name}'>{escaped(c)}</a>" for c in clinics]
+    links += [f"<a href='{Cohort(c).file_name}'>{escaped(data.name_of(c))}</a>" for c in clinics]
     return " ".join(links)
 
 
@@ -319,6 +452,8 @@ def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> s
     ]
     if cohort.clinic is not None:
         figures.append(("clinic-vs-network", fig.funnel_plot(data, cohort, reader)))
+    if cohort.clinic is not None or reader is None:
+        figures.append(("case-mix", fig.case_mix_plot(data, cohort, reader)))
     figures += [
         ("adverse-events", fig.safety_events(data, cohort)),
         ("dissociation", fig.dissociation(data, cohort)),
@@ -327,7 +462,10 @@ def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> s
     cards = "".join(figure_html(figure, name, too_few) for name, figure in figures)
     period = f"Series started {html.escape(data.period)}. " if data.period else ""
     league = league_table(data) if cohort.clinic is None and reader is None else ""
-    title = cohort.title if cohort.clinic is not None or reader is None else "The network, as a benchmark"
+    if cohort.clinic is not None:
+        title = f"Clinic: {data.name_of(cohort.clinic)}"
+    else:
+        title = cohort.title if reader is None else "The network, as a benchmark"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} — ketamine infusion outcomes</title>
 <script src="{PLOTLY_FILE}"></script><style>{PAGE_STYLE}{EXTRA_STYLE}</style></head>
@@ -336,7 +474,9 @@ def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> s
 <main><section class="tiles">{tiles(data, cohort)}</section>
 <p>{html.escape(safety_text(data, cohort))} {html.escape(adherence_text(data, cohort))}</p>
 {league}
-<section class="grid">{cards}</section>
+{outcomes_table(data, cohort)}
+{early_check_table(data, cohort)}
+<section class="grid">{cards}{breakdowns(data, cohort, reader)}</section>
 <p class="note">{html.escape(rules_note(data))}</p></main><script>{LEAGUE_SCRIPT}</script></body></html>
 """
 
@@ -354,7 +494,7 @@ def index_html(data: Publishable, reader: str | None) -> str:
     """A reader's index: the network owner's lists every clinic; a clinic director's, their clinic and the
     network benchmark."""
     clinics = data.clinics if reader is None else [reader]
-    links = "".join(f"<li><a href='{Cohort(c).file_name}'>{escaped(c)}</a></li>" for c in clinics)
+    links = "".join(f"<li><a href='{Cohort(c).file_name}'>{escaped(data.name_of(c))}</a></li>" for c in clinics)
     network = "Network overview" if reader is None else "The network, as a benchmark"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Ketamine infusion outcomes</title>
@@ -405,6 +545,6 @@ def write_dashboard(folder: Path, data: Publishable) -> dict[Path, Path]:
             if cohort.clinic == reader:
                 packs[path] = target / f"board-pack-{path.stem}.pdf"
     folders = {"The network owner (every clinic)": NETWORK_FOLDER}
-    folders.update({f"The director of {clinic}": clinic_folder(clinic) for clinic in data.clinics})
+    folders.update({f"The director of {data.name_of(clinic)}": clinic_folder(clinic) for clinic in data.clinics})
     (folder / "index.html").write_text(folders_html(data, folders))
     return packs

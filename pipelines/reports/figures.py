@@ -407,7 +407,11 @@ def booster_intervals(data: Publishable, cohort: Cohort, reader: str | None = No
                 Cohort().of_whole(data.booster_intervals),
             ]
         ).with_columns(label=pl.col("dimension_value").replace({NETWORK_VALUE: NETWORK}))
-    rows = rows.filter(pl.col("median_days").is_not_null())
+    rows = rows.filter(pl.col("median_days").is_not_null()).with_columns(
+        label=pl.when(pl.col("dimension") == CLINIC)
+        .then(pl.col("label").replace(data.clinic_names))
+        .otherwise(pl.col("label"))
+    )
     if rows.is_empty():
         return None
     median = rows["median_days"]
@@ -523,7 +527,7 @@ def funnel_plot(data: Publishable, cohort: Cohort, reader: str | None = None) ->
             y=clinics["response_rate"].to_list(),
             mode="markers+text",
             text=[
-                escaped(c) if reader is None or c == reader else "another clinic"
+                escaped(data.name_of(c)) if reader is None or c == reader else "another clinic"
                 for c in clinics["dimension_value"].to_list()
             ],
             # Alternate labels above and below, by rate, so that neighbouring clinics' names do not overlap.
@@ -554,3 +558,64 @@ def series_statuses(data: Publishable, cohort: Cohort) -> Figure | None:
         )
     )
     return layout(figure, "Series and instrument pairs by status (missing baselines and follow-ups)", "pairs")
+
+
+def case_mix_plot(data: Publishable, cohort: Cohort, reader: str | None = None) -> Figure | None:
+    """Return each clinic's observed / expected PHQ-9 responders after induction with its 95% interval (Byar),
+    expected at the network's rate for series of the same indication and baseline severity (spec §10.5).
+
+    Beside the funnel plot, which compares raw rates: a clinic outside the funnel but with an interval around 1
+    differs because of its patients, not its care. reader: as for funnel_plot, other clinics are not named.
+    """
+    rows = data.case_mix.filter(
+        (pl.col("series_kind") == "induction")
+        & (pl.col("instrument") == "phq9")
+        & pl.col("clinic_id").is_in(data.clinics)
+        & pl.col("observed_expected_ratio").is_not_null()
+    ).sort("observed_expected_ratio")
+    if rows.is_empty():
+        return None
+    names = [
+        escaped(data.name_of(c)) if reader is None or c == reader else "another clinic" for c in rows["clinic_id"]
+    ]
+    # Same-named "another clinic" rows would share one category: number them so each keeps its own line.
+    labels = [f"{name} ({i + 1})" if name == "another clinic" else name for i, name in enumerate(names)]
+    mine = [c == cohort.clinic for c in rows["clinic_id"]]
+    ratio = rows["observed_expected_ratio"].to_list()
+    figure = Figure(
+        scatter(
+            x=ratio,
+            y=labels,
+            mode="markers",
+            name="observed / expected (95% interval)",
+            marker=dict(size=[14 if m else 10 for m in mine], color=[COLOURS[1] if m else COLOURS[0] for m in mine]),
+            error_x=dict(
+                type="data",
+                symmetric=False,
+                array=[high - r for high, r in zip(rows["ratio_ci_high"], ratio, strict=True)],
+                arrayminus=[r - low for low, r in zip(rows["ratio_ci_low"], ratio, strict=True)],
+            ),
+            customdata=list(
+                zip(rows["observed_responders"], rows["expected_responders"], rows["crude_response_rate"], strict=True)
+            ),
+            hovertemplate="%{y}: %{customdata[0]} responders, %{customdata[1]} expected (O/E %{x:.2f}); "
+            "crude rate %{customdata[2]:.1%}<extra></extra>",
+        ),
+        scatter(
+            x=[1, 1],
+            y=[labels[0], labels[-1]],
+            mode="lines",
+            name="as expected from the case mix",
+            line=dict(color="#333333", dash="dash"),
+            hoverinfo="skip",
+        ),
+    )
+    figure = layout(
+        figure,
+        "PHQ-9 response after induction, adjusted for case mix: observed / expected responders",
+        "",
+        "observed / expected responders (1 = as the case mix predicts)",
+    )
+    figure.layout["height"] = max(300, 120 + 40 * rows.height)
+    figure.axis("yaxis")["automargin"] = True
+    return figure

@@ -36,13 +36,51 @@ from pipelines.stats.dimensions import (
 from pipelines.stats.intervals import wilson_bounds
 
 ADVERSE_EVENTS = ("nausea", "vomiting", "dissociation", "dysphoria", "headache", "dizziness", "hypertension", "other")
-RATE_COLUMNS = (
-    "response_rate",
-    "response_ci_low",
-    "response_ci_high",
-    "remission_rate",
-    "remission_ci_low",
-    "remission_ci_high",
+# Each published rate's columns, by the prefix of response_rates (pipelines.stats.cohorts.RATES).
+RATE_PREFIXES = (
+    "response",
+    "remission",
+    "reliable_improvement",
+    "reliable_deterioration",
+    "reliable_recovery",
+    "early_ppv",
+    "early_sensitivity",
+)
+RATE_COLUMNS = tuple(f"{prefix}_{part}" for prefix in RATE_PREFIXES for part in ("rate", "ci_low", "ci_high"))
+
+
+def rate_of(prefix: str) -> list[str]:
+    return [f"{prefix}_rate", f"{prefix}_ci_low", f"{prefix}_ci_high"]
+
+
+# Disclosure control of response_rates, level by level: each denominator is a count within the level above's (a
+# subset of its series), hidden with its complement like any count; then the counts within it. (denominator,
+# {count: the rates derived from it}).
+RATE_LEVELS = (
+    (
+        "evaluable_count",
+        {
+            "responder_count": rate_of("response"),
+            "rapid_response_count": [],
+            "completed_induction_count": [],
+            "remission_eligible_count": [],
+            "reliable_change_count": [],
+            "case_at_baseline_count": [],
+            "early_checked_count": [],
+        },
+    ),
+    ("remission_eligible_count", {"remitter_count": rate_of("remission")}),
+    (
+        "reliable_change_count",
+        {
+            "reliable_improvement_count": rate_of("reliable_improvement"),
+            "reliable_deterioration_count": rate_of("reliable_deterioration"),
+        },
+    ),
+    ("case_at_baseline_count", {"reliable_recovery_count": rate_of("reliable_recovery")}),
+    ("early_checked_count", {"early_non_improver_count": [], "early_checked_non_responder_count": []}),
+    ("early_non_improver_count", {"early_flagged_non_responder_count": rate_of("early_ppv")}),
+    ("early_checked_non_responder_count", {"early_flagged_for_sensitivity": rate_of("early_sensitivity")}),
 )
 # The suicidality aggregate looks at the patients with a PHQ-9 (with items) in this many days before the as-of
 # time: the patients a clinic is treating now, not everyone it ever saw.
@@ -76,10 +114,16 @@ class Publishable:
     patients: pl.DataFrame
     statuses: pl.DataFrame
     suicidality: pl.DataFrame  # patients whose latest PHQ-9 with items in the window flags item 9, per cohort
+    case_mix: pl.DataFrame  # clinics' observed and expected responders (spec §10.5) where their responders are shown
+    clinic_names: dict[str, str] = dataclasses.field(default_factory=dict)  # clinic_id: clinic_name, where given
 
     @property
     def min_cell_size(self) -> int:
         return self.rules.min_cell_size if self.disclosure_control else 0
+
+    def name_of(self, clinic: str) -> str:
+        """Return how pages name a clinic: its clinic_name, else its clinic_id (spec §10.1)."""
+        return self.clinic_names.get(clinic) or clinic
 
 
 def period_of(dimension: pl.Expr) -> pl.Expr:
@@ -100,18 +144,47 @@ def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
             )
         ),
     )
-    suppressed = suppress_cells(
-        framed,
-        tables=[RATE_TABLE, ["across_clinics", "instrument", "series_kind"]],
-        total="evaluable_count",
-        measures={
-            "responder_count": ["response_rate", "response_ci_low", "response_ci_high"],
-            "remitter_count": ["remission_rate", "remission_ci_low", "remission_ci_high"],
-            "rapid_response_count": [],
-            "completed_induction_count": [],
-        },
-        min_cell_size=k,
-    )
+    # The early check's flagged non-responders count in two rates (PPV and sensitivity), each within its own
+    # denominator: judged once in each, and hidden in both where either hides them.
+    suppressed = framed.with_columns(early_flagged_for_sensitivity=pl.col("early_flagged_non_responder_count"))
+    # Each level is judged on its denominator's true value (_all_<name>): a denominator hidden only because the
+    # series outside it are few (93 of 96 eligible) still carries its rates, without its count; one that is
+    # small itself, or lies in a hidden cell, hides everything within it.
+    sub_denominators = [denominator for denominator, _ in RATE_LEVELS[1:]]
+    suppressed = suppressed.with_columns([pl.col(d).alias(f"_all_{d}") for d in sub_denominators])
+    for level, (denominator, measures) in enumerate(RATE_LEVELS):
+        total = denominator if level == 0 else f"_all_{denominator}"
+        gone = pl.col(total).is_null()
+        suppressed = suppress_cells(
+            suppressed.with_columns(
+                [pl.when(gone).then(None).otherwise(pl.col(c)).alias(c) for m, d in measures.items() for c in (m, *d)]
+            ),
+            tables=[RATE_TABLE, ["across_clinics", "instrument", "series_kind"]],
+            total=total,
+            measures=measures,
+            min_cell_size=k,
+        )
+        gone = pl.col(total).is_null()
+        suppressed = suppressed.with_columns(
+            [pl.when(gone).then(None).otherwise(pl.col(f"_all_{m}")).alias(f"_all_{m}") for m in measures if m in sub_denominators]
+        )
+        if level:
+            # A count with its rate but not its denominator would give the denominator away.
+            hidden_denominator = pl.col(denominator).is_null()
+            suppressed = suppressed.with_columns(
+                [pl.when(hidden_denominator).then(None).otherwise(pl.col(m)).alias(m) for m in measures]
+            )
+    # One shown rate and the other's denominator would give the hidden count away: both or neither.
+    either_hidden = pl.col("early_ppv_rate").is_null() | pl.col("early_sensitivity_rate").is_null()
+    suppressed = suppressed.with_columns(
+        [
+            pl.when(either_hidden)
+            .then(None)
+            .otherwise(pl.col(c))
+            .alias(c)
+            for c in ("early_flagged_non_responder_count", *rate_of("early_ppv"), *rate_of("early_sensitivity"))
+        ]
+    ).drop("early_flagged_for_sensitivity", *[f"_all_{d}" for d in sub_denominators])
     return rounded(suppressed.drop("across_clinics"), RATE_COLUMNS)
 
 
@@ -192,6 +265,24 @@ def publishable(
         """,
         [window_end, window_end],
     ).pl()
+    # O/E adds nothing an outsider could not get from the clinic's responders and the network's rates: it is shown
+    # where the clinic's responders and evaluable series are (so never a small count), rounded like the rates.
+    shown_responders = (
+        rates.filter((pl.col("dimension") == CLINIC) & pl.col("responder_count").is_not_null())
+        .select(pl.col("dimension_value").alias("clinic_id"), "instrument", "series_kind")
+    )
+    case_mix = (
+        table("select * from marts.case_mix_comparison")
+        .join(shown_responders, on=["clinic_id", "instrument", "series_kind"], how="semi")
+        .with_columns(
+            pl.col("expected_responders").round(1),
+            pl.col("observed_expected_ratio", "ratio_ci_low", "ratio_ci_high").round(2),
+        )
+    )
+    rounded_case_mix = rounded(case_mix, ["crude_response_rate", "network_response_rate"])
+    clinic_names = dict(
+        con.execute("select clinic_id, clinic_name from staging.clinics where clinic_name is not null").fetchall()
+    )
     first, last = con.execute(
         "select strftime(min(series_start_at), '%Y-%m'), strftime(max(series_start_at), '%Y-%m') "
         "from marts.treatment_series"
@@ -261,6 +352,8 @@ def publishable(
             ),
             ["flagged_rate"],
         ),
+        case_mix=rounded_case_mix,
+        clinic_names=clinic_names,
         statuses=suppress_cells(
             table(
                 f"select '{NETWORK}' as dimension, '{NETWORK_VALUE}' as dimension_value, status, count(*) as "
