@@ -118,11 +118,7 @@ def reason_to_recompute_everyone(
         if table_exists(con, changed_reference_table(name))
         and con.execute(f"select count(*) from {changed_reference_table(name)}").fetchone()[0]
     ]
-    removed = [
-        name
-        for name in removed_sources(con, sources)
-        if relation_exists(con, source_table(name, "clinics"))
-    ]
+    removed = [name for name in removed_sources(con, sources) if relation_exists(con, source_table(name, "clinics"))]
     if changed or removed:
         return "the clinics changed: every patient's timestamps are read again in their clinic's time zone"
     last = last_refresh(con)

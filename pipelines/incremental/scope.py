@@ -12,7 +12,7 @@ from pipelines.sql_models import table_references
 SCOPE_TABLE = "raw.refresh_scope"
 # Tables of reference rows that per-patient tables read whole: a change of their rows recomputes every patient
 # (pipelines.incremental.policy), so a per-patient table may read them.
-REFERENCE_TABLES = ("staging.clinics",)
+REFERENCE_TABLES = ("quarantine.clinics_validated",)
 PLAN_TABLE = "raw.refresh_plan"
 
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from pipelines.ingest.contract import CONTRACT_BY_TYPE, RecordContract
+
 TIMESTAMP_COLUMNS = ("infused_at", "administered_at")
 
 

@@ -372,9 +372,7 @@ def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str)
     for row in rows:
         label = row["label"]
         median = medians.get(label)
-        relief_text = (
-            "—" if label not in reached else ("not reached" if median is None else f"{median:.0f} days")
-        )
+        relief_text = "—" if label not in reached else ("not reached" if median is None else f"{median:.0f} days")
         body.append(
             f"<tr><td>{escaped(label)}</td><td>{html.escape(count_text(row['evaluable_count'], k))}</td>"
             + rate_cell(row, "response", "evaluable_count", k)

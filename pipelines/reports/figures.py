@@ -575,9 +575,7 @@ def case_mix_plot(data: Publishable, cohort: Cohort, reader: str | None = None) 
     ).sort("observed_expected_ratio")
     if rows.is_empty():
         return None
-    names = [
-        escaped(data.name_of(c)) if reader is None or c == reader else "another clinic" for c in rows["clinic_id"]
-    ]
+    names = [escaped(data.name_of(c)) if reader is None or c == reader else "another clinic" for c in rows["clinic_id"]]
     # Same-named "another clinic" rows would share one category: number them so each keeps its own line.
     labels = [f"{name} ({i + 1})" if name == "another clinic" else name for i, name in enumerate(names)]
     mine = [c == cohort.clinic for c in rows["clinic_id"]]

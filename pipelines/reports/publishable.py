@@ -166,7 +166,11 @@ def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
         )
         gone = pl.col(total).is_null()
         suppressed = suppressed.with_columns(
-            [pl.when(gone).then(None).otherwise(pl.col(f"_all_{m}")).alias(f"_all_{m}") for m in measures if m in sub_denominators]
+            [
+                pl.when(gone).then(None).otherwise(pl.col(f"_all_{m}")).alias(f"_all_{m}")
+                for m in measures
+                if m in sub_denominators
+            ]
         )
         if level:
             # A count with its rate but not its denominator would give the denominator away.
@@ -178,10 +182,7 @@ def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
     either_hidden = pl.col("early_ppv_rate").is_null() | pl.col("early_sensitivity_rate").is_null()
     suppressed = suppressed.with_columns(
         [
-            pl.when(either_hidden)
-            .then(None)
-            .otherwise(pl.col(c))
-            .alias(c)
+            pl.when(either_hidden).then(None).otherwise(pl.col(c)).alias(c)
             for c in ("early_flagged_non_responder_count", *rate_of("early_ppv"), *rate_of("early_sensitivity"))
         ]
     ).drop("early_flagged_for_sensitivity", *[f"_all_{d}" for d in sub_denominators])
@@ -267,9 +268,8 @@ def publishable(
     ).pl()
     # O/E adds nothing an outsider could not get from the clinic's responders and the network's rates: it is shown
     # where the clinic's responders and evaluable series are (so never a small count), rounded like the rates.
-    shown_responders = (
-        rates.filter((pl.col("dimension") == CLINIC) & pl.col("responder_count").is_not_null())
-        .select(pl.col("dimension_value").alias("clinic_id"), "instrument", "series_kind")
+    shown_responders = rates.filter((pl.col("dimension") == CLINIC) & pl.col("responder_count").is_not_null()).select(
+        pl.col("dimension_value").alias("clinic_id"), "instrument", "series_kind"
     )
     case_mix = (
         table("select * from marts.case_mix_comparison")

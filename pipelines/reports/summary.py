@@ -99,6 +99,10 @@ def published_summary(summary: dict[str, Any], min_cell_size: int) -> dict[str, 
         (row["source_file"], row["record_type"], row["outcome"]): row["row_count"]
         for row in hidden(outcomes, "row_count", ["source_file", "record_type"])
     }
+
+    def small(value: int | None) -> bool:
+        return value is not None and 1 <= value < min_cell_size
+
     files = [
         {
             **account,
@@ -106,6 +110,11 @@ def published_summary(summary: dict[str, Any], min_cell_size: int) -> dict[str, 
                 o: shown[(account["source_file"], account["record_type"], o)]
                 for o in ("rows_accepted", "rows_rejected", "duplicates_removed")
             },
+            # A short file (clinics.csv's few rows): its rows, and its lines, which hold its rows, are hidden.
+            "rows_read": None if small(account["rows_read"]) else account["rows_read"],
+            "lines_read": None
+            if small(account["rows_read"]) or small(account.get("lines_read"))
+            else account.get("lines_read"),
         }
         for account in summary["files"]
     ]
@@ -136,8 +145,8 @@ def summary_html(summary: dict[str, Any], refreshed_at: str, min_cell_size: int,
     escape = html.escape
     file_rows = "".join(
         f"<tr><td>{escape(a['source_file'])}</td><td>{escape(a['record_type'])}s</td>"
-        f"<td>{'' if a.get('lines_read') is None else format(a['lines_read'], ',')}</td>"
-        f"<td>{a['rows_read']:,}</td><td>{number(a['rows_accepted'], k)}</td>"
+        f"<td>{'' if a.get('lines_read') is None and a['rows_read'] is not None else number(a.get('lines_read'), k)}"
+        f"</td><td>{number(a['rows_read'], k)}</td><td>{number(a['rows_accepted'], k)}</td>"
         f"<td>{number(a['rows_rejected'], k)}</td><td>{number(a['duplicates_removed'], k)}</td></tr>"
         for a in summary["files"]
     )

@@ -42,12 +42,16 @@ def severity_band() -> pl.Expr:
                 pl.lit("middle third ("), bound(low + third), pl.lit("-<"), bound(low + 2 * third), pl.lit(")")
             )
         )
-        .otherwise(pl.concat_str(pl.lit("highest third ("), bound(low + 2 * third), pl.lit("-"), bound(high), pl.lit(")")))
+        .otherwise(
+            pl.concat_str(pl.lit("highest third ("), bound(low + 2 * third), pl.lit("-"), bound(high), pl.lit(")"))
+        )
     )
     return pl.when(pl.col("instrument") == "phq9").then(phq9).otherwise(thirds).alias("severity_band")
 
 
-def expected_from_reference(study: pl.LazyFrame, reference: pl.LazyFrame, key: list[str], by: list[str]) -> pl.LazyFrame:
+def expected_from_reference(
+    study: pl.LazyFrame, reference: pl.LazyFrame, key: list[str], by: list[str]
+) -> pl.LazyFrame:
     """Return per `by` group the observed events and those expected at the reference's rates (indirect standardisation).
 
     study: one row per (by, key) stratum with `count` (people) and `observed` (events); reference: one row per key
@@ -76,8 +80,10 @@ def case_mix_comparison_from_series_outcomes(series_outcomes: pl.LazyFrame) -> p
         .group_by("clinic_id", *STRATUM)
         .agg(count=pl.len().cast(pl.Int64), observed=pl.col("is_responder").sum().cast(pl.Int64))
     )
-    network = strata.group_by(STRATUM).agg(pl.col("count", "observed").sum()).with_columns(
-        rate=pl.col("observed") / pl.col("count")
+    network = (
+        strata.group_by(STRATUM)
+        .agg(pl.col("count", "observed").sum())
+        .with_columns(rate=pl.col("observed") / pl.col("count"))
     )
     network_rates = network.group_by("instrument", "series_kind").agg(
         network_response_rate=pl.col("observed").sum() / pl.col("count").sum()

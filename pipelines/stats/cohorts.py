@@ -7,13 +7,13 @@ import polars as pl
 from pipelines.stats.dimensions import (
     BREAKDOWNS,
     CLINIC,
-    DOSE_BAND,
-    PROVIDER,
-    PROVIDER_NOT_RECORDED,
     CLINIC_SPLITS,
+    DOSE_BAND,
     INDICATION,
     NETWORK,
     NETWORK_VALUE,
+    PROVIDER,
+    PROVIDER_NOT_RECORDED,
     SPLIT_SEPARATOR,
     START_HALF,
     START_MONTH,
@@ -173,7 +173,15 @@ def relief_observations(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
 
 def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     """Return Kaplan-Meier relief curves per cohort, instrument and series kind: one row per distinct day."""
-    cell = ["clinic_id", "primary_indication", "series_start_at", "provider_id", "dose_band", "instrument", "series_kind"]
+    cell = [
+        "clinic_id",
+        "primary_indication",
+        "series_start_at",
+        "provider_id",
+        "dose_band",
+        "instrument",
+        "series_kind",
+    ]
     # Relapses and censorings counted per finest cell and day, then added up into every cohort (as for rates).
     cells = events_per_duration(
         relief_observations(series_outcomes).with_columns(pl.col("series_start_at").dt.truncate("1mo")), cell

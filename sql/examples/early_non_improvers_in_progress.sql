@@ -14,5 +14,5 @@ select
     round(100 * r.early_ppv_rate, 1) as flags_ending_in_non_response_pct
 from marts.early_non_improvement_worklist as w
 left join marts.response_rates as r
-    on r.dimension = 'network' and r.instrument = w.instrument and r.series_kind = 'induction'
-order by w.clinic_id, w.series_end_at desc
+    on w.instrument = r.instrument and r.dimension = 'network' and r.series_kind = 'induction'
+order by w.clinic_id asc, w.series_end_at desc

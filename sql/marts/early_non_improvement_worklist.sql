@@ -40,4 +40,4 @@ final as (
 )
 
 select * from final
-order by clinic_id, series_end_at desc, patient_id, instrument
+order by clinic_id asc, series_end_at desc, patient_id asc, instrument asc

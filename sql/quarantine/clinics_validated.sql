@@ -35,11 +35,11 @@ checked as (
         *,
         case when failure is null and timezone is not null and timezone not in (select name from time_zones)
                 then error(
-                    source_file || ' row ' || row_number
-                    || coalesce(' (line ' || line_number || ')', '')
-                    || ': timezone = ''' || shown(timezone)
-                    || ''' is not an IANA time zone name (such as America/Denver); clinic ' || clinic_id
-                )
+                        source_file || ' row ' || row_number
+                        || coalesce(' (line ' || line_number || ')', '')
+                        || ': timezone = ''' || shown(timezone)
+                        || ''' is not an IANA time zone name (such as America/Denver); clinic ' || clinic_id
+                    )
         end as zone_check
     from typed
 ),

@@ -1,11 +1,20 @@
 -- Title:   Every row of the patient files, typed, with the first reason it cannot be used
 -- Grain:   one row per (source_file, row_number); every data row read
--- Inputs:  raw.patients, seeds.value_ranges, staging.clinics
+-- Inputs:  raw.patients, seeds.value_ranges, quarantine.clinics_validated
 -- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
 with raw_rows as (
     select * from raw.patients
+),
+
+accepted_clinics as (
+    -- The clinics staging.clinics will hold, with their time zones (spec §10.1).
+    select
+        clinic_id,
+        timezone
+    from quarantine.clinics_validated
+    where reason is null and not is_exact_duplicate
 ),
 
 parsed as (
@@ -99,7 +108,7 @@ final as (
     -- Equality only, so that DuckDB can hash-join; the judgement applies to passing rows alone.
     left join key_variants
         on typed.patient_id = key_variants.patient_id
-    left join staging.clinics as clinics
+    left join accepted_clinics as clinics
         on typed.clinic_id = clinics.clinic_id
 )
 

@@ -45,7 +45,9 @@ def test_a_phq9_drop_of_exactly_six_points_is_a_reliable_improvement_and_five_is
 
 
 def test_a_gad7_rise_of_four_points_is_a_reliable_deterioration():
-    row = outcome(INDUCTION, assessment_frame([("gad7", "2026-01-05", 10), ("gad7", "2026-01-12", 14)]), instrument="gad7")
+    row = outcome(
+        INDUCTION, assessment_frame([("gad7", "2026-01-05", 10), ("gad7", "2026-01-12", 14)]), instrument="gad7"
+    )
     assert (row["is_reliable_improvement"], row["is_reliable_deterioration"]) == (False, True)
 
 
@@ -66,13 +68,17 @@ def test_reliable_recovery_needs_a_case_at_baseline_a_non_case_at_the_end_and_a_
 
 def test_pain_nrs_reliable_change_is_two_points():
     row = outcome(
-        INDUCTION, assessment_frame([("nrs_pain", "2026-01-05", 7), ("nrs_pain", "2026-01-12", 3)]), instrument="nrs_pain"
+        INDUCTION,
+        assessment_frame([("nrs_pain", "2026-01-05", 7), ("nrs_pain", "2026-01-12", 3)]),
+        instrument="nrs_pain",
     )
     assert (row["end_change"], row["is_reliable_improvement"], row["is_reliable_recovery"]) == (-4, True, True)
 
 
 def test_instruments_without_a_reliable_change_have_no_reliable_change_outcomes():
-    row = outcome(INDUCTION, assessment_frame([("madrs", "2026-01-05", 30), ("madrs", "2026-01-12", 5)]), instrument="madrs")
+    row = outcome(
+        INDUCTION, assessment_frame([("madrs", "2026-01-05", 30), ("madrs", "2026-01-12", 5)]), instrument="madrs"
+    )
     assert row["is_responder"] is True
     assert [row[c] for c in ("end_change", "is_reliable_improvement", "is_reliable_recovery")] == [None, None, None]
 

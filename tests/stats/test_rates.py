@@ -1,4 +1,4 @@
-"""Spec §10.2-10.4 and §10.6 in the response_rates mart: each rate's denominator, and the provider and dose groupings."""
+"""Spec §10.2-10.4 and §10.6 in response_rates: each rate's denominator, and the provider and dose groupings."""
 
 from __future__ import annotations
 

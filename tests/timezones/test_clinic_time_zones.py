@@ -120,7 +120,9 @@ def test_relief_days_count_in_the_clinics_zone(warehouse):
 
 
 def test_a_clinic_without_a_name_or_zone_keeps_its_id_and_the_default_zone(warehouse):
-    rows = warehouse.rows("select clinic_id, clinic_name, timezone, is_default_timezone from staging.clinics order by 1")
+    rows = warehouse.rows(
+        "select clinic_id, clinic_name, timezone, is_default_timezone from staging.clinics order by 1"
+    )
     assert rows == [
         {
             "clinic_id": "den",
@@ -171,7 +173,9 @@ def test_a_changed_clinic_zone_recomputes_every_patient_and_equals_a_full_refres
     nightly = Refresh(tmp_path / "nightly")
     nightly.ok(inbox)
     # Denver's patients move to Honolulu (UTC-10): 05:30Z on 1 March is 19:30 on 28 February there.
-    (inbox / "clinics.csv").write_text("clinic_id,clinic_name,timezone\nden,Denver,Pacific/Honolulu\nnyc,,America/New_York\n")
+    (inbox / "clinics.csv").write_text(
+        "clinic_id,clinic_name,timezone\nden,Denver,Pacific/Honolulu\nnyc,,America/New_York\n"
+    )
     nightly.ok(inbox)
     last = nightly.rows("select refresh_scope from meta.refreshes order by refreshed_at")[-1]
     assert last["refresh_scope"] == (
