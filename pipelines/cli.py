@@ -47,6 +47,11 @@ def setting_problem(error: ValidationError) -> str:
     return f"{where} (OUTCOMES_{where.upper()}) = {problem.get('input')!r}: {message}"
 
 
+def without_duckdb_prefix(message: str) -> str:
+    """Return a message a check of ours raised through DuckDB's error() without DuckDB's "Invalid Input Error: "."""
+    return message.removeprefix("Invalid Input Error: ")
+
+
 def failure_reason(result) -> str:
     """Return one line saying why a Dagster run failed: the innermost error of the first failed step or check."""
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
@@ -62,7 +67,7 @@ def failure_reason(result) -> str:
                 data = data.cause
             message = data.message.strip().splitlines()[0] if data.message.strip() else data.cls_name
             # Dagster prefixes the exception's dotted class name; the operator needs only the sentence.
-            return re.sub(rf"^([\w.]*\.)?{re.escape(data.cls_name)}: ", "", message)
+            return without_duckdb_prefix(re.sub(rf"^([\w.]*\.)?{re.escape(data.cls_name)}: ", "", message))
     return "the refresh failed; run `make ui` and open the run for details"
 
 
@@ -478,6 +483,8 @@ def sources_check(inbox: Path | None) -> None:
     """
     import polars as pl
 
+    import duckdb
+
     from pipelines.ingest.csv_inbox import InboxError
     from pipelines.ingest.dry_run import first_problems
     from pipelines.ingest.mapping import MappingError
@@ -505,7 +512,10 @@ def sources_check(inbox: Path | None) -> None:
         raise click.ClickException("a source cannot be read; nothing was checked further")
     combined = {t: pl.concat(parts, how="diagonal_relaxed") for t, parts in everything.items()}
     as_of = settings.as_of or now_in(settings.clinic_timezone)
-    problems = first_problems(combined, as_of, settings.clinic_timezone)
+    try:
+        problems = first_problems(combined, as_of, settings.clinic_timezone)
+    except duckdb.InvalidInputException as error:  # a check that fails the run, such as an unknown time zone
+        raise click.ClickException(f"a refresh would fail: {without_duckdb_prefix(str(error))}") from None
     click.echo("first problems:" if problems else "no row would be rejected")
     for source_file, row_number, record_type, reason, detail in problems:
         click.echo(f"  {source_file} row {row_number} ({record_type}): {reason}: {detail}")

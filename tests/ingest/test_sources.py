@@ -527,3 +527,36 @@ def test_true_date_cells_of_a_spreadsheet_read_as_dates_whatever_the_date_format
         "(e.g. '21.02.2026 10:00')"
     )
     assert date_format_problems("visits.yaml", 0, record, wrong, "clinic.xlsx") == [expected]
+
+
+def test_a_clinics_sheet_maps_through_the_clinics_record_type(tmp_path):
+    # Spec §10.1: a site list exported by the EHR, its own column names, becomes staging.clinics.
+    basic = GOLDEN / "basic" / "inbox"
+    inbox = write_inbox(
+        tmp_path / "inbox",
+        (basic / "patients.csv").read_text(),
+        (basic / "infusions.csv").read_text(),
+        (basic / "assessments.csv").read_text(),
+    )
+    (inbox / "sites.csv").write_text("Site Code,Site Name,TZ\naustin,Austin Ketamine Center,America/Chicago\n")
+    mapping(
+        inbox,
+        "sites",
+        """
+        name: sites
+        records:
+          - type: clinics
+            files: sites.csv
+            columns: {clinic_id: Site Code, clinic_name: Site Name, timezone: TZ}
+    """,
+    )
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    assert refresh.rows("select clinic_id, clinic_name, timezone, source_file from staging.clinics") == [
+        {
+            "clinic_id": "austin",
+            "clinic_name": "Austin Ketamine Center",
+            "timezone": "America/Chicago",
+            "source_file": "sites.csv",
+        }
+    ]

@@ -186,3 +186,19 @@ def test_a_changed_clinic_zone_recomputes_every_patient_and_equals_a_full_refres
     query = "select patient_id, infused_at from staging.infusions order by 1, 2"
     assert nightly.rows(query) == full.rows(query)
     assert nightly.rows(query)[0]["infused_at"].isoformat() == "2026-02-28T19:30:00"
+
+
+def test_sources_check_names_an_unknown_time_zone_without_a_traceback(tmp_path):
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    clinics = "clinic_id,timezone\nden,Mountain Time\n"
+    inbox = inbox_with_clinics(tmp_path / "inbox", clinics, patients=PATIENTS, infusions=INFUSIONS, assessments="")
+    (inbox / "assessments.csv").write_text("patient_id,instrument,administered_at,score\n")
+    result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
+    assert result.exit_code == 1
+    assert "a refresh would fail: clinics.csv row 1 (line 2): timezone = 'Mountain Time' is not an IANA time zone" in (
+        result.output
+    )
+    assert "Traceback" not in result.output
