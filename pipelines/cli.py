@@ -481,9 +481,8 @@ def sources_check(inbox: Path | None) -> None:
 
     Nothing is written: the rows are validated by the pipeline's own SQL in memory.
     """
-    import polars as pl
-
     import duckdb
+    import polars as pl
 
     from pipelines.ingest.csv_inbox import InboxError
     from pipelines.ingest.dry_run import first_problems

@@ -331,7 +331,10 @@ def trajectory(data: Publishable, cohort: Cohort, instruments: tuple[str, ...], 
                         arrayminus=(mean - rows["ci_low"]).to_list(),
                         thickness=1,
                     ),
-                    hovertemplate="after %{x} infusions: %{y:.0f}%<extra>" + label + "</extra>",
+                    # "7+": the scores after 7 or more infusions, pooled where each number alone is too few.
+                    customdata=rows["infusions_label"].to_list(),
+                    marker=dict(symbol=["diamond" if "+" in x else "circle" for x in rows["infusions_label"]]),
+                    hovertemplate="after %{customdata} infusions: %{y:.0f}%<extra>" + label + "</extra>",
                 )
             )
             owners.append(instrument)
@@ -339,7 +342,7 @@ def trajectory(data: Publishable, cohort: Cohort, instruments: tuple[str, ...], 
         figure,
         f"Mean change from baseline by infusion number: {domain} (95% intervals)",
         "% change from baseline",
-        "infusions received",
+        "infusions received (a diamond pools that number and more)",
     )
     return instrument_menu(figure, owners)
 

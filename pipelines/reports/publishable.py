@@ -33,7 +33,7 @@ from pipelines.stats.dimensions import (
     START_MONTH,
     START_PERIODS,
 )
-from pipelines.stats.intervals import wilson_bounds
+from pipelines.stats.intervals import mean_bounds, t_quantile, wilson_bounds
 
 ADVERSE_EVENTS = ("nausea", "vomiting", "dissociation", "dysphoria", "headache", "dizziness", "hypertension", "other")
 # Each published rate's columns, by the prefix of response_rates (pipelines.stats.cohorts.RATES).
@@ -297,14 +297,7 @@ def publishable(
         trends=trend_rows(rates.filter(is_period), month_rates, k),
         relief_survival=survival,
         relief_summary=summary,
-        trajectories=suppress_cells(
-            with_parent(table("select * from marts.trajectories")),
-            tables=[[*COHORT_TABLE, "instrument", "infusions_received"]],
-            total="score_count",
-            measures={},
-            min_cell_size=k,
-            derived_from_total=("mean_pct_change", "ci_low", "ci_high"),
-        ),
+        trajectories=publishable_trajectories(table("select * from marts.trajectories"), k),
         end_change_quantiles=table("select * from marts.end_change_quantiles").filter(
             pl.col("evaluable_count") >= max(k, WATERFALL_MIN_SERIES)
         ),
@@ -366,6 +359,65 @@ def publishable(
             min_cell_size=k,
         ),
     )
+
+
+TRAJECTORY_KEY = ["dimension", "dimension_value", "instrument"]
+
+
+def publishable_trajectories(trajectories: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Return the mean change by infusion number safe to publish, with the last infusion numbers grouped.
+
+    Points whose scores are few are hidden (with a second point where a table's total would reveal them). Where
+    a cohort's curve ends in hidden points, those are pooled into one point ("7+": the scores after 7 or more
+    infusions) when they hold at least k scores together, so the curve runs on instead of stopping (spec §10.8:
+    the coarser grain, not nothing). Each point carries its label (infusions_label).
+    """
+    framed = with_parent(trajectories).with_columns(infusions_label=pl.col("infusions_received").cast(pl.String))
+    shown = suppress_cells(
+        framed,
+        tables=[[*COHORT_TABLE, "instrument", "infusions_received"]],
+        total="score_count",
+        measures={},
+        min_cell_size=k,
+        derived_from_total=("mean_pct_change", "ci_low", "ci_high"),
+    )
+    if k <= 1 or shown.is_empty():
+        return shown
+    # The true points beside the published ones: the tail after a curve's last shown point is pooled from them.
+    both = framed.with_columns(is_shown=shown["score_count"].is_not_null()).sort(*TRAJECTORY_KEY, "infusions_received")
+    last_shown = pl.col("infusions_received").filter(pl.col("is_shown")).max().over(TRAJECTORY_KEY)
+    # A curve with no point shown at all is a cohort too small to draw: nothing of it is pooled.
+    tail = both.filter(pl.col("infusions_received") > last_shown)
+    # Each point's standard deviation from its t interval: sd = half-width x sqrt(n) / t(n - 1); 0 for one score.
+    n = pl.col("score_count")
+    sd = ((pl.col("ci_high") - pl.col("mean_pct_change")) * n.cast(pl.Float64).sqrt() / t_quantile(n - 1)).fill_null(
+        0.0
+    )
+    pooled = (
+        tail.with_columns(sd=sd)
+        .group_by([*TRAJECTORY_KEY, "parent"])
+        .agg(
+            infusions_received=pl.col("infusions_received").min(),
+            points=pl.len(),
+            score_count=n.sum(),
+            mean_pct_change=(n * pl.col("mean_pct_change")).sum() / n.sum(),
+            # Sum of squared deviations about each point's mean, then about the pooled mean (Chan et al. 1979).
+            within=((n - 1) * pl.col("sd") ** 2).sum(),
+            squares=(n * pl.col("mean_pct_change") ** 2).sum(),
+        )
+        .filter((pl.col("score_count") >= k) & (pl.col("points") > 1))
+        .with_columns(
+            spread=(
+                (pl.col("within") + pl.col("squares") - pl.col("score_count") * pl.col("mean_pct_change") ** 2).clip(0)
+                / (pl.col("score_count") - 1)
+            ).sqrt(),
+            infusions_label=pl.col("infusions_received").cast(pl.String) + "+",
+        )
+    )
+    low, high = mean_bounds(pl.col("mean_pct_change"), pl.col("spread"), pl.col("score_count"))
+    grouped = pooled.with_columns(ci_low=low, ci_high=high).select(shown.columns)
+    # The pooled tail replaces its hidden points: the group is the only row shown past the last single point.
+    return pl.concat([shown, grouped.cast(shown.schema)], how="vertical")
 
 
 TREND_KEY = ["cohort", "instrument", "series_kind"]

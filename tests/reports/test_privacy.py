@@ -330,3 +330,42 @@ def test_min_cell_size_below_two_is_refused_unless_disclosure_control_is_switche
     assert allowed.returncode == 0, allowed.stderr
     for path in (tmp_path / "reports").rglob("*.html"):
         assert "NOT FOR PUBLICATION" in path.read_text(), path.name
+
+
+def test_a_trajectory_that_ends_in_small_points_pools_them_into_one_point_of_enough_scores():
+    from scipy import stats
+
+    from pipelines.reports.publishable import publishable_trajectories
+
+    # One clinic's curve: 40 scores after 1 infusion, then 6 and 7 after 2 and 3 (too few each, 13 together).
+    # Means -20 (sd 10), -30 (sd 12), -40 (sd 8): the pooled point has 13 scores and mean (6x-30 + 7x-40)/13.
+
+    def point(infusions: int, n: int, mean: float, sd: float) -> dict:
+        half = stats.t.ppf(0.975, n - 1) * sd / n**0.5 if n > 1 else 0.0
+        return {
+            "dimension": "network",
+            "dimension_value": "all",
+            "instrument": "phq9",
+            "infusions_received": infusions,
+            "score_count": n,
+            "mean_pct_change": mean,
+            "ci_low": mean - half,
+            "ci_high": mean + half,
+        }
+
+    rows = pl.DataFrame([point(0, 40, 0.0, 0.0), point(1, 40, -20, 10), point(2, 6, -30, 12), point(3, 7, -40, 8)])
+    published = publishable_trajectories(rows, 11).sort("infusions_received")
+    shown = published.filter(pl.col("mean_pct_change").is_not_null())
+    assert shown["infusions_label"].to_list() == ["0", "1", "2+"]
+    pooled = shown.row(2, named=True)
+    assert pooled["score_count"] == 13
+    assert pooled["mean_pct_change"] == pytest.approx((6 * -30 + 7 * -40) / 13)
+    # The pooled scores' sd from the two groups' (the parallel-variance formula), checked against numbers drawn
+    # to those means and sds: the interval is the t interval of the 13 scores.
+    mean = (6 * -30 + 7 * -40) / 13
+    squares = 5 * 12**2 + 6 * 8**2 + 6 * (-30 - mean) ** 2 + 7 * (-40 - mean) ** 2
+    sd = (squares / 12) ** 0.5
+    half = stats.t.ppf(0.975, 12) * sd / 13**0.5
+    assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((mean - half, mean + half))
+    # The points it pools stay hidden.
+    assert published.filter(pl.col("infusions_label").is_in(["2", "3"]))["score_count"].to_list() == [None, None]
