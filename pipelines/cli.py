@@ -516,8 +516,11 @@ def sources_check(inbox: Path | None) -> None:
     except duckdb.InvalidInputException as error:  # a check that fails the run, such as an unknown time zone
         raise click.ClickException(f"a refresh would fail: {without_duckdb_prefix(str(error))}") from None
     click.echo("first problems:" if problems else "no row would be rejected")
-    for source_file, row_number, record_type, reason, detail in problems:
-        click.echo(f"  {source_file} row {row_number} ({record_type}): {reason}: {detail}")
+    for source_file, row_number, line_number, record_type, reason, detail in problems:
+        # The line is where an editor or a spreadsheet shows the row (the header is line 1); a source without
+        # lines (FHIR) has its entry number.
+        where = f"row {row_number}" if line_number is None else f"line {line_number} (data row {row_number})"
+        click.echo(f"  {source_file} {where} ({record_type}): {reason}: {detail}")
 
 
 def run(args: list[str] | None = None) -> None:

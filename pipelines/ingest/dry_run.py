@@ -14,8 +14,18 @@ from pipelines.sql_models import functions_sql, seed_files, sql_models
 
 
 def validation_order() -> list:
-    """Return the quarantine and staging models in dependency order."""
+    """Return the quarantine and staging models that read only the raw rows, the seeds and each other (not the
+    refresh's file bookkeeping), in dependency order."""
     models = {m.table: m for m in sql_models() if m.schema in ("quarantine", "staging")}
+    available = {f"raw.{t}" for t in RECORD_TYPES}
+    changed = True
+    while changed:  # drop a model whose inputs a dry run lacks, then those that read it
+        kept = {
+            table: model
+            for table, model in models.items()
+            if all(i.startswith("seeds.") or i in available or i in models for i in model.inputs)
+        }
+        changed, models = len(kept) < len(models), kept
     graph = {table: {i for i in model.inputs if i in models} for table, model in models.items()}
     return [models[table] for table in graphlib.TopologicalSorter(graph).static_order()]
 
@@ -23,7 +33,8 @@ def validation_order() -> list:
 def first_problems(
     frames: dict[str, pl.DataFrame], as_of: datetime, clinic_timezone: str, limit: int = 10
 ) -> list[tuple]:
-    """Return the first rejected rows (file, row, record type, reason, detail) the real validation SQL gives."""
+    """Return the first rejected rows (file, row, line, record type, reason, detail) the real validation SQL
+    gives; line is the file's line (a spreadsheet's row as it shows it), None for sources without lines."""
     con = duckdb.connect()
     for schema in ("raw", "seeds", "quarantine", "staging"):
         con.execute(f"create schema {schema}")
@@ -42,9 +53,7 @@ def first_problems(
         con.unregister("frame")
     for model in validation_order():
         con.execute(f"create table {model.table} as {model.select}")
-    rejected = " union all ".join(
-        f"select source_file, row_number, '{t}' as record_type, reason, detail from quarantine.{t}_validated "
-        "where reason is not null"
-        for t in RECORD_TYPES
-    )
-    return con.execute(f"{rejected} order by 1, 2 limit {limit}").fetchall()
+    return con.execute(
+        "select source_file, row_number, line_number, record_type, reason, detail from quarantine.rejected_rows "
+        f"order by source_file, row_number limit {limit}"
+    ).fetchall()

@@ -44,6 +44,13 @@ def read_table(path: Path, file_format: str, sheet: str | None, label: str) -> p
     return frame_from_bytes(data, label)[0]
 
 
+def first_sheet_name(path: Path) -> str:
+    """Return the name of a workbook's first sheet, the one read when a mapping names none."""
+    import fastexcel
+
+    return fastexcel.read_excel(path).sheet_names[0]
+
+
 def matching_files(inbox: Path, pattern: str) -> list[Path]:
     return sorted(p for p in inbox.glob(pattern) if p.is_file())
 
@@ -191,6 +198,9 @@ def mapped_frames(
         for path in files:
             label = str(path.relative_to(inbox))
             table = read_table(path, source.format, record.sheet, label)
+            if source.format == "xlsx":
+                # Rows are named by the sheet as well as the workbook: "exports/visits.xlsx sheet Visits".
+                label = f"{label} sheet {record.sheet or first_sheet_name(path)}"
             header = [c for c in table.columns if c not in BOOKKEEPING]
             problems = check_record_mapping(
                 mapping_file,

@@ -560,3 +560,44 @@ def test_a_clinics_sheet_maps_through_the_clinics_record_type(tmp_path):
             "source_file": "sites.csv",
         }
     ]
+
+
+def test_sources_check_names_each_problem_by_its_line_as_the_file_shows_it(tmp_path):
+    # The shared bad-inputs inbox: its first bad assessment is data row 43, line 44 of the file (the header is 1).
+    result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(GOLDEN / "bad_inputs" / "inbox")])
+    assert result.exit_code == 0, result.output
+    assert "  assessments.csv line 44 (data row 43) (assessment): score_out_of_range: score 31.0" in result.output
+
+
+def test_sources_check_names_a_spreadsheets_sheet_and_the_row_the_spreadsheet_shows(tmp_path):
+    import xlsxwriter
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    workbook = xlsxwriter.Workbook(inbox / "export.xlsx")
+    sheet = workbook.add_worksheet("Visits")
+    for row, values in enumerate(
+        [("Client", "Date", "PHQ9Total"), ("P1", "2026-01-05", "20"), ("P1", "2026-01-19", "31")]
+    ):
+        sheet.write_row(row, 0, values)
+    workbook.close()
+    (inbox / "patients.csv").write_text("patient_id,clinic_id,primary_indication\nP1,c1,depression\n")
+    mapping(
+        inbox,
+        "visits",
+        """
+        name: visits
+        format: xlsx
+        records:
+          - type: assessments
+            files: export.xlsx
+            sheet: Visits
+            columns: {patient_id: Client, administered_at: Date}
+            instrument_columns: {PHQ9Total: phq9}
+    """,
+    )
+    result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
+    # Spreadsheet row 3: the header is row 1, the bad score's row the second of data.
+    assert "export.xlsx sheet Visits [PHQ9Total] line 3 (data row 2) (assessment): score_out_of_range" in (
+        result.output
+    )
