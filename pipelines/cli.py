@@ -486,8 +486,9 @@ def sources_check(inbox: Path | None) -> None:
 
     from pipelines.ingest.csv_inbox import InboxError
     from pipelines.ingest.dry_run import first_problems
+    from pipelines.ingest.fhir import missing_defaults
     from pipelines.ingest.mapping import MappingError
-    from pipelines.ingest.sources import frames_of_source, source_names
+    from pipelines.ingest.sources import CSV_SOURCE, frames_of_source, mapping_of, source_names
     from pipelines.resources import now_in
 
     settings = settings_from(**({"inbox": inbox} if inbox else {}))
@@ -505,6 +506,11 @@ def sources_check(inbox: Path | None) -> None:
             continue
         counts = ", ".join(f"{frame.height} {record_type}" for record_type, frame in frames.items()) or "nothing"
         click.echo(f"{name}: {counts}" + (f" (skipped: {skipped})" if skipped else ""))
+        if name != CSV_SOURCE:
+            path, mapping = mapping_of(folder, name)
+            if mapping.format == "fhir":
+                for missing in missing_defaults(frames, name, None if path is None else f"sources/{path.name}"):
+                    click.echo(f"  {missing}")
         for record_type, frame in frames.items():
             everything.setdefault(record_type, []).append(frame)
     if failed:

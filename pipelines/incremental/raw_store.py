@@ -20,8 +20,7 @@ from pipelines.incremental.file_states import (
 from pipelines.incremental.scope import patient_key
 from pipelines.ingest.contract import CONTRACT_BY_TYPE, CONTRACTS, RECORD_TYPES
 from pipelines.ingest.csv_inbox import InboxError, raw_csv_from_bytes, write_raw_parquet
-from pipelines.ingest.mapping import mapping_files
-from pipelines.ingest.sources import CSV_SOURCE, frames_of_source, source_paths
+from pipelines.ingest.sources import CSV_SOURCE, frames_of_source, has_other_sources, source_paths
 
 
 def source_table(source: str, record_type: str) -> str:
@@ -193,16 +192,16 @@ def read_contract_csvs(
 ) -> tuple[SourceRead, list[FileState]]:
     """Read the contract CSVs into raw tables: only appended rows or changed files when changes_only.
 
-    patients.csv, infusions.csv and assessments.csv are required unless the inbox has mappings; clinics.csv
-    is optional.
+    patients.csv, infusions.csv and assessments.csv are required unless the inbox has other sources (mappings,
+    FHIR files); clinics.csv is optional.
     """
     read, states = SourceRead(), []
-    has_mappings = bool(mapping_files(folder))
+    others = has_other_sources(folder)
     for contract in CONTRACTS:
         path, file = folder / contract.file_name, contract.file_name
         previous = kept.get((CSV_SOURCE, file)) if store.changes_only else None
         if not path.is_file():
-            if contract.is_required_file and not has_mappings:
+            if contract.is_required_file and not others:
                 raise InboxError(f"{file}: not found in the inbox {folder}")
             store.replace(contract.record_type, None)
             continue

@@ -1,12 +1,16 @@
 """Read FHIR R4 Bundles (*.json) and bulk-export files (*.ndjson) into raw tables of the inbox contract.
 
-Patient -> patient; Condition -> the patient's indication (SNOMED CT or
-ICD-10-CM codes below); Observation with a LOINC code of the instrument
-registry -> assessment; QuestionnaireResponse of PHQ-9 or GAD-7 -> assessment
-scored from its items; MedicationAdministration or Procedure of ketamine
-(RxNorm 6130, or the word in its text) -> infusion. Other resources are counted
-by type and skipped. A mapped resource that is invalid (no value, no time) still
-becomes a row, so that validation quarantines it naming the file and the entry.
+Patient -> patient, at the clinic of its managingOrganization, else the
+serviceProvider of most of its Encounters (spec §10.1: the organisation, with
+its name, becomes a clinics row too); Condition -> the patient's indication
+(SNOMED CT or ICD-10-CM codes below); Observation with a LOINC code of the
+instrument registry -> assessment; QuestionnaireResponse of PHQ-9 or GAD-7 ->
+assessment scored from its items; MedicationAdministration or Procedure of
+ketamine (RxNorm 6130, or the word in its text) -> infusion. A code counts only
+in its own coding system (a 6130 that is not RxNorm is not ketamine). Other
+resources are counted by type and skipped. A mapped resource that is invalid
+(no value, no time) still becomes a row, so that validation quarantines it
+naming the file and the entry.
 """
 
 from __future__ import annotations
@@ -17,11 +21,24 @@ from pathlib import Path
 
 import polars as pl
 
-from pipelines.ingest.contract import ASSESSMENTS, INFUSIONS, PARSE_ERROR, PATIENTS, ROW_NUMBER, SOURCE_FILE
+from pipelines.ingest.contract import (
+    ASSESSMENTS,
+    CLINICS,
+    INFUSIONS,
+    PARSE_ERROR,
+    PATIENTS,
+    ROW_NUMBER,
+    SOURCE_FILE,
+)
 from pipelines.ingest.csv_inbox import InboxError, contract_frame
 from pipelines.ingest.mapping import SourceMapping
 
 KETAMINE_RXNORM = "6130"
+# The coding systems whose codes are read, by their FHIR URIs.
+LOINC = "http://loinc.org"
+SNOMED_CT = "http://snomed.info/sct"
+ICD_10_CM = ("http://hl7.org/fhir/sid/icd-10-cm", "http://hl7.org/fhir/sid/icd-10")
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 # Condition codes -> primary_indication; ICD-10-CM codes match by prefix.
 INDICATION_CODES = {
     "snomed": {
@@ -92,18 +109,43 @@ def codings(concept: dict | None) -> list[dict]:
 def indication_of(condition: dict) -> str | None:
     for coding in codings(condition.get("code")):
         system, code = coding.get("system", ""), coding.get("code", "")
-        if "snomed" in system and code in INDICATION_CODES["snomed"]:
+        if system == SNOMED_CT and code in INDICATION_CODES["snomed"]:
             return INDICATION_CODES["snomed"][code]
-        if "icd-10" in system.lower() or "icd10" in system.lower():
+        if system in ICD_10_CM:
             for prefix, indication in INDICATION_CODES["icd10"].items():
                 if code.startswith(prefix):
                     return indication
     return None
 
 
+def loinc_code(concept: dict | None, loinc_instruments: dict[str, str]) -> str | None:
+    """Return the first LOINC code of a concept that the instrument registry knows (LOINC codings only)."""
+    return next(
+        (c["code"] for c in codings(concept) if c.get("system") == LOINC and c.get("code") in loinc_instruments),
+        None,
+    )
+
+
+def organisation(reference: dict | None) -> tuple[str, str | None] | None:
+    """Return (clinic_id, clinic_name) of an Organization reference: its id (Organization/<id>, or the value of
+    an identifier search such as Organization?identifier=<system>|<value>), else its display; named by display."""
+    if not reference:
+        return None
+    text, display = reference.get("reference") or "", reference.get("display")
+    by_identifier = text.split("identifier=", 1)[1].rsplit("|", 1)[-1] if "identifier=" in text else None
+    clinic = by_identifier or reference_id(reference) or display
+    return (clinic, display) if clinic else None
+
+
+def fhir_paths(inbox: Path, source: SourceMapping) -> list[Path]:
+    """Return the files a FHIR source reads: its files glob, else every *.json and *.ndjson of the inbox."""
+    patterns = [source.files] if source.files else ["**/*.json", "**/*.ndjson"]
+    return sorted({p for pattern in patterns for p in inbox.glob(pattern) if p.is_file()})
+
+
 def is_ketamine(resource: dict) -> bool:
     concept = resource.get("medicationCodeableConcept") or resource.get("code") or {}
-    if any(c.get("code") == KETAMINE_RXNORM for c in codings(concept)):
+    if any(c.get("code") == KETAMINE_RXNORM and c.get("system") == RXNORM for c in codings(concept)):
         return True
     texts = [concept.get("text", "")] + [c.get("display", "") for c in codings(concept)]
     return any("ketamine" in text.lower() for text in texts)
@@ -124,36 +166,41 @@ def number_text(value) -> str | None:
 
 
 def fhir_frames(
-    inbox: Path, source: SourceMapping, loinc_instruments: dict[str, str]
+    inbox: Path, source: SourceMapping, loinc_instruments: dict[str, str], paths: list[Path] | None = None
 ) -> tuple[dict[str, pl.DataFrame], Counter]:
-    """Return the raw tables of a FHIR source per record type, and the skipped resources counted by type."""
-    rows: dict[str, list[dict]] = {"patients": [], "infusions": [], "assessments": []}
+    """Return the raw tables of a FHIR source per record type, and the skipped resources counted by type.
+
+    paths: the files to read (default: those of the source's files glob).
+    """
+    rows: dict[str, list[dict]] = {"clinics": [], "patients": [], "infusions": [], "assessments": []}
     indications: dict[str, str] = {}
+    # Each patient's encounters' service providers, counted, with the first time seen (for ties).
+    providers: dict[str, Counter] = {}
     skipped: Counter = Counter()
-    paths = sorted(p for p in inbox.glob(source.files or "**/*.json") if p.is_file())
-    for path in paths:
+    for path in fhir_paths(inbox, source) if paths is None else paths:
         label = str(path.relative_to(inbox))
         for number, resource in resources_of(path, label):
             kind = resource.get("resourceType", "unknown")
             base = {SOURCE_FILE: label, ROW_NUMBER: number, PARSE_ERROR: None}
             if kind == "Patient":
                 gender = {"male": "M", "female": "F"}.get(resource.get("gender", ""), resource.get("gender"))
-                organisation = resource.get("managingOrganization") or {}
+                managing = organisation(resource.get("managingOrganization"))
                 rows["patients"].append(
                     {
                         **base,
                         "patient_id": resource.get("id"),
-                        "clinic_id": organisation.get("display") or reference_id(organisation) or source.clinic_id,
+                        "_organisation": managing,
                         "birth_year": (resource.get("birthDate") or "")[:4] or None,
                         "sex": gender,
                     }
                 )
+            elif kind == "Encounter" and organisation(resource.get("serviceProvider")):
+                patient = reference_id(resource.get("subject"))
+                providers.setdefault(patient, Counter())[organisation(resource.get("serviceProvider"))] += 1
             elif kind == "Condition" and indication_of(resource):
                 indications.setdefault(reference_id(resource.get("subject")), indication_of(resource))
-            elif kind == "Observation" and any(
-                c.get("code") in loinc_instruments for c in codings(resource.get("code"))
-            ):
-                code = next(c["code"] for c in codings(resource.get("code")) if c.get("code") in loinc_instruments)
+            elif kind == "Observation" and loinc_code(resource.get("code"), loinc_instruments):
+                code = loinc_code(resource.get("code"), loinc_instruments)
                 value = (resource.get("valueQuantity") or {}).get("value", resource.get("valueInteger"))
                 rows["assessments"].append(
                     {
@@ -191,9 +238,22 @@ def fhir_frames(
                 )
             else:
                 skipped[kind] += 1
+    # Each clinic once, from the entry of the first patient it was found for: (file, entry, name).
+    clinics: dict[str, tuple[str, int, str | None]] = {}
     for patient in rows["patients"]:
         patient["primary_indication"] = indications.get(patient["patient_id"], source.primary_indication)
-    contracts = {"patients": PATIENTS, "infusions": INFUSIONS, "assessments": ASSESSMENTS}
+        # The managing organisation, else the provider of most of the patient's encounters (Counter keeps the
+        # order first seen: a tie goes to the earliest), else the mapping's default.
+        seen = providers.get(patient["patient_id"])
+        clinic = patient.pop("_organisation") or (seen.most_common(1)[0][0] if seen else None)
+        patient["clinic_id"] = clinic[0] if clinic else source.clinic_id
+        if clinic:
+            clinics.setdefault(clinic[0], (patient[SOURCE_FILE], patient[ROW_NUMBER], clinic[1]))
+    rows["clinics"] = [
+        {SOURCE_FILE: file, ROW_NUMBER: number, PARSE_ERROR: None, "clinic_id": clinic, "clinic_name": name}
+        for clinic, (file, number, name) in clinics.items()
+    ]
+    contracts = {"clinics": CLINICS, "patients": PATIENTS, "infusions": INFUSIONS, "assessments": ASSESSMENTS}
     frames = {}
     for record_type, records in rows.items():
         if records:
@@ -222,3 +282,20 @@ def answer_value(item: dict):
         if "ordinalValue" in extension.get("url", "") or "itemWeight" in extension.get("url", ""):
             return extension.get("valueDecimal")
     return coding.get("code")
+
+
+def missing_defaults(frames: dict[str, pl.DataFrame], source_name: str, mapping_file: str | None) -> list[str]:
+    """Return what a FHIR source's patients lack that a mapping's default would give, in words for the operator."""
+    patients = frames.get("patients")
+    if patients is None:
+        return []
+    where = mapping_file or f"a mapping sources/{source_name}.yaml (name: {source_name}, format: fhir)"
+    found = []
+    for column, why in (
+        ("clinic_id", "no managingOrganization and no Encounter with a serviceProvider"),
+        ("primary_indication", "no Condition with a SNOMED CT or ICD-10-CM code of an indication"),
+    ):
+        count = patients[column].null_count()
+        if count:
+            found.append(f"{count} of {patients.height} patients have {why}: give {column}: <default> in {where}")
+    return found

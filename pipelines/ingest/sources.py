@@ -1,4 +1,5 @@
-"""The inbox's sources: the contract CSVs and one per mapping file, each read into raw frames per record type."""
+"""The inbox's sources: the contract CSVs, one per mapping file, and FHIR files no mapping claims, each read into
+raw frames per record type."""
 
 from __future__ import annotations
 
@@ -8,29 +9,58 @@ import polars as pl
 
 from pipelines.ingest.contract import CONTRACTS
 from pipelines.ingest.csv_inbox import InboxError, raw_frame_from_file
-from pipelines.ingest.fhir import fhir_frames
+from pipelines.ingest.fhir import fhir_frames, fhir_paths
 from pipelines.ingest.mapped import mapped_frames, matching_files
-from pipelines.ingest.mapping import load_mapping, mapping_files
+from pipelines.ingest.mapping import MappingError, SourceMapping, load_mapping, mapping_files
 from pipelines.sql_models import SQL_DIR
 
 CSV_SOURCE = "inbox_csv"
+# FHIR bundles or bulk files dropped into the inbox with no mapping: read with the defaults (clinics from the
+# resources themselves). A mapping named like it takes its place.
+FHIR_SOURCE = "fhir"
+
+
+def unmapped_fhir_files(inbox: Path) -> list[Path]:
+    """Return the inbox's FHIR files (*.json, *.ndjson) that no FHIR mapping reads, outside sources/."""
+    claimed: set[Path] = set()
+    for path in mapping_files(inbox):
+        if path.stem == FHIR_SOURCE:
+            return []
+        try:
+            mapping = load_mapping(path)
+        except MappingError:
+            continue  # reported when that source is read
+        if mapping.format == "fhir":
+            claimed |= set(fhir_paths(inbox, mapping))
+    return [
+        path
+        for path in fhir_paths(inbox, SourceMapping(name=FHIR_SOURCE, format="fhir"))
+        if path not in claimed and path.relative_to(inbox).parts[0] != "sources"
+    ]
 
 
 def source_names(inbox: Path) -> list[str]:
-    """Return the sources of an inbox: the contract CSVs and one per mapping file (by file stem)."""
-    return [CSV_SOURCE, *[path.stem for path in mapping_files(inbox)]]
+    """Return the sources of an inbox: the contract CSVs, one per mapping file (by file stem), and "fhir" for
+    FHIR files no mapping reads."""
+    implicit = [FHIR_SOURCE] if unmapped_fhir_files(inbox) else []
+    return [CSV_SOURCE, *[path.stem for path in mapping_files(inbox)], *implicit]
+
+
+def has_other_sources(inbox: Path) -> bool:
+    """Whether the inbox has a source besides the contract CSVs (then those are not required)."""
+    return len(source_names(inbox)) > 1
 
 
 def csv_frames(inbox: Path) -> dict[str, pl.DataFrame]:
     """Return the contract CSVs' raw tables read whole; the required ones must be there unless the inbox has
-    mappings."""
+    other sources."""
     frames = {}
-    has_mappings = bool(mapping_files(inbox))
+    others = has_other_sources(inbox)
     for contract in CONTRACTS:
         path = inbox / contract.file_name
         if path.is_file():
             frames[contract.record_type] = raw_frame_from_file(path, contract, contract.file_name)
-        elif contract.is_required_file and not has_mappings:
+        elif contract.is_required_file and not others:
             raise InboxError(f"{contract.file_name}: not found in the inbox {inbox}")
     return frames
 
@@ -42,15 +72,23 @@ def registry() -> tuple[set[str], dict[str, str]]:
     return set(seeds["instrument"]), loinc
 
 
+def mapping_of(folder: Path, name: str) -> tuple[Path | None, SourceMapping]:
+    """Return a source's mapping file (None for the unmapped FHIR files) and its mapping."""
+    if name == FHIR_SOURCE and not any(p.stem == FHIR_SOURCE for p in mapping_files(folder)):
+        return None, SourceMapping(name=FHIR_SOURCE, format="fhir")
+    path = next(p for p in mapping_files(folder) if p.stem == name)
+    return path, load_mapping(path)
+
+
 def frames_of_source(folder: Path, name: str) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
     """Return one source's raw tables per record type and, for FHIR, the skipped resources by type."""
     if name == CSV_SOURCE:
         return csv_frames(folder), {}
-    path = next(p for p in mapping_files(folder) if p.stem == name)
-    mapping = load_mapping(path)
+    path, mapping = mapping_of(folder, name)
     instruments, loinc = registry()
     if mapping.format == "fhir":
-        frames, skipped = fhir_frames(folder, mapping, loinc)
+        paths = unmapped_fhir_files(folder) if path is None else fhir_paths(folder, mapping)
+        frames, skipped = fhir_frames(folder, mapping, loinc, paths)
         return frames, dict(skipped)
     return mapped_frames(folder, path.name, mapping, instruments), {}
 
@@ -59,10 +97,11 @@ def source_paths(folder: Path, name: str) -> list[Path]:
     """Return the files a source reads: the contract CSVs present, or the mapping file and the files it matches."""
     if name == CSV_SOURCE:
         return [folder / c.file_name for c in CONTRACTS if (folder / c.file_name).is_file()]
-    path = next(p for p in mapping_files(folder) if p.stem == name)
-    mapping = load_mapping(path)
+    path, mapping = mapping_of(folder, name)
+    if path is None:
+        return unmapped_fhir_files(folder)
     if mapping.format == "fhir":
-        data = sorted(p for p in folder.glob(mapping.files or "**/*.json") if p.is_file())
+        data = fhir_paths(folder, mapping)
     else:
         data = sorted({p for record in mapping.records for p in matching_files(folder, record.files)})
     return [path, *data]

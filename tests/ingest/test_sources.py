@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import textwrap
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -90,7 +91,20 @@ def test_synthea_patients_are_read_and_nothing_is_quarantined(synthea):
     assert [p["patient_id"] for p in patients] == sorted(
         path.stem.rsplit("_", 1)[1] for path in (EXTERNAL / "synthea-fhir").glob("*.json")
     )
-    assert {p["clinic_id"] for p in patients} == {"synthea_general"}
+    # Synthea's patients name no managing organisation: each is at the service provider of most of their
+    # encounters (identified by its identifier's value), which becomes a clinic named by its display.
+    expected = {}
+    for path in (EXTERNAL / "synthea-fhir").glob("*.json"):
+        resources = [entry["resource"] for entry in json.loads(path.read_text())["entry"]]
+        providers = Counter(
+            (r["serviceProvider"]["reference"].rsplit("|", 1)[1], r["serviceProvider"]["display"])
+            for r in resources
+            if r["resourceType"] == "Encounter"
+        )
+        expected[path.stem.rsplit("_", 1)[1]] = providers.most_common(1)[0][0]
+    assert {p["patient_id"]: p["clinic_id"] for p in patients} == {k: v[0] for k, v in expected.items()}
+    clinics = synthea.rows("select clinic_id, clinic_name from staging.clinics")
+    assert {c["clinic_id"]: c["clinic_name"] for c in clinics} == dict(expected.values())
     assert synthea.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 0}]
 
 
@@ -601,3 +615,108 @@ def test_sources_check_names_a_spreadsheets_sheet_and_the_row_the_spreadsheet_sh
     assert "export.xlsx sheet Visits [PHQ9Total] line 3 (data row 2) (assessment): score_out_of_range" in (
         result.output
     )
+
+
+def synthea_inbox_without_mapping(folder: Path, with_conditions: bool) -> Path:
+    """Synthea's bundles dropped into an inbox as they come; with_conditions adds each patient's depression."""
+    inbox = folder / "inbox"
+    (inbox / "exports").mkdir(parents=True)
+    for path in (EXTERNAL / "synthea-fhir").glob("*.json"):
+        bundle = json.loads(path.read_text())
+        patient = next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
+        if with_conditions:
+            condition = {
+                "resourceType": "Condition",
+                "subject": {"reference": f"urn:uuid:{patient}"},
+                "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]},
+            }
+            bundle["entry"].append({"resource": condition})
+        (inbox / "exports" / path.name).write_text(json.dumps(bundle))
+    return inbox
+
+
+def test_a_fhir_export_dropped_into_the_inbox_reads_without_a_mapping(tmp_path):
+    inbox = synthea_inbox_without_mapping(tmp_path, with_conditions=True)
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    patients = refresh.rows("select patient_id, clinic_id, primary_indication from staging.patients")
+    assert len(patients) == 3 and {p["primary_indication"] for p in patients} == {"depression"}
+    assert all(p["clinic_id"] for p in patients)  # each at its encounters' service provider
+    assert len(refresh.rows("select * from staging.assessments")) == 43
+    assert refresh.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 0}]
+
+
+def test_sources_check_says_which_default_a_fhir_export_without_a_mapping_lacks(tmp_path):
+    inbox = synthea_inbox_without_mapping(tmp_path, with_conditions=False)
+    result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
+    assert (
+        "3 of 3 patients have no Condition with a SNOMED CT or ICD-10-CM code of an indication: give "
+        "primary_indication: <default> in a mapping sources/fhir.yaml" in result.output
+    )
+    assert "clinic_id: <default>" not in result.output  # the clinics come from the encounters
+
+
+def test_fhir_codes_count_only_in_their_own_coding_system(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+
+    def entry(resource: dict) -> dict:
+        return {"resource": resource}
+
+    subject = {"reference": "Patient/p1"}
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [
+            entry({"resourceType": "Patient", "id": "p1", "managingOrganization": {"display": "austin"}}),
+            entry(
+                {
+                    "resourceType": "Condition",
+                    "subject": subject,
+                    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "35489007"}]},
+                }
+            ),
+            # A PHQ-9 LOINC code in LOINC: read. The same code in a local system: not a PHQ-9.
+            entry(
+                {
+                    "resourceType": "Observation",
+                    "subject": subject,
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "44261-6"}]},
+                    "effectiveDateTime": "2026-01-05T09:00:00-06:00",
+                    "valueQuantity": {"value": 20},
+                }
+            ),
+            entry(
+                {
+                    "resourceType": "Observation",
+                    "subject": subject,
+                    "code": {"coding": [{"system": "http://example.org/local-codes", "code": "44261-6"}]},
+                    "effectiveDateTime": "2026-01-06T09:00:00-06:00",
+                    "valueQuantity": {"value": 3},
+                }
+            ),
+            # RxNorm 6130 is ketamine; 6130 in another system is not.
+            entry(
+                {
+                    "resourceType": "MedicationAdministration",
+                    "subject": subject,
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "6130"}]
+                    },
+                    "effectiveDateTime": "2026-01-05T10:00:00-06:00",
+                }
+            ),
+            entry(
+                {
+                    "resourceType": "MedicationAdministration",
+                    "subject": subject,
+                    "medicationCodeableConcept": {"coding": [{"system": "http://example.org/drugs", "code": "6130"}]},
+                    "effectiveDateTime": "2026-01-07T10:00:00-06:00",
+                }
+            ),
+        ],
+    }
+    (inbox / "bundle.json").write_text(json.dumps(bundle))
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    assert [r["score"] for r in refresh.rows("select score from staging.assessments")] == [20.0]
+    assert len(refresh.rows("select * from staging.infusions")) == 1
