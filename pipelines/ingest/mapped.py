@@ -89,8 +89,11 @@ def long_assessments(frame: pl.DataFrame, record: RecordMapping) -> pl.DataFrame
     """Return one assessment row per filled instrument (or item set) of a wide row."""
     parts = []
     for source, code in record.instrument_columns.items():
-        filled = frame.filter(pl.col(source).str.strip_chars().fill_null("") != "")
         items = record.item_columns.get(code, [])
+        # A form counts when its total or any of its items is filled: an empty total is summed from the items.
+        filled = frame.filter(
+            pl.any_horizontal([pl.col(c).str.strip_chars().fill_null("") != "" for c in (source, *items)])
+        )
         parts.append(
             filled.with_columns(
                 pl.lit(code).alias("instrument"),
@@ -115,6 +118,14 @@ def long_assessments(frame: pl.DataFrame, record: RecordMapping) -> pl.DataFrame
     return pl.concat(parts, how="diagonal") if parts else frame.clear()
 
 
+def mapped_column(sources: str | list[str]) -> pl.Expr:
+    """Return a source column, or of several the first value of each row that is not empty (valueFloat, valueInt,
+    valueString)."""
+    if isinstance(sources, str):
+        return pl.col(sources)
+    return pl.coalesce([pl.when(pl.col(c).str.strip_chars() != "").then(pl.col(c)) for c in sources])
+
+
 def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMapping, label: str) -> pl.DataFrame:
     """Return one file's rows as contract columns (text), keeping every original column for raw_record."""
     frame = table.with_columns(pl.lit(label).alias(SOURCE_FILE))
@@ -125,7 +136,7 @@ def record_frame(table: pl.DataFrame, record: RecordMapping, source: SourceMappi
             .map_elements(lambda value, p=pattern: fnmatch.fnmatchcase(value, p), return_dtype=pl.Boolean)
         )
     originals = [c for c in table.columns if c not in BOOKKEEPING]
-    mapped = [pl.col(source_column).alias(target) for target, source_column in record.columns.items()]
+    mapped = [mapped_column(sources).alias(target) for target, sources in record.columns.items()]
     constants = [pl.lit(value).alias(target) for target, value in record.constants.items()]
     defaults = []
     if record.type == "patients":
@@ -169,8 +180,8 @@ def date_format_problems(
     problems = []
     for target in TIMESTAMP_COLUMNS:
         source_column = record.columns.get(target)
-        if source_column is None or source_column not in table.columns:
-            continue
+        if not isinstance(source_column, str) or source_column not in table.columns:
+            continue  # unmapped, or several columns (judged when read: a value no format fits is quarantined)
         values = table.get_column(source_column).drop_nulls().str.strip_chars()
         values = values.filter(values != "")
         if values.is_empty():

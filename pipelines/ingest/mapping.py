@@ -32,7 +32,10 @@ class RecordMapping(BaseModel):
     files: str = Field(description="glob of data files, relative to the inbox")
     sheet: str | None = Field(default=None, description="Excel sheet name (default: the first)")
     where: dict[str, str] = Field(default_factory=dict, description="keep rows whose column matches a glob")
-    columns: dict[str, str] = Field(default_factory=dict, description="contract column: source column")
+    columns: dict[str, str | list[str]] = Field(
+        default_factory=dict,
+        description="contract column: source column, or a list of them (the first non-empty value of each row)",
+    )
     constants: dict[str, str] = Field(default_factory=dict, description="contract column: fixed value")
     values: dict[str, dict[str, str]] = Field(default_factory=dict, description="contract column: value renames")
     instrument_aliases: dict[str, str] = Field(default_factory=dict, description="source instrument name: code")
@@ -64,6 +67,7 @@ class SourceMapping(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="short name, used in asset keys")
+    preset: str | None = Field(default=None, description="a ready-made mapping of pipelines/ingest/presets/")
     format: Literal["csv", "xlsx", "fhir"] = "csv"
     clinic_id: str | None = Field(default=None, description="clinic of patients that name none")
     primary_indication: str | None = Field(default=None, description="indication of patients that name none")
@@ -72,12 +76,39 @@ class SourceMapping(BaseModel):
     files: str | None = Field(default=None, description="FHIR: glob of bundles (*.json) and bulk files (*.ndjson)")
 
 
+PRESETS = Path(__file__).parent / "presets"
+
+
+def presets() -> list[str]:
+    """Return the names of the ready-made mappings."""
+    return sorted(path.stem for path in PRESETS.glob("*.yaml"))
+
+
+def with_preset(document: dict, file_name: str) -> dict:
+    """Return a mapping document with its preset's keys filled in: the document's own keys win, and its `files`
+    (for a CSV or Excel preset) replaces each preset record's."""
+    name = document.get("preset")
+    if name not in presets():
+        raise MappingError(f"{file_name}: preset: '{name}' is not one of {', '.join(presets())}")
+    preset = yaml.safe_load((PRESETS / f"{name}.yaml").read_text())
+    merged = {**preset, **{k: v for k, v in document.items() if k not in ("records", "files")}}
+    merged["records"] = document.get("records") or preset.get("records", [])
+    if document.get("files"):
+        if merged.get("format") == "fhir":
+            merged["files"] = document["files"]
+        else:
+            merged["records"] = [{**record, "files": document["files"]} for record in merged["records"]]
+    return merged
+
+
 def load_mapping(path: Path) -> SourceMapping:
     """Return the mapping in a YAML file, or raise MappingError naming the file and each bad key."""
     try:
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise MappingError(f"{path.name}: cannot be read as YAML ({error})") from None
+    if isinstance(document, dict) and document.get("preset") is not None:
+        document = with_preset(document, path.name)
     try:
         return SourceMapping.model_validate(document or {})
     except ValidationError as error:
@@ -108,11 +139,12 @@ def check_record_mapping(
     contract: RecordContract = CONTRACT_BY_TYPE[record.type]
     problems = []
     known = set(contract.columns) | {f"item_{k}" for k in range(1, 100)}
-    for target, source in record.columns.items():
+    for target, sources in record.columns.items():
         if target not in known:
             problems.append(f"{where}.columns.{target}: not a column of the {record.type} contract")
-        if source not in header:
-            problems.append(f"{where}.columns.{target}: column '{source}' is not in {data_file}")
+        for source in [sources] if isinstance(sources, str) else sources:
+            if source not in header:
+                problems.append(f"{where}.columns.{target}: column '{source}' is not in {data_file}")
     for column in [*record.where, *record.instrument_columns, *(c for cs in record.item_columns.values() for c in cs)]:
         if column not in header:
             problems.append(f"{where}: column '{column}' is not in {data_file}")

@@ -720,3 +720,78 @@ def test_fhir_codes_count_only_in_their_own_coding_system(tmp_path):
     refresh.ok(inbox)
     assert [r["score"] for r in refresh.rows("select score from staging.assessments")] == [20.0]
     assert len(refresh.rows("select * from staging.infusions")) == 1
+
+
+# Presets ------------------------------------------------------------------------------------------------------
+
+REGISTRY_LOINC = {"phq9": "44261-6", "gad7": "70274-6", "nrs_pain": "72514-3"}
+
+
+def test_the_mirah_observations_preset_reads_an_external_observations_export(tmp_path):
+    # Built from the column list of Mirah's flat-file "External Observations" (observations_<timestamp>.csv):
+    # identifiers, subjectId, effectiveDate, code (LOINC or Mirah's code), valueFloat / valueInt / valueString.
+    # Each golden assessment becomes an observation, its value in one of the three value columns.
+    basic = GOLDEN / "basic" / "inbox"
+    assessments = pl.read_csv(basic / "assessments.csv", infer_schema=False)
+    inbox = write_inbox(
+        tmp_path / "mirah", (basic / "patients.csv").read_text(), (basic / "infusions.csv").read_text(), ""
+    )
+    (inbox / "assessments.csv").write_text("patient_id,instrument,administered_at,score\n")
+    with open(inbox / "observations_20261101T020000.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["identifiers", "subjectId", "effectiveDate", "code", "valueFloat", "valueInt", "valueString"])
+        for number, row in enumerate(assessments.iter_rows(named=True)):
+            code = REGISTRY_LOINC[row["instrument"]] if number % 2 else row["instrument"].upper().replace("9", "-9")
+            value = ["", "", ""]
+            value[number % 3] = row["score"]
+            writer.writerow([f"MRN|{row['patient_id']}", row["patient_id"], row["administered_at"], code, *value])
+    mapping(inbox, "mirah", "name: mirah\npreset: mirah_observations\n")
+    mapped = Refresh(tmp_path / "mapped-out")
+    mapped.ok(inbox)
+    assert mapped.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 0}]
+    assert mapped.rows(
+        f"select {', '.join(OUTCOME_COLUMNS)} from marts.series_outcomes order by 1, 2, 3"
+    ) == canonical_outcomes(tmp_path, basic)
+
+
+def test_the_survey_preset_reads_a_phq9_form_export_with_the_standard_question_texts(tmp_path):
+    import yaml
+
+    from pipelines.ingest.mapping import PRESETS
+
+    questions = yaml.safe_load((PRESETS / "survey_phq9.yaml").read_text())["records"][0]["item_columns"]["phq9"]
+    basic = GOLDEN / "basic" / "inbox"
+    phq9 = pl.read_csv(basic / "assessments.csv", infer_schema=False).filter(pl.col("instrument") == "phq9")
+    canonical = write_inbox(
+        tmp_path / "canonical", (basic / "patients.csv").read_text(), (basic / "infusions.csv").read_text(), ""
+    )
+    phq9.write_csv(canonical / "assessments.csv")
+    inbox = write_inbox(
+        tmp_path / "mapped",
+        (basic / "patients.csv").read_text(),
+        (basic / "infusions.csv").read_text(),
+        "patient_id,instrument,administered_at,score\n",
+    )
+    with open(inbox / "phq9_survey_2026-11.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["client_id", "date_submitted", *questions, "PHQ9Total"])
+        for number, row in enumerate(phq9.iter_rows(named=True)):
+            total = int(row["score"])
+            # Every other form leaves the total empty: it is summed from the items.
+            writer.writerow(
+                [row["patient_id"], us_stamp(row["administered_at"]), *items_for(total), total if number % 2 else ""]
+            )
+    mapping(inbox, "survey", "name: survey\npreset: survey_phq9\n")
+    mapped = Refresh(tmp_path / "mapped-out")
+    mapped.ok(inbox)
+    assert mapped.rows(
+        f"select {', '.join(OUTCOME_COLUMNS)} from marts.series_outcomes order by 1, 2, 3"
+    ) == canonical_outcomes(tmp_path, canonical)
+
+
+def test_an_unknown_preset_is_named_with_the_ones_there_are(tmp_path):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    mapping(inbox, "x", "name: x\npreset: epic_clarity\n")
+    result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
+    assert "x.yaml: preset: 'epic_clarity' is not one of mirah_observations, survey_phq9" in result.output
