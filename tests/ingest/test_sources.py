@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import textwrap
 from collections import Counter
@@ -795,3 +796,80 @@ def test_an_unknown_preset_is_named_with_the_ones_there_are(tmp_path):
     mapping(inbox, "x", "name: x\npreset: epic_clarity\n")
     result = CliRunner().invoke(main, ["sources", "check", "--inbox", str(inbox)])
     assert "x.yaml: preset: 'epic_clarity' is not one of mirah_observations, survey_phq9" in result.output
+
+
+# The README's mappings, as written --------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_mappings() -> dict[str, str]:
+    """Return each YAML block of the README by the mapping file its first line names (sources/<name>.yaml)."""
+    blocks = re.findall(r"```yaml\n(.*?)```", README.read_text(), flags=re.S)
+    return {re.search(r"sources/(\w+)\.yaml", block).group(1): block for block in blocks}
+
+
+def test_every_mapping_in_the_readme_is_valid_as_written(tmp_path):
+    from pipelines.ingest.mapping import load_mapping
+
+    mappings = readme_mappings()
+    assert {"lakeside", "mirah", "survey"} <= mappings.keys()
+    for name, text in mappings.items():
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text)
+        assert load_mapping(path).name == name
+
+
+def test_the_readmes_excel_onboarding_example_reads_a_workbook_shaped_like_it(tmp_path):
+    import xlsxwriter
+
+    basic = GOLDEN / "basic" / "inbox"
+    patients = pl.read_csv(basic / "patients.csv", infer_schema=False)
+    infusions = pl.read_csv(basic / "infusions.csv", infer_schema=False)
+    assessments = pl.read_csv(basic / "assessments.csv", infer_schema=False)
+    inbox = tmp_path / "inbox"
+    (inbox / "exports").mkdir(parents=True)
+    # The workbook the README's lakeside.yaml describes: sheets Clients, Infusions and Visits, US dates, one
+    # column per questionnaire, diagnoses in the EHR's words.
+    visits = (
+        assessments.with_columns(pl.col("administered_at").str.slice(0, 10))
+        .unique(["patient_id", "instrument", "administered_at"], keep="last", maintain_order=True)
+        .pivot(on="instrument", index=["patient_id", "administered_at"], values="score")
+        .rename({"phq9": "PHQ9Total", "gad7": "GAD-7", "nrs_pain": "Pain (0-10)"})
+    )
+    workbook = xlsxwriter.Workbook(inbox / "exports" / "lakeside_2026-11.xlsx")
+    sheets = {
+        "Clients": patients.select(
+            pl.col("patient_id").alias("Client ID"),
+            pl.col("primary_indication")
+            .replace({"depression": "MDD", "fibromyalgia": "Chronic pain"})
+            .alias("Diagnosis"),
+            pl.col("birth_year").alias("Birth Year"),
+        ),
+        "Infusions": infusions.select(
+            pl.col("patient_id").alias("Client ID"),
+            pl.col("infused_at").map_elements(us_stamp, return_dtype=pl.String).alias("Date"),
+            pl.lit("0.5").alias("Dose"),
+        ),
+        "Visits": visits.select(
+            pl.col("patient_id").alias("Client ID"),
+            pl.col("administered_at")
+            .map_elements(lambda d: us_stamp(d).split(" ")[0], return_dtype=pl.String)
+            .alias("Visit Date"),
+            pl.exclude("patient_id", "administered_at"),
+        ),
+    }
+    for name, frame in sheets.items():
+        sheet = workbook.add_worksheet(name)
+        sheet.write_row(0, 0, frame.columns)
+        for row_number, row in enumerate(frame.iter_rows(), start=1):
+            sheet.write_row(row_number, 0, ["" if v is None else v for v in row])
+    workbook.close()
+    (inbox / "sources").mkdir()
+    (inbox / "sources" / "lakeside.yaml").write_text(readme_mappings()["lakeside"])
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    assert refresh.rows("select count(*) as n from staging.patients") == [{"n": patients.height}]
+    assert refresh.rows("select count(*) as n from staging.infusions") == [{"n": infusions.height}]
+    rejected = refresh.rows("select reason, count(*) as n from quarantine.rejected_rows group by 1")
+    assert rejected == []
