@@ -1,9 +1,9 @@
 """Raw tables: what each source sent, as text, every row numbered; then one table per record type across sources.
 
-Sources are the inbox's contract CSVs (patients.csv, infusions.csv,
-assessments.csv) and one per mapping file in the inbox's sources/ folder, so
-the asset graph shows where the data comes from. Reading and keeping the rows
-is pipelines.incremental.raw_store's; these assets only wire it to Dagster.
+Sources are the inbox's contract CSVs, one per mapping file in the inbox's
+sources/ folder, and FHIR files no mapping reads, found when a run starts.
+Reading and keeping the rows is pipelines.incremental.raw_store's; these assets
+only wire it to Dagster.
 """
 
 from __future__ import annotations
@@ -17,53 +17,66 @@ from pipelines.incremental.file_states import read_file_states, write_file_state
 from pipelines.incremental.raw_store import RawStore, read_source, source_table
 from pipelines.ingest.contract import CONTRACTS, PARSE_ERROR, RECORD_TYPES, item_values_sql
 from pipelines.ingest.csv_inbox import empty_raw_frame
-from pipelines.ingest.sources import CSV_SOURCE, source_names
+from pipelines.ingest.sources import source_names
 from pipelines.resources import Inbox, Warehouse
 
+SOURCES_TABLE = "raw.source_names"
 
-def source_asset(name: str) -> dg.AssetsDefinition:
-    """Return the asset that reads one source into raw.source_<name>__<record type> tables."""
-    description = (
-        "The inbox's contract CSVs (patients.csv, infusions.csv, assessments.csv), every column as text."
-        if name == CSV_SOURCE
-        else f"The export mapped by sources/{name}.yaml, as contract columns plus the originals."
-    )
 
-    @dg.asset(key=["raw", f"source_{name}"], group_name="raw", kinds={"polars", "duckdb"}, description=description)
-    def read_one_source(inbox: Inbox, warehouse: Warehouse) -> dg.MaterializeResult:
-        folder = Path(inbox.path)
-        with warehouse.connect() as con:
-            changes_only = warehouse.reads_changes_only
-            kept = read_file_states(con) if changes_only else {}
+@dg.asset(
+    key=["raw", "sources"],
+    group_name="raw",
+    kinds={"polars", "duckdb"},
+    description=(
+        "Every source of the inbox, found when the run starts (a new mapping needs no reload): the contract CSVs "
+        "(clinics.csv, patients.csv, infusions.csv, assessments.csv), one source per mapping file in sources/, and "
+        "FHIR files no mapping reads; each kept as raw.source_<name>__<record type>, every column as text."
+    ),
+)
+def raw_sources(inbox: Inbox, warehouse: Warehouse) -> dg.MaterializeResult:
+    folder = Path(inbox.path)
+    names = source_names(folder)
+    metadata: dict = {}
+    skipped: dict = {}
+    with warehouse.connect() as con:
+        changes_only = warehouse.reads_changes_only
+        kept = read_file_states(con) if changes_only else {}
+        for name in names:
             store = RawStore(con, warehouse.raw_rows_path, name, changes_only)
             store.refresh_views()  # the parts are where this run finds them
             read, states = read_source(store, folder, kept)
             write_file_states(con, name, states)
-            metadata = {
-                f"{record_type}_rows": con.execute(f"select count(*) from {table}").fetchone()[0]
-                if (table := store.kept(record_type))
-                else 0
+            rows = {
+                record_type: con.execute(f"select count(*) from {table}").fetchall()[0][0]
                 for record_type in RECORD_TYPES
+                if (table := store.kept(record_type))
             }
-            metadata["files"] = dg.MetadataValue.json(read.files)
-            if changes_only:
-                metadata["patients_with_changed_rows"] = store.changed_patients()
-        if read.skipped_resources:
-            metadata["skipped_resources"] = dg.MetadataValue.json(read.skipped_resources)
-        return dg.MaterializeResult(metadata=metadata)
+            metadata[name] = dg.MetadataValue.json(
+                {"files": read.files, "rows": rows}
+                | ({"patients_with_changed_rows": store.changed_patients()} if changes_only else {})
+            )
+            if read.skipped_resources:
+                skipped[name] = read.skipped_resources
+        # The sources this run read, for the steps after it (the graph does not know them in advance).
+        con.execute(f"create or replace table {SOURCES_TABLE} as select unnest(?::varchar[]) as source", [names])
+    if skipped:
+        metadata["skipped_resources"] = dg.MetadataValue.json(skipped)
+    return dg.MaterializeResult(metadata={"sources": ", ".join(names), **metadata})
 
-    read_one_source.__name__ = f"raw_source_{name}"
-    return read_one_source
+
+def sources_read(con) -> list[str]:
+    """Return the sources the raw/sources step of this run read."""
+    return [row[0] for row in con.execute(f"select source from {SOURCES_TABLE} order by 1").fetchall()]
 
 
-def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefinition:
+def record_type_asset(record_type: str) -> dg.AssetsDefinition:
     """Return the asset that unites every source's rows of one record type in raw.<record_type>."""
     contract = next(c for c in CONTRACTS if c.record_type == record_type)
 
     @dg.asset(
         key=["raw", record_type],
         group_name="raw",
-        deps=[dg.AssetKey(["raw", f"source_{name}"]) for name in sources],
+        deps=[raw_sources.key],
         kinds={"duckdb"},
         description=f"Every {record_type} row of every source, as sent: one row per data row of its file.",
     )
@@ -71,7 +84,7 @@ def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefiniti
         with warehouse.connect() as con:
             tables = [
                 source_table(name, record_type)
-                for name in sources
+                for name in sources_read(con)
                 if relation_exists(con, source_table(name, record_type))
             ]
             # An empty table with the contract's columns, so that a source without this record type is no error.
@@ -100,7 +113,6 @@ def record_type_asset(record_type: str, sources: list[str]) -> dg.AssetsDefiniti
     return unite_sources
 
 
-def ingest_assets(inbox: Path) -> list[dg.AssetsDefinition]:
-    """Return one asset per source of the inbox and one per record type uniting them."""
-    sources = source_names(inbox)
-    return [*[source_asset(name) for name in sources], *[record_type_asset(t, sources) for t in RECORD_TYPES]]
+# The raw tables: one step reads every source, one asset per record type unites them. None depends on which
+# sources the inbox holds, so a new mapping is read by the next run without reloading the code.
+ingest_assets = [raw_sources, *[record_type_asset(t) for t in RECORD_TYPES]]

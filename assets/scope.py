@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from assets.ingest import sources_read
 from pipelines.incremental.policy import plan_refresh_scope
 from pipelines.ingest.contract import RECORD_TYPES
 from pipelines.resources import RulesResource, Warehouse, rules_from
 from pipelines.sql_models import functions_sql
 
 
-def refresh_scope_asset(sources: list[str]) -> dg.AssetsDefinition:
+def refresh_scope_asset() -> dg.AssetsDefinition:
     """Return the asset that decides which patients this refresh recomputes."""
 
     @dg.asset(
@@ -26,7 +27,7 @@ def refresh_scope_asset(sources: list[str]) -> dg.AssetsDefinition:
             con.execute(functions_sql())  # the raw rows' timestamps are parsed as validation parses them
             line, reasons = plan_refresh_scope(
                 con,
-                sources,
+                sources_read(con),
                 warehouse.full_read_reason,
                 rules_from(rules),
                 warehouse.as_of_time,

@@ -11,7 +11,6 @@ from assets.reports import dashboard, patient_pages, refresh_summary_report
 from assets.scope import refresh_scope_asset
 from assets.statistics import statistics_marts
 from assets.tables import seed_assets, sql_assets
-from pipelines.ingest.sources import source_names
 from pipelines.progress import step_progress
 from pipelines.resources import Settings, resources_from
 from pipelines.schedules import nightly_schedule
@@ -33,8 +32,8 @@ def build_definitions(settings=None) -> dg.Definitions:
     )
     return dg.Definitions(
         assets=[
-            *ingest_assets(settings.inbox),
-            refresh_scope_asset(source_names(settings.inbox)),
+            *ingest_assets,
+            refresh_scope_asset(),
             *seed_assets,
             *sql_assets,
             outcome_tables,

@@ -154,7 +154,7 @@ def test_refresh_timings_name_every_step_with_its_seconds(tmp_path):
     )
     assert result.exit_code == 0, result.output
     seconds = json.loads(timings.read_text())
-    assert {"raw__source_inbox_csv", "outcome_tables", "reports__dashboard", "published_warehouse"} <= seconds.keys()
+    assert {"raw__sources", "outcome_tables", "reports__dashboard", "published_warehouse"} <= seconds.keys()
     assert all(value >= 0 for value in seconds.values())
     assert list(seconds.values()) == sorted(seconds.values(), reverse=True)
 

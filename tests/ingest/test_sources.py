@@ -873,3 +873,47 @@ def test_the_readmes_excel_onboarding_example_reads_a_workbook_shaped_like_it(tm
     assert refresh.rows("select count(*) as n from staging.infusions") == [{"n": infusions.height}]
     rejected = refresh.rows("select reason, count(*) as n from quarantine.rejected_rows group by 1")
     assert rejected == []
+
+
+def test_a_mapping_added_after_the_code_loaded_is_read_by_the_next_run(tmp_path):
+    # The definitions are built once, as `dagster dev` or a long-running daemon holds them; a mapping file and its
+    # export are then dropped into the inbox, as the README's onboarding says, and the same job runs again.
+    from dagster import DagsterInstance
+
+    from pipelines.cli import settings_from
+    from pipelines.definitions import REFRESH_JOB, build_definitions
+
+    basic = GOLDEN / "basic" / "inbox"
+    inbox = write_inbox(
+        tmp_path / "inbox",
+        (basic / "patients.csv").read_text(),
+        (basic / "infusions.csv").read_text(),
+        "patient_id,instrument,administered_at,score\n",
+    )
+    settings = settings_from(
+        inbox=inbox, warehouse=tmp_path / "w" / "o.duckdb", reports=tmp_path / "r", as_of="2026-11-01T00:00:00"
+    )
+    job = build_definitions(settings).resolve_job_def(REFRESH_JOB)
+    with DagsterInstance.ephemeral() as instance:
+        assert job.execute_in_process(instance=instance, raise_on_error=False).success
+        (inbox / "scores.csv").write_text((basic / "assessments.csv").read_text())
+        mapping(
+            inbox,
+            "scores",
+            """
+            name: scores
+            records:
+              - type: assessments
+                files: scores.csv
+                columns:
+                  patient_id: patient_id
+                  instrument: instrument
+                  administered_at: administered_at
+                  score: score
+        """,
+        )
+        assert job.execute_in_process(instance=instance, raise_on_error=False).success
+    refresh = Refresh(tmp_path)  # reads what the job published
+    refresh.warehouse = settings.warehouse
+    sources = refresh.rows("select distinct source_file from staging.assessments")
+    assert sources == [{"source_file": "scores.csv"}]
