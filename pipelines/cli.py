@@ -93,7 +93,12 @@ def execute_refresh(settings, verbose: bool = False, instance=None, progress: bo
     loggers = {"console": {"config": {"log_level": log_level}}}
     if progress:
         loggers["step_progress"] = {}
-    return job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": loggers})
+    from pipelines.progress import stop_live_progress
+
+    try:
+        return job.execute_in_process(instance=instance, raise_on_error=False, run_config={"loggers": loggers})
+    finally:
+        stop_live_progress()
 
 
 def step_seconds(instance, run_id: str) -> dict[str, float]:

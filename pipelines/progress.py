@@ -1,9 +1,11 @@
 """What the operator sees while a refresh runs: each step's start and end as they happen, and what to fix first.
 
-A Dagster logger writes one timestamped line as each step starts and ends
-(plain lines, so that they read the same on a terminal and in the nightly
-run's log); preflight checks what would make a refresh fail late, before any
-work, each problem one line naming the path and what to do.
+A Dagster logger writes one timestamped line as each step ends (and, in a log,
+as each starts); on a terminal a live line below them shows the steps running
+now with their elapsed time (rich's status display), in a log or a pipe only
+the plain lines, so that the nightly run's log reads the same. preflight checks
+what would make a refresh fail late, before any work, each problem one line
+naming the path and what to do.
 """
 
 from __future__ import annotations
@@ -30,13 +32,21 @@ def step_name(step_key: str) -> str:
 
 
 class StepLines(logging.Handler):
-    """Writes one line as each step starts, succeeds or fails, with its elapsed time."""
+    """Writes one line as each step starts, succeeds or fails, with its elapsed time; on a terminal, the start
+    lines give way to a live status of the steps running."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, live: bool | None = None):
         super().__init__(level=logging.DEBUG)
         self.stream = stream
         self.started: dict[str, float] = {}
         self.done = 0
+        self.live = stream.isatty() if live is None else live
+        self.status = None
+        if self.live:
+            from rich.console import Console
+
+            self.console = Console(file=stream, highlight=False)
+        LIVE_HANDLERS.append(self)
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None)
@@ -47,16 +57,57 @@ class StepLines(logging.Handler):
         clock = datetime.now().strftime("%H:%M:%S")
         if event.event_type_value == "STEP_START":
             self.started[event.step_key] = now
-            line = f"[{clock}] {name} ..."
+            line = None if self.live else f"[{clock}] {name} ..."
         else:
             self.done += 1
-            seconds = now - self.started.get(event.step_key, now)
+            seconds = now - self.started.pop(event.step_key, now)
             outcome = "done" if event.event_type_value == "STEP_SUCCESS" else "FAILED"
             line = f"[{clock}] {name} {outcome} in {seconds:.1f} s ({self.done} steps done)"
-        print(line, file=self.stream, flush=True)
+        if not self.live:
+            print(line, file=self.stream, flush=True)
+            return
+        if line:
+            self.console.print(line, markup=False)
+        self.show_running()
+
+    def show_running(self) -> None:
+        """Show the steps running now, the longest running first, below the finished lines."""
+        if not self.started:
+            self.stop()
+            return
+        # The start's clock time, not a count of seconds: the status is redrawn between events, not rewritten.
+        running = ", ".join(
+            f"{step_name(key)} (since {self.clock_at(at)})"
+            for key, at in sorted(self.started.items(), key=lambda kv: kv[1])
+        )
+        text = f"running: {running} - {self.done} steps done"
+        if self.status is None:
+            self.status = self.console.status(text)
+            self.status.start()
+        else:
+            self.status.update(text)
+
+    @staticmethod
+    def clock_at(moment: float) -> str:
+        return datetime.fromtimestamp(time.time() - (time.monotonic() - moment)).strftime("%H:%M:%S")
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
 
-@dg.logger(description="One line as each step starts and ends, with its time (the refresh command's progress).")
+# The handlers of this process, so that the refresh command can stop a live display when the run ends.
+LIVE_HANDLERS: list[StepLines] = []
+
+
+def stop_live_progress() -> None:
+    """End every live status display (a failed step may leave one running)."""
+    while LIVE_HANDLERS:
+        LIVE_HANDLERS.pop().stop()
+
+
+@dg.logger(description="One line as each step ends, and a live status of the running steps on a terminal.")
 def step_progress(init_context: dg.InitLoggerContext) -> logging.Logger:
     logger = logging.Logger("step_progress", level=logging.DEBUG)
     logger.addHandler(StepLines(sys.stdout))

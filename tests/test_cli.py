@@ -257,3 +257,33 @@ def test_a_bad_setting_is_named_with_its_value_and_what_is_allowed_in_one_line(t
     assert completed.returncode == 1
     assert completed.stderr.startswith(f"Error: invalid setting: {said}"), completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1 and "Traceback" not in completed.stderr
+
+
+def test_on_a_terminal_the_running_steps_show_live_below_the_finished_ones(tmp_path):
+    import os
+    import pty
+
+    # A pseudo-terminal, as an operator's shell gives: the refresh sees a TTY and shows a live status line.
+    main_fd, child_fd = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "basic" / "inbox"),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
+         "--as-of", "2026-11-01T00:00:00"],
+        stdout=child_fd, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "160"},
+    )  # fmt: skip
+    os.close(child_fd)
+    output = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait() == 0, process.stderr.read()
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", output.decode(errors="replace"))
+    assert "running: " in text and " steps done" in text  # the live status
+    assert re.search(r"\] marts\.series_outcomes done in \d+\.\d s", text)  # the finished steps, as lines
+    assert " ...\r\n" not in text and not re.search(r"\] marts\.series_outcomes \.\.\.", text)  # no start lines
+    assert re.search(r"refresh finished in \d+\.\d s", text)
