@@ -44,9 +44,9 @@ def grain_is_unique_and_not_null(
     # collide, about once in 10^12 checks of a million rows), the keys themselves are counted.
     duplicate_keys, null_keys = con.execute(
         f"select count(*) - count(distinct hash({keys})), count(*) filter (where {any_null}) from {rows}"
-    ).fetchone()
+    ).fetchall()[0]
     if duplicate_keys:
-        duplicate_keys = con.execute(f"select count(*) - count(distinct ({keys})) from {rows}").fetchone()[0]
+        duplicate_keys = con.execute(f"select count(*) - count(distinct ({keys})) from {rows}").fetchall()[0][0]
     return duplicate_keys == 0 and null_keys == 0, {"duplicate_keys": duplicate_keys, "null_keys": null_keys}
 
 
@@ -69,7 +69,7 @@ def scores_within_instrument_range(con: duckdb.DuckDBPyConnection) -> Outcome:
         left join seeds.instruments as i using (instrument)
         where i.instrument is null or a.score is null or a.score not between i.score_min and i.score_max
         """
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return outside == 0, {"scores_outside_range": outside}
 
 
@@ -82,7 +82,7 @@ def every_series_has_an_infusion(con: duckdb.DuckDBPyConnection) -> Outcome:
             where i.patient_id = s.patient_id and i.infused_at = s.series_start_at
         )
         """
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return empty == 0, {"series_without_infusion": empty}
 
 

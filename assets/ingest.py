@@ -100,7 +100,7 @@ def record_type_asset(record_type: str) -> dg.AssetsDefinition:
             ).fetchall()
             malformed = con.execute(
                 f"select count(*) from raw.{record_type} where {PARSE_ERROR} is not null"
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         return dg.MaterializeResult(
             metadata={
                 "rows_read": sum(count for _, count in by_file),

@@ -38,7 +38,7 @@ def seed_asset(path: Path) -> dg.AssetsDefinition:
                 [str(path)],
             )
             write_comments(con, f"{SEED_SCHEMA}.{path.stem}", description)
-            row_count = con.execute(f"select count(*) from {SEED_SCHEMA}.{path.stem}").fetchone()[0]
+            row_count = con.execute(f"select count(*) from {SEED_SCHEMA}.{path.stem}").fetchall()[0][0]
         return dg.MaterializeResult(metadata={"row_count": row_count})
 
     load_seed.__name__ = f"seed_{path.stem}"
@@ -78,7 +78,7 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
                 drop_relation(con, model.table)
                 con.execute(f"create table {model.table} as {model.select}")
             write_comments(con, model.table, model.description)
-            metadata["row_count"] = con.execute(f"select count(*) from {model.table}").fetchone()[0]
+            metadata["row_count"] = con.execute(f"select count(*) from {model.table}").fetchall()[0][0]
             checks = check_results(con, model.table, model.key_columns, model.is_per_patient)
         return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
@@ -125,7 +125,7 @@ def write_tables(
             con.unregister("frame_to_merge")
             metadata = {
                 "rows_recomputed": frame.height,
-                "row_count": con.execute(f"select count(*) from {table}").fetchone()[0],
+                "row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
             }
         else:
             replace_table(con, table, frame)

@@ -1,15 +1,19 @@
 """make bench: a full refresh at 10,000, 100,000 and 1,000,000 patients against the speed of DuckDB alone.
 
 For each size it prints input rows, wall seconds, rows per second, peak resident
-memory, and the floor: in the same run, the seconds DuckDB alone takes to load
-the same three CSV files into tables and do one sort-and-window pass over the
-assessments. Then it appends a day of rows for 0.1% of the patients (--changed)
-and times the incremental refresh that follows, against the full one. Sizes up
-to 100,000 patients run the full refresh and the floor three times and report
-the medians (single timings of a few seconds move by a third). The
-report steps' seconds show that rendering reads aggregates only.
-Inboxes are generated once and cached in benchmarks/cache/ (--fresh times the generator again).
-Results are written to benchmarks/results/<time>.json with the machine's size.
+memory, and two references timed in the same run on the same inbox: the floor,
+the seconds DuckDB alone takes to load the three CSV files into tables and do
+one sort-and-window pass over the assessments; and, where the shared peer
+script is found (../shared/tools/peer/peer_outcomes.py beside the project, or
+--peer PATH), an expert's one-script DuckDB computation of the series and their
+outcomes, with the ratio refresh / peer (each timed as a whole process). Then
+it appends a day of rows for 0.1% of the patients (--changed) and times the
+incremental refresh that follows, against the full one. Sizes up to 100,000
+patients run the full refresh and the references three times and report the
+medians (single timings of a few seconds move by a third). The report steps'
+seconds show that rendering reads aggregates only. Inboxes are generated once
+and cached in benchmarks/cache/ (--fresh times the generator again). Results
+are written to benchmarks/results/<time>.json with the machine's size.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ AS_OF = f"{END_DATE}T00:00:00"
 NEW_DAY = END_DATE  # rows of the day the first refresh treated as "now", sent the next night
 NEXT_AS_OF = "2026-07-01T00:00:00"
 FILES = ("patients.csv", "infusions.csv", "assessments.csv")
+# The expert's DuckDB script the refresh is compared with, when the shared material sits beside the project.
+DEFAULT_PEER = ROOT.parent / "shared" / "tools" / "peer" / "peer_outcomes.py"
 
 FLOOR = """
 import sys, time, duckdb
@@ -148,11 +154,11 @@ def repeats_for(patients: int) -> int:
     return 3 if patients <= 100_000 else 1
 
 
-def measure(patients: int, changed_share: float, fresh: bool) -> dict:
+def measure(patients: int, changed_share: float, fresh: bool, peer: Path | None) -> dict:
     clinics = max(4, patients // 50_000)
     cached, generated_seconds = inbox_for(patients, clinics, fresh)
     rows = data_rows(cached)
-    full_runs, floor_runs = [], []
+    full_runs, floor_runs, peer_runs = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         inbox = Path(scratch) / "inbox"
         shutil.copytree(cached, inbox)  # the cached inbox stays as generated; this copy gains a day
@@ -175,6 +181,11 @@ def measure(patients: int, changed_share: float, fresh: bool) -> dict:
             full_runs.append(seconds)
             _, floor_peak, floor_out = run([sys.executable, "-c", FLOOR, str(inbox), f"{scratch}/floor.duckdb"])
             floor_runs.append(float(floor_out.strip().splitlines()[-1]))
+            if peer is not None:  # on the same inbox, as a whole process like the refresh
+                peer_seconds, peer_peak, _ = run(
+                    [sys.executable, str(peer), str(inbox), f"{scratch}/peer", "--threads", str(os.cpu_count())]
+                )
+                peer_runs.append(peer_seconds)
         report_seconds, slowest_steps = steps_of(Path(scratch) / "full.json")
         changed = append_new_day(inbox, changed_share)
         incremental_seconds, incremental_peak, incremental_out = run(
@@ -184,6 +195,7 @@ def measure(patients: int, changed_share: float, fresh: bool) -> dict:
         scope_line = next(line for line in incremental_out.splitlines() if line.startswith("refresh: "))
         assert scope_line.startswith("refresh: incremental"), scope_line
     refresh_seconds, floor_seconds = statistics.median(full_runs), statistics.median(floor_runs)
+    peer_seconds = statistics.median(peer_runs) if peer_runs else None
     return {
         "patients": patients,
         "clinics": clinics,
@@ -197,6 +209,10 @@ def measure(patients: int, changed_share: float, fresh: bool) -> dict:
         "floor_seconds": round(floor_seconds, 2),
         "floor_peak_memory_gb": round(floor_peak / 1e9, 2),
         "refresh_over_floor": round(refresh_seconds / floor_seconds, 2),
+        "peer_runs_seconds": [round(x, 2) for x in peer_runs],
+        "peer_seconds": None if peer_seconds is None else round(peer_seconds, 2),
+        "peer_peak_memory_gb": None if peer_seconds is None else round(peer_peak / 1e9, 2),
+        "refresh_over_peer": None if peer_seconds is None else round(refresh_seconds / peer_seconds, 2),
         "report_seconds": report_seconds,
         "slowest_steps": slowest_steps,
         "patients_changed": changed,
@@ -231,24 +247,39 @@ def main() -> None:
         help="share of patients with a new day of rows for the incremental refresh",
     )
     parser.add_argument("--fresh", action="store_true", help="generate the inboxes again (and time the generator)")
+    parser.add_argument(
+        "--peer",
+        type=Path,
+        default=DEFAULT_PEER,
+        help="the expert's DuckDB script to time beside the refresh (skipped when the file is absent)",
+    )
     arguments = parser.parse_args()
+    peer = arguments.peer if arguments.peer.is_file() else None
+    if peer is None:
+        print(f"peer script {arguments.peer} not found: timing the refresh against the floor only", flush=True)
     sizes = [int(size) for size in arguments.sizes.split(",")]
     CACHE.mkdir(parents=True, exist_ok=True)
     print(
         f"{'patients':>10} {'input rows':>12} {'refresh s':>10} {'rows/s':>10} {'peak GB':>8} "
-        f"{'floor s':>8} {'ratio':>6} {'reports s':>9} {'generate s':>10} {'changed':>8} {'incr. s':>8} "
-        f"{'incr./full':>10}",
+        f"{'floor s':>8} {'ratio':>6} {'peer s':>7} {'/peer':>6} {'reports s':>9} {'generate s':>10} "
+        f"{'changed':>8} {'incr. s':>8} {'incr./full':>10}",
         flush=True,
     )
     results = []
     for patients in sizes:
-        result = measure(patients, arguments.changed, arguments.fresh)
+        result = measure(patients, arguments.changed, arguments.fresh, peer)
         results.append(result)
         generated = "cached" if result["generator_seconds"] is None else f"{result['generator_seconds']:.1f}"
         print(
             f"{patients:>10,} {result['input_rows']:>12,} {result['refresh_seconds']:>10.1f} "
             f"{result['rows_per_second']:>10,} {result['peak_memory_gb']:>8.2f} {result['floor_seconds']:>8.1f} "
-            f"{result['refresh_over_floor']:>6.2f} {result['report_seconds']:>9.2f} {generated:>10} "
+            f"{result['refresh_over_floor']:>6.2f} "
+            + (
+                f"{result['peer_seconds']:>7.1f} {result['refresh_over_peer']:>6.2f} "
+                if peer
+                else f"{'-':>7} {'-':>6} "
+            )
+            + f"{result['report_seconds']:>9.2f} {generated:>10} "
             f"{result['patients_changed']:>8,} "
             f"{result['incremental_seconds']:>8.1f} {result['incremental_over_full']:>10.3f}",
             flush=True,

@@ -163,7 +163,7 @@ def export_tables(warehouse: Path, out: Path, file_format: str, include_identifi
         tables = con.execute(
             f"select schema_name, table_name from duckdb_tables() where schema_name in ({schemas}) order by 1, 2"
         ).fetchall()
-        refreshed = con.execute("select max(refreshed_at), max(as_of) from meta.refreshes").fetchone()
+        refreshed = con.execute("select max(refreshed_at), max(as_of) from meta.refreshes").fetchall()[0]
         entries, left_out = [], []
         for schema, table in tables:
             if f"{schema}.{table}" in IDENTIFIABLE_MARTS and not include_identifiable:
@@ -175,7 +175,7 @@ def export_tables(warehouse: Path, out: Path, file_format: str, include_identifi
             else:
                 select = spreadsheet_safe_select(con, schema, table)
                 con.execute(f"copy ({select}) to {sql_string(target)} (format csv, header true)")
-            row_count = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
+            row_count = con.execute(f"select count(*) from {schema}.{table}").fetchall()[0][0]
             entries.append({"table": f"{schema}.{table}", "file": target.name, "row_count": row_count})
     manifest = {
         "refreshed_at": refreshed[0].isoformat() if refreshed[0] else None,

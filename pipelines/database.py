@@ -42,8 +42,8 @@ def relation_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
                union all select database_name, schema_name, view_name, 'view' from duckdb_views())
            where (database_name = ? or schema_name = ?) and name = ?""",
         [database_or_schema, database_or_schema, relation],
-    ).fetchone()
-    return None if row is None else row[0]
+    ).fetchall()
+    return row[0][0] if row else None
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
@@ -135,5 +135,5 @@ def last_refresh(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | None:
     if not table_exists(con, REFRESHES_TABLE):
         return None
     cursor = con.execute(f"select * from {REFRESHES_TABLE} order by refreshed_at desc limit 1")
-    row = cursor.fetchone()
-    return None if row is None else dict(zip([d[0] for d in cursor.description], row, strict=True))
+    rows = cursor.fetchall()
+    return dict(zip([d[0] for d in cursor.description], rows[0], strict=True)) if rows else None

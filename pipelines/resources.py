@@ -267,7 +267,7 @@ class Warehouse(dg.ConfigurableResource):
             con.execute("checkpoint")
             total_blocks, free_blocks = con.execute(
                 "select total_blocks, free_blocks from pragma_database_size() where database_name = current_database()"
-            ).fetchone()
+            ).fetchall()[0]
         self.close()
         if free_blocks > COMPACT_FREE_SHARE * total_blocks:
             self.compact()
@@ -284,7 +284,7 @@ class Warehouse(dg.ConfigurableResource):
         fresh.unlink(missing_ok=True)
         with duckdb.connect(str(fresh)) as con:
             con.execute(f"attach {sql_string(self.working_path)} as working (read_only)")
-            name = con.execute("select current_database()").fetchone()[0]
+            name = con.execute("select current_database()").fetchall()[0][0]
             con.execute(f'copy from database working to "{name}"')
             con.execute("detach working")
             con.execute("checkpoint")

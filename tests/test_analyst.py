@@ -183,7 +183,7 @@ def test_export_writes_every_mart_with_a_manifest_and_the_same_row_counts(demo_w
         for entry in manifest["tables"]:
             path = tmp_path / entry["file"]
             frame = pl.read_parquet(path) if file_format == "parquet" else pl.read_csv(path, infer_schema=False)
-            expected = con.execute(f"select count(*) from {entry['table']}").fetchone()[0]
+            expected = con.execute(f"select count(*) from {entry['table']}").fetchall()[0][0]
             assert frame.height == entry["row_count"] == expected
     worklists = {"marts.suicidality_worklist", "marts.early_non_improvement_worklist"}
     assert {entry["table"] for entry in manifest["tables"]} == marts - worklists

@@ -131,7 +131,7 @@ def test_clinical_parameters_can_be_set_from_the_command_line(tmp_path):
 
     with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
         # P4's three series (gaps of 32 and 42 days) become one.
-        assert con.execute("select count(*) from marts.treatment_series where patient_id = 'P4'").fetchone()[0] == 1
+        assert con.execute("select count(*) from marts.treatment_series where patient_id = 'P4'").fetchall()[0][0] == 1
 
 
 def test_refresh_timings_name_every_step_with_its_seconds(tmp_path):

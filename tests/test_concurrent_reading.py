@@ -77,4 +77,4 @@ def _series(warehouse) -> int:
     import duckdb
 
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute("select count(*) from marts.treatment_series").fetchone()[0]
+        return con.execute("select count(*) from marts.treatment_series").fetchall()[0][0]

@@ -59,7 +59,7 @@ def raw_store_stamp(raw_store: Path) -> tuple[str | None, int | None]:
     with duckdb.connect(str(raw_store), read_only=True) as raw:
         if not table_exists(raw, STORE_STATE_TABLE):
             return None, None
-        return raw.execute(f"select max(generation), max(published_bytes) from {STORE_STATE_TABLE}").fetchone()
+        return raw.execute(f"select max(generation), max(published_bytes) from {STORE_STATE_TABLE}").fetchall()[0]
 
 
 def first_line(error: Exception, limit: int = 160) -> str:
@@ -116,7 +116,7 @@ def reason_to_recompute_everyone(
         name
         for name in sources
         if table_exists(con, changed_reference_table(name))
-        and con.execute(f"select count(*) from {changed_reference_table(name)}").fetchone()[0]
+        and con.execute(f"select count(*) from {changed_reference_table(name)}").fetchall()[0][0]
     ]
     removed = [name for name in removed_sources(con, sources) if relation_exists(con, source_table(name, "clinics"))]
     if changed or removed:
@@ -197,7 +197,7 @@ def plan_refresh_scope(
             from ({patients_to_recompute(con, sources, previous_as_of, as_of)})
             group by patient_key
         """)
-        patients = con.execute(f"select count(*) from {SCOPE_TABLE}").fetchone()[0]
+        patients = con.execute(f"select count(*) from {SCOPE_TABLE}").fetchall()[0][0]
         line = f"incremental: {patients} patient{'' if patients == 1 else 's'} recomputed"
         write_plan(con, False, line, patients)
     else:

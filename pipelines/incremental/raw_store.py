@@ -175,7 +175,7 @@ class RawStore:
                 differing = self.con.execute(
                     f"select count(*) from ((select * from {kept} except all {incoming_rows}) "
                     f"union all ({incoming_rows} except all select * from {kept}))"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 if not differing:
                     return
         self.con.execute(f"insert into {changed_reference_table(self.source)} values (?)", [record_type])
@@ -184,7 +184,7 @@ class RawStore:
         self.con.execute(f"insert into {self.changed_table} select distinct * from ({keys_sql})")
 
     def changed_patients(self) -> int:
-        return self.con.execute(f"select count(distinct patient_key) from {self.changed_table}").fetchone()[0]
+        return self.con.execute(f"select count(distinct patient_key) from {self.changed_table}").fetchall()[0][0]
 
 
 def read_contract_csvs(

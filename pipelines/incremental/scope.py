@@ -76,7 +76,7 @@ def merge_by_patient(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> i
     con.execute(f"create or replace temp table merged_rows as {rows}")
     con.execute(f"delete from {table} where {in_scope()}")
     con.execute(f"insert into {table} by name select * from merged_rows")
-    count = con.execute("select count(*) from merged_rows").fetchone()[0]
+    count = con.execute("select count(*) from merged_rows").fetchall()[0][0]
     con.execute("drop table merged_rows")
     return count
 
@@ -85,7 +85,7 @@ def scope_is_every_patient(con: duckdb.DuckDBPyConnection) -> bool:
     """True when this refresh recomputes every patient (a full refresh); False when it merges a few."""
     if not table_exists(con, PLAN_TABLE):
         return True
-    return con.execute(f"select every_patient from {PLAN_TABLE}").fetchone()[0]
+    return con.execute(f"select every_patient from {PLAN_TABLE}").fetchall()[0][0]
 
 
 def write_plan(con: duckdb.DuckDBPyConnection, every_patient: bool, reason: str, patients: int | None) -> None:
@@ -98,4 +98,4 @@ def plan_of(con: duckdb.DuckDBPyConnection) -> tuple[str | None, int | None]:
     """Return this refresh's plan as (reason, patients recomputed), or (None, None) when it has none."""
     if not table_exists(con, PLAN_TABLE):
         return None, None
-    return con.execute(f"select reason, patients from {PLAN_TABLE}").fetchone()
+    return con.execute(f"select reason, patients from {PLAN_TABLE}").fetchall()[0]

@@ -286,7 +286,7 @@ def publishable(
     first, last = con.execute(
         "select strftime(min(series_start_at), '%Y-%m'), strftime(max(series_start_at), '%Y-%m') "
         "from marts.treatment_series"
-    ).fetchone()
+    ).fetchall()[0]
     return Publishable(
         as_of=as_of,
         period="" if first is None else f"{first} to {last}",

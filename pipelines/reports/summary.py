@@ -26,7 +26,7 @@ def refresh_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
             "select source_file, reason, count(*) as row_count from quarantine.rejected_rows "
             "group by all order by source_file, reason"
         ),
-        "patients": con.execute("select count(*) from staging.patients").fetchone()[0],
+        "patients": con.execute("select count(*) from staging.patients").fetchall()[0][0],
         "series": rows(
             "select series_kind, count(*) as series_count, count(*) filter (where is_completed_induction) "
             "as completed_inductions from marts.treatment_series group by all order by series_kind"
