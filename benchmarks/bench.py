@@ -176,7 +176,8 @@ def measure(patients: int, changed_share: float, fresh: bool, peer: Path | None)
         ]
         for _ in range(repeats_for(patients)):  # each a full refresh from nothing, then the floor
             for stale in [*Path(scratch).glob("outcomes.duckdb*"), *Path(scratch).glob("floor.duckdb*")]:
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+                # The published paths are links into the generations folder: a link is unlinked, a folder removed.
+                shutil.rmtree(stale) if stale.is_dir() and not stale.is_symlink() else stale.unlink()
             seconds, peak_bytes, _ = run([*refresh, "--as-of", AS_OF, "--timings", f"{scratch}/full.json"])
             full_runs.append(seconds)
             _, floor_peak, floor_out = run([sys.executable, "-c", FLOOR, str(inbox), f"{scratch}/floor.duckdb"])

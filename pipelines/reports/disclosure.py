@@ -113,14 +113,18 @@ def suppress_cells(
 
         return union
 
+    # Only a table with a hidden cell can need another hidden: the others are passed over by their cells' ids.
+    group_ids = [{row["_cell"] for row in cells} for cells in groups]
     changed = True
     while changed:  # hiding a cell for one table can unbalance another it lies in
         changed = False
-        for cells in groups:
-            changed |= grow_until_safe(cells, hide_total, total_union, total, k)
+        for cells, ids in zip(groups, group_ids, strict=True):
+            if ids & hide_total:
+                changed |= grow_until_safe(cells, hide_total, total_union, total, k)
             for count in measures:
                 hide[count] |= hide_total
-                changed |= grow_until_safe(cells, hide[count], measure_union(count), count, k)
+                if ids & hide[count]:
+                    changed |= grow_until_safe(cells, hide[count], measure_union(count), count, k)
     result = frame.with_row_index("_cell")
     for count, derived in measures.items():
         hidden_rows = pl.col("_cell").is_in(sorted(hide[count]))
