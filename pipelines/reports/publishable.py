@@ -246,7 +246,7 @@ def publishable(
         ["share_reaching"],
     )
     window_end = datetime.fromisoformat(as_of)
-    suicidality = con.execute(
+    suicidality = con.sql(
         f"""
         with latest as (
             select patient_id, arg_max(phq9_item9, administered_at) as item9
@@ -264,7 +264,7 @@ def publishable(
         from latest inner join staging.patients as p using (patient_id)
         group by all
         """,
-        [window_end, window_end],
+        params=[window_end, window_end],
     ).pl()
     # O/E adds nothing an outsider could not get from the clinic's responders and the network's rates: it is shown
     # where the clinic's responders and evaluable series are (so never a small count), rounded like the rates.
