@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from pipelines.outcomes.rules import OutcomeRules
 
 REFRESHES_TABLE = "meta.refreshes"
+# The published warehouse is written in the storage format of DuckDB 1.5, which analysts' duckdb command-line tool
+# reads (PyPI's duckdb-cli stops at 1.5.6, and a file in a newer format is unreadable by it); the pipeline's own
+# DuckDB may be newer. Given when the file is created; the file keeps it.
+WAREHOUSE_CONFIG = {"storage_compatibility_version": "v1.5.0"}
 REFRESHES_DESCRIPTION = "One row per published refresh: when, as of when, and with which clinical parameters."
 
 

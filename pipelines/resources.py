@@ -22,7 +22,13 @@ import filelock
 from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipelines.database import REFRESHES_DESCRIPTION, REFRESHES_TABLE, record_refresh, sql_string
+from pipelines.database import (
+    REFRESHES_DESCRIPTION,
+    REFRESHES_TABLE,
+    WAREHOUSE_CONFIG,
+    record_refresh,
+    sql_string,
+)
 from pipelines.dictionary import write_comments
 from pipelines.incremental.policy import BUILDING, code_fingerprint, reason_to_read_everything, stamp_raw_store
 from pipelines.incremental.scope import plan_of
@@ -215,7 +221,7 @@ class Warehouse(dg.ConfigurableResource):
         close), seconds over a run of some sixty steps.
         """
         if self._database is None:
-            database = duckdb.connect(str(self.working_path))
+            database = duckdb.connect(str(self.working_path), config=WAREHOUSE_CONFIG)
             if self.memory_limit:
                 database.execute(f"set memory_limit = '{self.memory_limit}'")
             database.execute(f"attach {sql_string(self.raw_store_path)} as raw")
@@ -282,7 +288,7 @@ class Warehouse(dg.ConfigurableResource):
         published file, whose freed blocks DuckDB keeps (a warehouse of 8 MB grew to 19 MB in five refreshes)."""
         fresh = self.working_path.with_name(self.working_path.name + ".compact")
         fresh.unlink(missing_ok=True)
-        with duckdb.connect(str(fresh)) as con:
+        with duckdb.connect(str(fresh), config=WAREHOUSE_CONFIG) as con:
             con.execute(f"attach {sql_string(self.working_path)} as working (read_only)")
             name = con.execute("select current_database()").fetchall()[0][0]
             con.execute(f'copy from database working to "{name}"')

@@ -338,3 +338,22 @@ def test_the_shell_reads_the_warehouse_and_nothing_else(golden_warehouse, tmp_pa
     assert said in completed.stderr
     assert "42" in completed.stdout  # the session goes on
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_duckdb_command_line_tool_the_project_installs_reads_the_published_warehouse(golden_warehouse):
+    import subprocess
+    import sys
+
+    # The warehouse is written in DuckDB 1.5's storage format (pipelines.database.WAREHOUSE_CONFIG), which the
+    # duckdb-cli on PyPI reads, whatever DuckDB the pipeline itself runs.
+    cli = Path(sys.executable).parent / "duckdb"
+    result = subprocess.run(
+        [str(cli), "-readonly", "-csv", str(golden_warehouse), "-c", "select count(*) as n from marts.series_outcomes"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    with duckdb.connect(str(golden_warehouse), read_only=True) as con:
+        expected = con.execute("select count(*) from marts.series_outcomes").fetchall()[0][0]
+    assert result.stdout.split() == ["n", str(expected)]
