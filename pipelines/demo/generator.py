@@ -109,23 +109,43 @@ def gain_after(infusions: np.ndarray) -> np.ndarray:
     return (1 - np.exp(-infusions / tau)) / (1 - np.exp(-6 / tau))
 
 
+# Patients are generated and written a chunk at a time: every array of a chunk is held at once (about 1.5 GB at
+# its peak for 100,000 patients), where a million patients in one go took 14.5 GB. Inboxes of up to one chunk are
+# the same as before chunking, so the tests' and benchmarks' cached inboxes keep their contents.
+CHUNK_PATIENTS = 100_000
+
+
 def write_inbox(out: Path, patients: int, clinics: int, seed: int, end_date: date, years: float) -> dict[str, int]:
     """Write clinics.csv, patients.csv, infusions.csv and assessments.csv into out; return the rows written per file."""
-    frames = inbox_frames(patients, clinics, seed, end_date, years)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    counts = {}
-    for name, frame in frames.items():
-        # Empty text is written as an empty field, as clinics' exports do.
-        frame.with_columns(pl.col(pl.String).replace("", None)).write_csv(out / name)
-        counts[name] = frame.height
+    counts: dict[str, int] = {}
+    for first_patient in range(0, max(patients, 1), CHUNK_PATIENTS):
+        size = min(CHUNK_PATIENTS, patients - first_patient)
+        frames = inbox_frames(size, clinics, seed, end_date, years, first_patient=first_patient)
+        for name, frame in frames.items():
+            if name == "clinics.csv" and first_patient > 0:
+                continue  # the network's clinics, written once
+            with open(out / name, "ab" if first_patient > 0 else "wb") as handle:
+                # Empty text is written as an empty field, as clinics' exports do.
+                frame.with_columns(pl.col(pl.String).replace("", None)).write_csv(
+                    handle, include_header=first_patient == 0
+                )
+            counts[name] = counts.get(name, 0) + frame.height
     return counts
 
 
-def inbox_frames(patients: int, clinics: int, seed: int, end_date: date, years: float) -> dict[str, pl.DataFrame]:
-    """Return the three inbox files as frames of text, in the CSV contract's columns."""
-    rng = np.random.default_rng(seed)
-    cohort = patient_cohort(rng, patients, clinics, end_date, years)
+def inbox_frames(
+    patients: int, clinics: int, seed: int, end_date: date, years: float, first_patient: int = 0
+) -> dict[str, pl.DataFrame]:
+    """Return the inbox files as frames of text, in the CSV contract's columns, for patients numbered from
+    first_patient (0-based). Each chunk of patients has its own random stream; the network's clinic sizes are
+    drawn once, from the seed's stream, so that every chunk shares them."""
+    clinic_weights = np.random.default_rng(seed).dirichlet(np.full(clinics, 4.0))
+    rng = np.random.default_rng(seed if first_patient == 0 else [seed, first_patient])
+    if first_patient == 0:
+        rng.dirichlet(np.full(clinics, 4.0))  # the draw of clinic_weights, so that a first chunk's stream is unchanged
+    cohort = patient_cohort(rng, patients, clinic_weights, end_date, years) | {"first_patient": first_patient}
     series = treatment_series(rng, cohort)
     infusions = infusion_sessions(rng, series)
     assessments = assessment_scores(rng, cohort, series, infusions)
@@ -138,9 +158,9 @@ def inbox_frames(patients: int, clinics: int, seed: int, end_date: date, years: 
     return with_malformed_rows(rng, frames, end_date)
 
 
-def patient_cohort(rng: np.random.Generator, n: int, clinics: int, end_date: date, years: float) -> dict:
+def patient_cohort(rng: np.random.Generator, n: int, clinic_weights: np.ndarray, end_date: date, years: float) -> dict:
     """Return per-patient arrays: clinic, indication, demographics, first infusion day and latent response."""
-    clinic_weights = rng.dirichlet(np.full(clinics, 4.0))
+    clinics = clinic_weights.size
     clinic = rng.choice(clinics, size=n, p=clinic_weights)
     names = list(INDICATIONS)
     shares = np.array([INDICATIONS[name][0] for name in names])
@@ -411,7 +431,7 @@ def patients_file(cohort: dict) -> pl.DataFrame:
     names = np.array(cohort["indication_names"])
     return pl.DataFrame(
         {
-            "patient_id": patient_id_text(np.arange(cohort["n"])),
+            "patient_id": patient_id_text(cohort["first_patient"] + np.arange(cohort["n"])),
             "clinic_id": np.array(CLINIC_NAMES)[cohort["clinic"]],
             "birth_year": text_of(cohort["birth_year"]),
             "sex": cohort["sex"],
@@ -471,7 +491,7 @@ def infusions_file(rng: np.random.Generator, cohort: dict, infusions: dict) -> p
     return (
         pl.DataFrame(
             {
-                "patient_id": patient_id_text(patient),
+                "patient_id": patient_id_text(cohort["first_patient"] + patient),
                 "infused_at": timestamp_text(
                     cohort["start_date"], infusions["day"], cohort["clinic_exports_times"][patient]
                 ),
@@ -503,7 +523,7 @@ def assessments_file(rng: np.random.Generator, cohort: dict, assessments: dict) 
     score = assessments["score"].astype(int)
     frame = pl.DataFrame(
         {
-            "patient_id": patient_id_text(patient),
+            "patient_id": patient_id_text(cohort["first_patient"] + patient),
             "instrument": code,
             "administered_at": timestamp_text(cohort["start_date"], assessments["day"], with_time),
             "score": text_of(score),

@@ -115,3 +115,33 @@ def test_nothing_is_dated_on_or_after_the_end_date_but_the_deliberate_future_row
     for name, column in (("infusions.csv", "infused_at"), ("assessments.csv", "administered_at")):
         dates = frames[name][column].str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).drop_nulls()
         assert set(dates.filter(dates >= END).to_list()) <= {deliberate}
+
+
+def test_a_large_inbox_is_written_a_chunk_of_patients_at_a_time_with_one_header_and_every_patient_once(
+    tmp_path, monkeypatch
+):
+    import polars as pl
+
+    from pipelines.demo import generator
+
+    # The first chunk on its own: 120 patients are one chunk at any chunk size of 120 or more.
+    write_inbox(tmp_path / "first", patients=120, clinics=4, seed=5, end_date=END, years=2.0)
+    monkeypatch.setattr(generator, "CHUNK_PATIENTS", 120)  # 300 patients: chunks of 120, 120 and 60
+    counts = write_inbox(tmp_path / "chunked", patients=300, clinics=4, seed=5, end_date=END, years=2.0)
+    patients = pl.read_csv(tmp_path / "chunked" / "patients.csv", infer_schema=False)
+    assert patients["patient_id"].to_list() == [f"PT{k:07d}" for k in range(1, 301)]
+    assert counts["patients.csv"] == 300 and counts["clinics.csv"] == 4
+    assert (tmp_path / "chunked" / "clinics.csv").read_text() == (tmp_path / "first" / "clinics.csv").read_text()
+    for name in ("patients.csv", "infusions.csv", "assessments.csv"):
+        lines = (tmp_path / "chunked" / name).read_text().splitlines()
+        first = (tmp_path / "first" / name).read_text().splitlines()
+        assert sum(line.startswith("patient_id,") for line in lines) == 1  # the header once
+        assert len(lines) == counts[name] + 1
+        # A first chunk keeps the seed's random stream: the inbox of up to one chunk is what it was unchunked,
+        # and it opens the chunked file.
+        assert lines[: len(first)] == first
+        # The later chunks carry patients of their own, not copies of the first chunk's.
+        later_ids = {line.split(",")[0] for line in lines[len(first) :]}
+        assert later_ids and all(
+            identifier > "PT0000120" or not identifier.startswith("PT") for identifier in later_ids
+        )
