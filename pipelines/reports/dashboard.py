@@ -9,6 +9,7 @@ open from disk with no network.
 from __future__ import annotations
 
 import html
+import os
 import shutil
 from pathlib import Path
 
@@ -388,13 +389,15 @@ def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str)
     )
 
 
-def breakdowns(data: Publishable, cohort: Cohort, reader: str | None) -> str:
-    """Return the provider and dose-band tables of a page. A clinic's director sees their own clinic's providers
-    only: the network's providers would name other clinics' clinicians."""
-    shown_by = [DOSE_BAND] if cohort.clinic is None and reader is not None else [PROVIDER, DOSE_BAND]
-    return "".join(
-        breakdown_table(data, cohort, by, instrument) for by in shown_by for instrument in HEADLINE_INSTRUMENTS
-    )
+def breakdowns_shown(cohort: Cohort, reader: str | None) -> list[str]:
+    """The breakdowns of a page. A clinic's director sees their own clinic's providers only: the network's
+    providers would name other clinics' clinicians."""
+    return [DOSE_BAND] if cohort.clinic is None and reader is not None else [PROVIDER, DOSE_BAND]
+
+
+def breakdown_tables(data: Publishable, cohort: Cohort, by: str) -> str:
+    """Return the cohort's tables by provider or by dose band, one per headline instrument."""
+    return "".join(breakdown_table(data, cohort, by, instrument) for instrument in HEADLINE_INSTRUMENTS)
 
 
 def rules_note(data: Publishable) -> str:
@@ -434,30 +437,58 @@ def navigation(data: Publishable, reader: str | None) -> str:
     return " ".join(links)
 
 
-def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> str:
-    """Return one cohort's page for one reader: the network owner (reader None) or a clinic's director, who
-    sees the network as a benchmark with no other clinic named."""
+def cohort_parts(data: Publishable, cohort: Cohort) -> dict[str, str]:
+    """Return the parts of a cohort's page that every reader sees alike, rendered as HTML.
+
+    A clinic's page is written for the network owner and for its director, and the network's page for the
+    owner and as every director's benchmark: these parts are rendered once per cohort and reused, a third of
+    the rendering at twenty clinics.
+    """
     too_few = f"Too few patients to show without revealing fewer than {data.min_cell_size}."
-    figures = [
-        ("trends", fig.trends(data, cohort)),
-        ("relief-depression", fig.relief_curves(data, cohort, fig.MOOD_INSTRUMENTS, "depression and mood")),
-        ("relief-pain", fig.relief_curves(data, cohort, fig.PAIN_INSTRUMENTS, "pain")),
-        ("trajectory-depression", fig.trajectory(data, cohort, fig.MOOD_INSTRUMENTS, "depression and mood")),
-        ("trajectory-pain", fig.trajectory(data, cohort, fig.PAIN_INSTRUMENTS, "pain")),
-        ("waterfall", fig.waterfall(data, cohort)),
-        ("completion-funnel", fig.completion_funnel(data, cohort)),
-        ("booster-intervals", fig.booster_intervals(data, cohort, reader)),
+    figures = {
+        "trends": lambda: fig.trends(data, cohort),
+        "relief-depression": lambda: fig.relief_curves(data, cohort, fig.MOOD_INSTRUMENTS, "depression and mood"),
+        "relief-pain": lambda: fig.relief_curves(data, cohort, fig.PAIN_INSTRUMENTS, "pain"),
+        "trajectory-depression": lambda: fig.trajectory(data, cohort, fig.MOOD_INSTRUMENTS, "depression and mood"),
+        "trajectory-pain": lambda: fig.trajectory(data, cohort, fig.PAIN_INSTRUMENTS, "pain"),
+        "waterfall": lambda: fig.waterfall(data, cohort),
+        "completion-funnel": lambda: fig.completion_funnel(data, cohort),
+        "adverse-events": lambda: fig.safety_events(data, cohort),
+        "dissociation": lambda: fig.dissociation(data, cohort),
+        "statuses": lambda: fig.series_statuses(data, cohort),
+    }
+    parts = {name: figure_html(make(), name, too_few) for name, make in figures.items()}
+    parts["tiles"] = tiles(data, cohort)
+    parts["text"] = f"{html.escape(safety_text(data, cohort))} {html.escape(adherence_text(data, cohort))}"
+    parts.update({f"by-{by}": breakdown_tables(data, cohort, by) for by in (PROVIDER, DOSE_BAND)})
+    parts["tables"] = f"{outcomes_table(data, cohort)}\n{early_check_table(data, cohort)}"
+    return parts
+
+
+def page_html(data: Publishable, cohort: Cohort, reader: str | None = None, parts: dict[str, str] | None = None) -> str:
+    """Return one cohort's page for one reader: the network owner (reader None) or a clinic's director, who
+    sees the network as a benchmark with no other clinic named. parts: the cohort's cohort_parts, if at hand."""
+    too_few = f"Too few patients to show without revealing fewer than {data.min_cell_size}."
+    parts = parts if parts is not None else cohort_parts(data, cohort)
+    cards = [
+        parts[name]
+        for name in (
+            "trends",
+            "relief-depression",
+            "relief-pain",
+            "trajectory-depression",
+            "trajectory-pain",
+            "waterfall",
+            "completion-funnel",
+        )
     ]
+    cards.append(figure_html(fig.booster_intervals(data, cohort, reader), "booster-intervals", too_few))
     if cohort.clinic is not None:
-        figures.append(("clinic-vs-network", fig.funnel_plot(data, cohort, reader)))
+        cards.append(figure_html(fig.funnel_plot(data, cohort, reader), "clinic-vs-network", too_few))
     if cohort.clinic is not None or reader is None:
-        figures.append(("case-mix", fig.case_mix_plot(data, cohort, reader)))
-    figures += [
-        ("adverse-events", fig.safety_events(data, cohort)),
-        ("dissociation", fig.dissociation(data, cohort)),
-        ("statuses", fig.series_statuses(data, cohort)),
-    ]
-    cards = "".join(figure_html(figure, name, too_few) for name, figure in figures)
+        cards.append(figure_html(fig.case_mix_plot(data, cohort, reader), "case-mix", too_few))
+    cards += [parts[name] for name in ("adverse-events", "dissociation", "statuses")]
+    cards = "".join(cards)
     period = f"Series started {html.escape(data.period)}. " if data.period else ""
     league = league_table(data) if cohort.clinic is None and reader is None else ""
     if cohort.clinic is not None:
@@ -469,12 +500,11 @@ def page_html(data: Publishable, cohort: Cohort, reader: str | None = None) -> s
 <script src="{PLOTLY_FILE}"></script><style>{PAGE_STYLE}{EXTRA_STYLE}</style></head>
 <body>{banner(data)}<header><h1>{html.escape(title)}</h1><div>{period}Data as of {html.escape(data.as_of)}.
 {navigation(data, reader)}</div></header>
-<main><section class="tiles">{tiles(data, cohort)}</section>
-<p>{html.escape(safety_text(data, cohort))} {html.escape(adherence_text(data, cohort))}</p>
+<main><section class="tiles">{parts["tiles"]}</section>
+<p>{parts["text"]}</p>
 {league}
-{outcomes_table(data, cohort)}
-{early_check_table(data, cohort)}
-<section class="grid">{cards}{breakdowns(data, cohort, reader)}</section>
+{parts["tables"]}
+<section class="grid">{cards}{"".join(parts[f"by-{by}"] for by in breakdowns_shown(cohort, reader))}</section>
 <p class="note">{html.escape(rules_note(data))}</p></main><script>{LEAGUE_SCRIPT}</script></body></html>
 """
 
@@ -520,6 +550,20 @@ folder, the network owner the network folder. A clinic's folder names no other c
 """
 
 
+def with_plotly(path: Path, plotly: str, written: Path | None) -> Path:
+    """Put plotly.js at path and return where it was first written: each reader's folder holds its own
+    (a folder is handed over whole), as a hard link to the first copy where the file system allows, since
+    4.6 MB written into each of twenty folders took most of a second."""
+    if written is not None:
+        try:
+            os.link(written, path)
+            return written
+        except OSError:
+            pass
+    path.write_text(plotly)
+    return path
+
+
 def write_dashboard(folder: Path, data: Publishable) -> dict[Path, Path]:
     """Write each reader's folder: network/ (the network owner: every clinic named) and clinics/<clinic>/ (its
     director: its page and the network as a benchmark), each with plotly.js beside its pages; and index.html,
@@ -532,14 +576,18 @@ def write_dashboard(folder: Path, data: Publishable) -> dict[Path, Path]:
     readers.update({clinic: folder / clinic_folder(clinic) for clinic in data.clinics})
     shutil.rmtree(folder / CLINICS_FOLDER, ignore_errors=True)  # a clinic that left the network keeps no folder
     shutil.rmtree(folder / NETWORK_FOLDER, ignore_errors=True)
+    parts: dict[str | None, dict[str, str]] = {}  # each cohort's shared parts, rendered once
+    first_plotly: Path | None = None
     for reader, target in readers.items():
         target.mkdir(parents=True)
-        (target / PLOTLY_FILE).write_text(plotly)
+        first_plotly = with_plotly(target / PLOTLY_FILE, plotly, first_plotly)
         (target / "index.html").write_text(index_html(data, reader))
         cohorts = [Cohort(), *[Cohort(clinic) for clinic in (data.clinics if reader is None else [reader])]]
         for cohort in cohorts:
+            if cohort.clinic not in parts:
+                parts[cohort.clinic] = cohort_parts(data, cohort)
             path = target / cohort.file_name
-            path.write_text(page_html(data, cohort, reader))
+            path.write_text(page_html(data, cohort, reader, parts[cohort.clinic]))
             if cohort.clinic == reader:
                 packs[path] = target / f"board-pack-{path.stem}.pdf"
     folders = {"The network owner (every clinic)": NETWORK_FOLDER}
