@@ -46,6 +46,7 @@ KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in OUTCOME_TABLES.it
 
 
 READ_BATCH_ROWS = 1_000_000
+ENGINE_DUCKDB_MEMORY = "1GB"
 
 
 @dg.multi_asset(
@@ -67,6 +68,9 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
     with warehouse.connect() as con:
         merge = not scope_is_every_patient(con)
         only = f"where {in_scope()}" if merge else ""
+        # DuckDB keeps blocks of the tables it wrote cached up to its cap; while the Polars engine holds every
+        # patient's rows (the refresh's peak memory) it gets a smaller share and gives the cache back.
+        con.execute(f"set memory_limit = '{ENGINE_DUCKDB_MEMORY}'")
         # Patient and instrument codes become Polars enums while the engine runs: sorting, joining and grouping
         # on their integer codes is several times faster than on text. The text comes back before writing.
         patient_ids = con.sql(f"select patient_id from staging.patients {only} order by 1").pl()["patient_id"]
@@ -120,6 +124,11 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
             "assessment_outcomes": follow_ups,
             "series_outcomes": outcomes,
         }
+        # The dict holds the only references from here, and write_tables lets go of each frame once written.
+        del numbered, series, baselines, follow_ups, outcomes
         yield from write_tables(
             con, "intermediate", tables, DESCRIPTIONS, merge=merge, keys=KEY_COLUMNS, prepare=decode
+        )
+        con.execute(
+            f"set memory_limit = '{warehouse.memory_limit}'" if warehouse.memory_limit else "reset memory_limit"
         )

@@ -113,9 +113,11 @@ def write_tables(
 
     With merge, the frames hold the recomputed patients only and replace those patients' rows. Tables named
     in keys get their checks (assets.checks) run on what was written. prepare, if given, turns each frame
-    into what is written, one frame at a time.
+    into what is written, one frame at a time. frames is emptied as they are written, so that each frame can be
+    freed once it is in the warehouse.
     """
-    for name, frame in frames.items():
+    for name in list(frames):
+        frame = frames.pop(name)
         if prepare is not None:
             frame = prepare(frame)
         table = f"{schema}.{name}"
