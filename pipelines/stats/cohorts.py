@@ -283,12 +283,28 @@ def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> 
     """
     evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
     levels = [(step + 0.5) / QUANTILE_STEPS for step in range(QUANTILE_STEPS)]
-    quantiles = pl.concat_list([pl.col("end_pct_change").quantile(level, interpolation="linear") for level in levels])
+    # Each group's values are sorted once and every level read from them, with linear interpolation between
+    # the two nearest ranks (numpy's default, and Polars' "linear"): twenty quantile() calls selected afresh
+    # for each level, most of this mart's time.
+    ordered, known = pl.col("ordered"), pl.col("known_count")
+    quantiles = []
+    for level in levels:
+        rank = (known - 1) * level
+        below = rank.floor().cast(pl.Int64)
+        above = rank.ceil().cast(pl.Int64)
+        low, high = ordered.list.get(below, null_on_oob=True), ordered.list.get(above, null_on_oob=True)
+        quantiles.append(low + (high - low) * (rank - below))
     # Quantiles do not add up from cells. Grouping the series once per dimension, by the cohort's expression,
     # spares copying and labelling millions of them as by_dimension would (a third faster at a million patients).
     per_dimension = [
         evaluable.group_by(value.alias("dimension_value"), "instrument", "series_kind")
-        .agg(evaluable_count=pl.len().cast(pl.Int64), quantiles=quantiles)
+        .agg(
+            evaluable_count=pl.len().cast(pl.Int64),
+            ordered=pl.col("end_pct_change").drop_nulls().sort(),
+        )
+        .with_columns(known_count=pl.col("ordered").list.len())
+        .with_columns(quantiles=pl.concat_list(quantiles))  # all null for a group with no value
+        .drop("ordered", "known_count")
         .with_columns(dimension=pl.lit(name))
         for name, value in cohorts(periods=())
     ]

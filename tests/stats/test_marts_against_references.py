@@ -122,3 +122,27 @@ def test_trajectory_intervals_match_scipys_t_interval_on_the_demo_cohort(demo_wa
     assert point["mean_pct_change"] == pytest.approx(np.mean(changes))
     expected = stats.t.interval(0.95, len(changes) - 1, loc=np.mean(changes), scale=stats.sem(changes))
     assert (point["ci_low"], point["ci_high"]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("cohort", COHORTS, ids=["-".join(c) for c in COHORTS])
+def test_end_change_quantiles_match_numpys_linear_percentiles_on_the_demo_cohort(demo_warehouse, cohort):
+    dimension, value, instrument, kind = cohort
+    changes = [
+        r["end_pct_change"]
+        for r in cohort_outcomes(demo_warehouse, dimension, value, instrument, kind)
+        if r["status"] == "evaluable" and r["end_pct_change"] is not None
+    ]
+    points = rows(
+        demo_warehouse,
+        "select quantile, end_pct_change from marts.end_change_quantiles where dimension = ? and dimension_value = ? "
+        "and instrument = ? and series_kind = ? order by quantile",
+        dimension,
+        value,
+        instrument,
+        kind,
+    )
+    assert len(points) == 20 and len(changes) > 20
+    levels = [p["quantile"] for p in points]
+    assert levels == pytest.approx([(step + 0.5) / 20 for step in range(20)])
+    expected = np.percentile(changes, [100 * level for level in levels], method="linear")
+    assert [p["end_pct_change"] for p in points] == pytest.approx(list(expected))
