@@ -16,6 +16,22 @@ series as (
     select * from marts.treatment_series
 ),
 
+sessions as materialized (
+    -- Each infusion's place in its series, with the series' facts, joined on its own first: left to order
+    -- the joins of final itself, DuckDB paired every infusion with every series of its patient (13 million
+    -- pairs at a million patients) before narrowing them to the right series, a fifth of this model's time.
+    select
+        n.patient_id,
+        n.infused_at,
+        n.series_number,
+        n.infusion_number,
+        s.clinic_id,
+        s.primary_indication,
+        s.series_kind
+    from numbered as n
+    inner join series as s on n.patient_id = s.patient_id and n.series_number = s.series_number
+),
+
 scores_per_instrument as (
     select
         patient_id,
@@ -66,11 +82,11 @@ cadss_after_infusion as (
 final as (
     select
         i.patient_id,
-        s.clinic_id,
-        s.primary_indication,
+        n.clinic_id,
+        n.primary_indication,
         i.infused_at,
         n.series_number,
-        s.series_kind,
+        n.series_kind,
         n.infusion_number,
         coalesce(i.bp_systolic_max >= getvariable('sbp_alert') or i.bp_diastolic_max >= getvariable('dbp_alert'), false)
             as is_hypertensive,
@@ -84,8 +100,7 @@ final as (
         coalesce(f.first_scored_at <= i.infused_at, false) as has_pre_infusion_score,
         c.cadss_score
     from infusions as i
-    inner join numbered as n on i.patient_id = n.patient_id and i.infused_at = n.infused_at
-    inner join series as s on n.patient_id = s.patient_id and n.series_number = s.series_number
+    inner join sessions as n on i.patient_id = n.patient_id and i.infused_at = n.infused_at
     left join first_main_score_of_day as f on i.patient_id = f.patient_id and i.infused_at::date = f.score_date
     left join cadss_after_infusion as c on i.patient_id = c.patient_id and i.infused_at = c.infused_at
 )
