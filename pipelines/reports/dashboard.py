@@ -441,8 +441,8 @@ def cohort_parts(data: Publishable, cohort: Cohort) -> dict[str, str]:
     """Return the parts of a cohort's page that every reader sees alike, rendered as HTML.
 
     A clinic's page is written for the network owner and for its director, and the network's page for the
-    owner and as every director's benchmark: these parts are rendered once per cohort and reused, a third of
-    the rendering at twenty clinics.
+    owner and as every director's benchmark: these parts are rendered once per cohort and reused (the pages of
+    twenty clinics in less than half the time).
     """
     too_few = f"Too few patients to show without revealing fewer than {data.min_cell_size}."
     figures = {
