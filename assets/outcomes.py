@@ -9,13 +9,7 @@ from assets.checks import check_specs
 from assets.tables import REFRESH_SCOPE, polars_table_specs, write_tables
 from pipelines.database import key_of
 from pipelines.incremental.scope import in_scope, scope_is_every_patient
-from pipelines.outcomes import (
-    assessment_outcomes_from_follow_ups,
-    baselines_from_assessments,
-    infusions_numbered_from_infusions,
-    series_from_numbered_infusions,
-    series_outcomes_from_assessment_outcomes,
-)
+from pipelines.outcomes import OutcomeRules, outcome_frames
 from pipelines.resources import RulesResource, Warehouse, rules_from
 
 # table: (description shown in the UI and the warehouse, key columns of its grain check)
@@ -47,6 +41,31 @@ KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in OUTCOME_TABLES.it
 
 READ_BATCH_ROWS = 1_000_000
 ENGINE_DUCKDB_MEMORY = "1GB"
+# Patients the engine works on at once. Its peak is the as-of joins' working set, which grows with the patients
+# joined (3.4 GB for a million at once); the rows it reads and the tables it returns are a fraction of that.
+SHARD_PATIENTS = 250_000
+
+
+def outcome_frames_by_shard(
+    infusions: pl.LazyFrame,
+    assessments: pl.LazyFrame,
+    instruments: pl.LazyFrame,
+    rules: OutcomeRules,
+    patients: int,
+    shard_patients: int = SHARD_PATIENTS,
+) -> dict[str, pl.DataFrame]:
+    """Return outcome_frames, computed for shard_patients patients at a time and concatenated.
+
+    patient_id must be an enum of the patients, in the order of its categories: a shard is a range of
+    its codes, so the shards' tables, concatenated in order, come sorted by patient like one pass's.
+    """
+    shards: dict[str, list[pl.DataFrame]] = {}
+    for first in range(0, max(patients, 1), shard_patients):
+        in_shard = pl.col("patient_id").to_physical().is_between(first, first + shard_patients, closed="left")
+        frames = outcome_frames(infusions.filter(in_shard), assessments.filter(in_shard), instruments, rules)
+        for name, frame in frames.items():
+            shards.setdefault(name, []).append(frame)
+    return {name: pl.concat(parts) if len(parts) > 1 else parts[0] for name, parts in shards.items()}
 
 
 @dg.multi_asset(
@@ -101,31 +120,10 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         assessments = read_encoded(
             f"select patient_id, instrument, administered_at, score from staging.assessments {only}"
         )
-        registry = encode(instruments).lazy()
-
-        numbered = infusions_numbered_from_infusions(infusions, outcome_rules).collect()
-        series = series_from_numbered_infusions(numbered.lazy(), outcome_rules).collect()
-        # The as-of joins run faster on Polars' in-memory engine than on its default streaming one (about a
-        # fifth, measured at a million patients); the other steps do not gain.
-        baselines = baselines_from_assessments(series.lazy(), assessments, registry, outcome_rules).collect(
-            engine="in-memory"
+        tables = outcome_frames_by_shard(
+            infusions, assessments, encode(instruments).lazy(), outcome_rules, patients=len(patient_ids)
         )
-        follow_ups = assessment_outcomes_from_follow_ups(
-            assessments, numbered.lazy(), series.lazy(), baselines.lazy(), registry, outcome_rules
-        ).collect(engine="in-memory")
-        outcomes = series_outcomes_from_assessment_outcomes(
-            baselines.lazy(), follow_ups.lazy(), series.lazy(), registry, outcome_rules
-        ).collect()
-
-        tables: dict[str, pl.DataFrame] = {
-            "infusion_sessions": numbered,
-            "treatment_series": series,
-            "series_baselines": baselines,
-            "assessment_outcomes": follow_ups,
-            "series_outcomes": outcomes,
-        }
         # The dict holds the only references from here, and write_tables lets go of each frame once written.
-        del numbered, series, baselines, follow_ups, outcomes
         yield from write_tables(
             con, "intermediate", tables, DESCRIPTIONS, merge=merge, keys=KEY_COLUMNS, prepare=decode
         )

@@ -1,5 +1,6 @@
 """The outcome engine: plain Polars functions, no Dagster, one per derived table."""
 
+from pipelines.outcomes.engine import outcome_frames
 from pipelines.outcomes.response import (
     assessment_outcomes_from_follow_ups,
     baselines_from_assessments,
@@ -13,6 +14,7 @@ __all__ = [
     "assessment_outcomes_from_follow_ups",
     "baselines_from_assessments",
     "infusions_numbered_from_infusions",
+    "outcome_frames",
     "series_from_numbered_infusions",
     "series_outcomes_from_assessment_outcomes",
 ]

@@ -8,11 +8,9 @@ import polars as pl
 
 from pipelines.outcomes import (
     OutcomeRules,
-    assessment_outcomes_from_follow_ups,
-    baselines_from_assessments,
     infusions_numbered_from_infusions,
+    outcome_frames,
     series_from_numbered_infusions,
-    series_outcomes_from_assessment_outcomes,
 )
 from pipelines.sql_models import SQL_DIR
 
@@ -52,13 +50,9 @@ def series_rows(infusions: pl.LazyFrame, rules: OutcomeRules = OutcomeRules()) -
 
 def engine(infusions: pl.LazyFrame, assessments: pl.LazyFrame, rules: OutcomeRules = OutcomeRules()):
     """Return (follow-up rows, series outcome rows keyed by (series_number, instrument))."""
-    numbered = infusions_numbered_from_infusions(infusions, rules)
-    series = series_from_numbered_infusions(numbered, rules)
-    baselines = baselines_from_assessments(series, assessments, INSTRUMENTS, rules)
-    follow_ups = assessment_outcomes_from_follow_ups(assessments, numbered, series, baselines, INSTRUMENTS, rules)
-    outcomes = series_outcomes_from_assessment_outcomes(baselines, follow_ups, series, INSTRUMENTS, rules).collect()
-    keyed = {(row["series_number"], row["instrument"]): row for row in outcomes.to_dicts()}
-    return follow_ups.collect().to_dicts(), keyed
+    tables = outcome_frames(infusions, assessments, INSTRUMENTS, rules)
+    keyed = {(row["series_number"], row["instrument"]): row for row in tables["series_outcomes"].to_dicts()}
+    return tables["assessment_outcomes"].to_dicts(), keyed
 
 
 def outcome(infusions, assessments, series_number: int = 1, instrument: str = "phq9", **rules) -> dict:
