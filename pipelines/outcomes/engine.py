@@ -25,9 +25,7 @@ def outcome_frames(
     series = series_from_numbered_infusions(numbered.lazy(), rules).collect()
     # The as-of joins run faster on Polars' in-memory engine than on its default streaming one (about a
     # fifth, measured at a million patients); the other steps do not gain.
-    baselines = baselines_from_assessments(series.lazy(), assessments, instruments, rules).collect(
-        engine="in-memory"
-    )
+    baselines = baselines_from_assessments(series.lazy(), assessments, instruments, rules).collect(engine="in-memory")
     follow_ups = assessment_outcomes_from_follow_ups(
         assessments, numbered.lazy(), series.lazy(), baselines.lazy(), instruments, rules
     ).collect(engine="in-memory")
