@@ -85,48 +85,59 @@ def suppress_cells(
     if frame.is_empty() or min_cell_size <= 1:
         return frame
     k = min_cell_size
-    # Only the columns the judgement reads: a dict per row of every rate and interval took a third of the time.
-    needed = list(dict.fromkeys([total, *measures, *(column for table in tables for column in table)]))
-    rows = frame.select(needed).with_row_index("_cell").to_dicts()
-    hide_total = {row["_cell"] for row in rows if is_small(row[total], k)}
+    # Plain lists of the columns the judgement reads, indexed by cell: a dict per row took most of the time.
+    totals = [value or 0 for value in frame[total].to_list()]
+    counts = {count: [value or 0 for value in frame[count].to_list()] for count in measures}
+
+    def small(column: pl.Expr) -> pl.Expr:
+        return column.is_between(1, k - 1)
+
+    def cells_where(condition: pl.Expr) -> set[int]:
+        return set(frame.select(pl.arg_where(condition.fill_null(False)))[:, 0].to_list())
+
+    hide_total = cells_where(small(pl.col(total)))
     hide = {
         count: hide_total
-        | {
-            row["_cell"]
-            for row in rows
-            if row[count] is not None and (is_small(row[count], k) or is_small((row[total] or 0) - row[count], k))
-        }
+        | cells_where(
+            pl.col(count).is_not_null() & (small(pl.col(count)) | small(pl.col(total).fill_null(0) - pl.col(count)))
+        )
         for count in measures
     }
-    groups = [
-        cells
-        for table in tables
-        for key, cells in _groups(rows, table).items()
-        if all(value is not None for value in key)
-    ]
+    # Each group of each grouping: its cells in row order, groups in order of first appearance.
+    groups: list[list[int]] = []
+    for table in tables:
+        grouped = (
+            frame.select(table)
+            .with_row_index("_cell")
+            .filter(pl.all_horizontal(pl.col(table).is_not_null()))
+            .group_by(table, maintain_order=True)
+            .agg("_cell")
+        )
+        groups.extend(grouped["_cell"].to_list())
 
-    def total_union(chosen: list[dict]) -> list[int]:
-        return [sum(row[total] or 0 for row in chosen)]
+    def total_union(chosen: list[int]) -> list[int]:
+        return [sum(totals[cell] for cell in chosen)]
 
     def measure_union(count: str):
-        def union(chosen: list[dict]) -> list[int]:
-            found = sum(row[count] or 0 for row in chosen)
-            return [found, sum(row[total] or 0 for row in chosen) - found]
+        def union(chosen: list[int]) -> list[int]:
+            found = sum(counts[count][cell] for cell in chosen)
+            return [found, sum(totals[cell] for cell in chosen) - found]
 
         return union
 
     # Only a table with a hidden cell can need another hidden: the others are passed over by their cells' ids.
-    group_ids = [{row["_cell"] for row in cells} for cells in groups]
+    group_ids = [set(cells) for cells in groups]
     changed = True
     while changed:  # hiding a cell for one table can unbalance another it lies in
         changed = False
         for cells, ids in zip(groups, group_ids, strict=True):
-            if ids & hide_total:
-                changed |= grow_until_safe(cells, hide_total, total_union, total, k)
+            if ids & hide_total and grow_until_safe(cells, hide_total, total_union, totals, k):
+                changed = True
+                for count in measures:  # a hidden total hides every count of its cell
+                    hide[count] |= hide_total
             for count in measures:
-                hide[count] |= hide_total
                 if ids & hide[count]:
-                    changed |= grow_until_safe(cells, hide[count], measure_union(count), count, k)
+                    changed |= grow_until_safe(cells, hide[count], measure_union(count), counts[count], k)
     result = frame.with_row_index("_cell")
     for count, derived in measures.items():
         hidden_rows = pl.col("_cell").is_in(sorted(hide[count]))
@@ -140,29 +151,23 @@ def suppress_cells(
     return result.drop("_cell")
 
 
-def _groups(rows: list[dict], columns: list[str]) -> dict[tuple, list[dict]]:
-    found: dict[tuple, list[dict]] = {}
-    for row in rows:
-        found.setdefault(tuple(row[c] for c in columns), []).append(row)
-    return found
-
-
-def grow_until_safe(cells: list[dict], hidden: set[int], sums, order_by: str, k: int) -> bool:
+def grow_until_safe(cells: list[int], hidden: set[int], sums, order_by: list[int], k: int) -> bool:
     """Hide more cells of a table, smallest first, until the hidden ones together reveal no small count.
 
-    sums(chosen cells) returns the counts an outsider gets by subtracting the
-    shown cells from the table's total: each must be 0 or at least k. Returns
-    whether a cell was added.
+    cells are a table's cell numbers; sums(chosen cells) returns the counts an
+    outsider gets by subtracting the shown cells from the table's total: each
+    must be 0 or at least k. order_by holds each cell's size. Returns whether a
+    cell was added.
     """
     added = False
     while True:
-        chosen = [row for row in cells if row["_cell"] in hidden]
+        chosen = [cell for cell in cells if cell in hidden]
         if not chosen or not any(is_small(value, k) for value in sums(chosen)):
             return added
-        visible = sorted((row for row in cells if row["_cell"] not in hidden), key=lambda row: row[order_by] or 0)
+        visible = [cell for cell in cells if cell not in hidden]
         if not visible:
             return added  # everything is hidden: nothing can be subtracted
-        hidden.add(visible[0]["_cell"])
+        hidden.add(min(visible, key=order_by.__getitem__))  # the first of the smallest, as a stable sort
         added = True
 
 
