@@ -220,20 +220,23 @@ def safe_survival_points(curves: pl.DataFrame, key: list[str], min_cell_size: in
     if min_cell_size <= 1:
         return curves.select(columns)
     ordered = curves.sort([*key, "day"])
-    keep, current, stopped, events_since = [], None, False, 0
+    k, keep, current, stopped, events_since = min_cell_size, [], None, False, 0
+    keep_point = keep.append  # the loop runs over every day of every curve: a million points at a million patients
     for group, events, at_risk in zip(
         key_runs(ordered, key), ordered["events"].to_list(), ordered["at_risk"].to_list(), strict=True
     ):
         if group != current:
             current, stopped, events_since = group, False, 0
-        stopped = stopped or at_risk < min_cell_size  # fewer are followed from here on
-        if stopped:
-            keep.append(False)
+        if stopped or at_risk < k:  # fewer are followed from here on
+            stopped = True
+            keep_point(False)
             continue
         events_since += events
-        shown = not is_small(events_since, min_cell_size)
-        keep.append(shown)
-        events_since = 0 if shown else events_since
+        if 0 < events_since < k:  # is_small, inlined
+            keep_point(False)
+        else:
+            keep_point(True)
+            events_since = 0
     return rounded(ordered.filter(pl.Series(keep, dtype=pl.Boolean)).select(columns), ["survival", "ci_low", "ci_high"])
 
 
