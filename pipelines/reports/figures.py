@@ -24,11 +24,13 @@ from pipelines.stats.dimensions import (
     INDICATION,
     NETWORK,
     NETWORK_VALUE,
+    SEPARATOR_IN_IDS,
     SPLIT_SEPARATOR,
     START_HALF,
     START_MONTH,
     START_QUARTER,
     START_YEAR,
+    split_id,
 )
 
 MOOD_INSTRUMENTS = ("phq9", "madrs", "gad7", "pcl5")
@@ -61,22 +63,22 @@ ALL_INDICATIONS = "all indications"
 _COHORT_INDEXES: dict[int, tuple[weakref.ref, dict[tuple, pl.DataFrame]]] = {}
 
 
-def owner_of(value: str) -> str:
-    """The clinic a clinic's own dimension_value begins with (the part before the first separator)."""
-    return value.split(SPLIT_SEPARATOR)[0]
-
-
 def rows_of(frame: pl.DataFrame, dimension: str, owner: str | None) -> pl.DataFrame:
-    """Return the rows of a dimension, of one owner: for the clinic dimension and a clinic's splits, the rows whose
-    dimension_value begins with owner (owner_of); for the others (owner None) every row.
+    """Return the rows of a dimension, of one owner: for the clinic dimension and a clinic's splits, the rows of
+    the clinic whose id split_id writes as owner; for the others (owner None) every row.
 
     The rows come from an index built once per frame: the pages of twenty-one cohorts select from the same
     marts some twenty times each, and filtering the whole relief curves every time took a second.
     """
     entry = _COHORT_INDEXES.get(id(frame))
     if entry is None or entry[0]() is not frame:
-        clinic_rows = pl.col("dimension").is_in([CLINIC, *CLINIC_SPLITS.values()])
-        owners = pl.when(clinic_rows).then(pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.first())
+        value = pl.col("dimension_value")
+        owners = (
+            pl.when(pl.col("dimension") == CLINIC)
+            .then(value.str.replace_all(SPLIT_SEPARATOR, SEPARATOR_IN_IDS, literal=True))
+            .when(pl.col("dimension").is_in(list(CLINIC_SPLITS.values())))
+            .then(value.str.split(SPLIT_SEPARATOR).list.first())
+        )
         # A stable sort keeps each group's rows in the frame's order; a group is then a slice, not a copy.
         ordered = frame.with_columns(_owner=owners).sort("dimension", "_owner", maintain_order=True)
         runs = ordered.group_by("dimension", "_owner", maintain_order=True).len()
@@ -154,7 +156,7 @@ class Cohort:
 
     @property
     def owner(self) -> str | None:
-        return None if self.clinic is None else owner_of(self.clinic)
+        return None if self.clinic is None else split_id(self.clinic)
 
     def of_whole(self, frame: pl.DataFrame) -> pl.DataFrame:
         dimension, value = self.whole
@@ -164,7 +166,7 @@ class Cohort:
         dimension, label = self.split(by)
         selected = rows_of(frame, dimension, self.owner)
         if self.clinic is not None:
-            selected = selected.filter(pl.col("dimension_value").str.starts_with(f"{self.clinic}{SPLIT_SEPARATOR}"))
+            selected = selected.filter(pl.col("dimension_value").str.starts_with(f"{self.owner}{SPLIT_SEPARATOR}"))
         return selected.with_columns(label.alias("label"))
 
 
@@ -246,7 +248,7 @@ def instrument_menu(figure: Figure, trace_instruments: list[str]) -> Figure:
 def trends(data: Publishable, cohort: Cohort) -> Figure | None:
     """Response and remission by period of induction start, at the finest period disclosure control lets through."""
     rates = data.trends.filter(
-        (pl.col("cohort") == (cohort.clinic or NETWORK_VALUE))
+        (pl.col("cohort") == (cohort.owner or NETWORK_VALUE))
         & (pl.col("dimension").is_in(list(CLINIC_SPLITS.values())) == (cohort.clinic is not None))
         & (pl.col("series_kind") == "induction")
     )

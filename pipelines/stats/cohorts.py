@@ -14,6 +14,7 @@ from pipelines.stats.dimensions import (
     NETWORK_VALUE,
     PROVIDER,
     PROVIDER_NOT_RECORDED,
+    SEPARATOR_IN_IDS,
     SPLIT_SEPARATOR,
     START_HALF,
     START_MONTH,
@@ -34,12 +35,19 @@ def cohorts(periods: tuple[str, ...] = (START_MONTH,), breakdowns: bool = False)
     clinic, indication, clinic and indication, each period of series start asked for (month, quarter, year),
     and with breakdowns the series' provider and dose band (columns provider_id, dose_band), each network-wide
     and within the clinic."""
-    separator = pl.lit(SPLIT_SEPARATOR)
+
+    def split_of_clinic(value: pl.Expr) -> pl.Expr:  # "<clinic> / <value>", each written as split_id writes it
+        parts = [pl.col("clinic_id"), value]
+        return pl.concat_str(
+            [p.str.replace_all(SPLIT_SEPARATOR, SEPARATOR_IN_IDS, literal=True) for p in parts],
+            separator=SPLIT_SEPARATOR,
+        )
+
     found = [
         (NETWORK, pl.lit(NETWORK_VALUE)),
         (CLINIC, pl.col("clinic_id")),
         (INDICATION, pl.col("primary_indication")),
-        (CLINIC_SPLITS[INDICATION], pl.concat_str("clinic_id", separator, "primary_indication")),
+        (CLINIC_SPLITS[INDICATION], split_of_clinic(pl.col("primary_indication"))),
     ]
     start = pl.col("series_start_at")
     period_values = {
@@ -52,7 +60,7 @@ def cohorts(periods: tuple[str, ...] = (START_MONTH,), breakdowns: bool = False)
     }
     for period in periods:
         found.append((period, period_values[period]))
-        found.append((CLINIC_SPLITS[period], pl.concat_str("clinic_id", separator, period_values[period])))
+        found.append((CLINIC_SPLITS[period], split_of_clinic(period_values[period])))
     if breakdowns:
         breakdown_values = {
             PROVIDER: pl.col("provider_id").fill_null(PROVIDER_NOT_RECORDED),
@@ -60,7 +68,7 @@ def cohorts(periods: tuple[str, ...] = (START_MONTH,), breakdowns: bool = False)
         }
         for breakdown in BREAKDOWNS:
             found.append((breakdown, breakdown_values[breakdown]))
-            found.append((CLINIC_SPLITS[breakdown], pl.concat_str("clinic_id", separator, breakdown_values[breakdown])))
+            found.append((CLINIC_SPLITS[breakdown], split_of_clinic(breakdown_values[breakdown])))
     return found
 
 

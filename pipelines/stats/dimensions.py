@@ -3,7 +3,8 @@
 A mart's (dimension, dimension_value) names one cohort: the whole network
 ("network", "all"), a clinic, an indication, a month, quarter or year of series
 start ("2026-03", "2026-Q1", "2026-H1", "2026"), a provider or dose band
-(spec §10.6), or a split of one clinic ("clinic_indication": "<clinic> / <indication>"). The SQL marts
+(spec §10.6), or a split of one clinic ("clinic_indication": "<clinic> / <indication>", with a " / " inside
+either id written as " ∕ ", a division slash: split_id). The SQL marts
 name the same cohorts through the cohorts_of macro in sql/functions.sql; a test
 holds the two to one vocabulary.
 """
@@ -37,6 +38,16 @@ CLINIC_SPLITS = {
     DOSE_BAND: "clinic_dose_band",
 }
 SPLIT_SEPARATOR = " / "
+# Within a split's value, the separator in a clinic's or a provider's own id ("North / East", "Smith / Jones") is
+# written as a division slash: else clinic North would take clinic "North / East"'s splits for its own.
+SEPARATOR_IN_IDS = " \u2215 "
+
+
+def split_id(identifier: str) -> str:
+    """Return an id as it is written in a split's value (no SPLIT_SEPARATOR in it)."""
+    return identifier.replace(SPLIT_SEPARATOR, SEPARATOR_IN_IDS)
+
+
 DIMENSIONS = (NETWORK, CLINIC, INDICATION, *START_PERIODS, *BREAKDOWNS, *CLINIC_SPLITS.values())
 # The dimensions of the SQL marts (sql/functions.sql cohorts_of): no month, no clinic split.
 SQL_DIMENSIONS = (NETWORK, CLINIC, INDICATION)
