@@ -9,7 +9,7 @@ from assets.checks import check_specs
 from assets.tables import REFRESH_SCOPE, polars_table_specs, write_tables
 from pipelines.database import key_of
 from pipelines.incremental.scope import in_scope, scope_is_every_patient
-from pipelines.outcomes import OutcomeRules, outcome_frames
+from pipelines.outcomes import outcome_frames_by_shard
 from pipelines.resources import RulesResource, Warehouse, rules_from
 
 # table: (description shown in the UI and the warehouse, key columns of its grain check)
@@ -41,31 +41,6 @@ KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in OUTCOME_TABLES.it
 
 READ_BATCH_ROWS = 1_000_000
 ENGINE_DUCKDB_MEMORY = "1GB"
-# Patients the engine works on at once. Its peak is the as-of joins' working set, which grows with the patients
-# joined (3.4 GB for a million at once); the rows it reads and the tables it returns are a fraction of that.
-SHARD_PATIENTS = 250_000
-
-
-def outcome_frames_by_shard(
-    infusions: pl.LazyFrame,
-    assessments: pl.LazyFrame,
-    instruments: pl.LazyFrame,
-    rules: OutcomeRules,
-    patients: int,
-    shard_patients: int = SHARD_PATIENTS,
-) -> dict[str, pl.DataFrame]:
-    """Return outcome_frames, computed for shard_patients patients at a time and concatenated.
-
-    patient_id must be an enum of the patients, in the order of its categories: a shard is a range of
-    its codes, so the shards' tables, concatenated in order, come sorted by patient like one pass's.
-    """
-    shards: dict[str, list[pl.DataFrame]] = {}
-    for first in range(0, max(patients, 1), shard_patients):
-        in_shard = pl.col("patient_id").to_physical().is_between(first, first + shard_patients, closed="left")
-        frames = outcome_frames(infusions.filter(in_shard), assessments.filter(in_shard), instruments, rules)
-        for name, frame in frames.items():
-            shards.setdefault(name, []).append(frame)
-    return {name: pl.concat(parts) if len(parts) > 1 else parts[0] for name, parts in shards.items()}
 
 
 @dg.multi_asset(

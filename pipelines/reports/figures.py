@@ -16,6 +16,7 @@ import numpy as np
 import plotly.io as pio
 import polars as pl
 
+from pipelines.reports.disclosure import parent_of
 from pipelines.reports.pages import INSTRUMENT_LABELS, slug
 from pipelines.reports.publishable import ADVERSE_EVENTS, Publishable
 from pipelines.stats.dimensions import (
@@ -24,13 +25,13 @@ from pipelines.stats.dimensions import (
     INDICATION,
     NETWORK,
     NETWORK_VALUE,
-    SEPARATOR_IN_IDS,
     SPLIT_SEPARATOR,
     START_HALF,
     START_MONTH,
     START_QUARTER,
     START_YEAR,
     split_id,
+    split_ids,
 )
 
 MOOD_INSTRUMENTS = ("phq9", "madrs", "gad7", "pcl5")
@@ -63,21 +64,18 @@ ALL_INDICATIONS = "all indications"
 _COHORT_INDEXES: dict[int, tuple[weakref.ref, dict[tuple, pl.DataFrame]]] = {}
 
 
-def rows_of(frame: pl.DataFrame, dimension: str, owner: str | None) -> pl.DataFrame:
+def rows_of(frame: pl.DataFrame, dimension: str, owner: str) -> pl.DataFrame:
     """Return the rows of a dimension, of one owner: for the clinic dimension and a clinic's splits, the rows of
-    the clinic whose id split_id writes as owner; for the others (owner None) every row.
+    the clinic whose id split_id writes as owner; for the others (owner NETWORK_VALUE, their parent) every row.
 
     The rows come from an index built once per frame: the pages of twenty-one cohorts select from the same
     marts some twenty times each, and filtering the whole relief curves every time took a second.
     """
     entry = _COHORT_INDEXES.get(id(frame))
     if entry is None or entry[0]() is not frame:
-        value = pl.col("dimension_value")
+        dimension_of_row, value = pl.col("dimension"), pl.col("dimension_value")
         owners = (
-            pl.when(pl.col("dimension") == CLINIC)
-            .then(value.str.replace_all(SPLIT_SEPARATOR, SEPARATOR_IN_IDS, literal=True))
-            .when(pl.col("dimension").is_in(list(CLINIC_SPLITS.values())))
-            .then(value.str.split(SPLIT_SEPARATOR).list.first())
+            pl.when(dimension_of_row == CLINIC).then(split_ids(value)).otherwise(parent_of(dimension_of_row, value))
         )
         # A stable sort keeps each group's rows in the frame's order; a group is then a slice, not a copy.
         ordered = frame.with_columns(_owner=owners).sort("dimension", "_owner", maintain_order=True)
@@ -88,8 +86,8 @@ def rows_of(frame: pl.DataFrame, dimension: str, owner: str | None) -> pl.DataFr
             index[(dimension_of_run, owner_of_run)] = ordered.slice(offset, length)
             offset += length
         key = id(frame)
-        _COHORT_INDEXES[key] = (weakref.ref(frame, lambda _: _COHORT_INDEXES.pop(key, None)), index)
-        entry = _COHORT_INDEXES[key]
+        entry = (weakref.ref(frame, lambda _: _COHORT_INDEXES.pop(key, None)), index)
+        _COHORT_INDEXES[key] = entry
     found = entry[1].get((dimension, owner))
     return frame.clear() if found is None else found
 
@@ -155,8 +153,9 @@ class Cohort:
         return CLINIC_SPLITS[by], pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.last()
 
     @property
-    def owner(self) -> str | None:
-        return None if self.clinic is None else split_id(self.clinic)
+    def owner(self) -> str:
+        """Whose rows the cohort's are (rows_of): the clinic's id as split_id writes it, or the network's."""
+        return NETWORK_VALUE if self.clinic is None else split_id(self.clinic)
 
     def of_whole(self, frame: pl.DataFrame) -> pl.DataFrame:
         dimension, value = self.whole
@@ -248,7 +247,7 @@ def instrument_menu(figure: Figure, trace_instruments: list[str]) -> Figure:
 def trends(data: Publishable, cohort: Cohort) -> Figure | None:
     """Response and remission by period of induction start, at the finest period disclosure control lets through."""
     rates = data.trends.filter(
-        (pl.col("cohort") == (cohort.owner or NETWORK_VALUE))
+        (pl.col("cohort") == cohort.owner)
         & (pl.col("dimension").is_in(list(CLINIC_SPLITS.values())) == (cohort.clinic is not None))
         & (pl.col("series_kind") == "induction")
     )

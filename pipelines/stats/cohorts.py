@@ -14,13 +14,13 @@ from pipelines.stats.dimensions import (
     NETWORK_VALUE,
     PROVIDER,
     PROVIDER_NOT_RECORDED,
-    SEPARATOR_IN_IDS,
     SPLIT_SEPARATOR,
     START_HALF,
     START_MONTH,
     START_PERIODS,
     START_QUARTER,
     START_YEAR,
+    split_ids,
 )
 from pipelines.stats.intervals import mean_bounds, wilson_bounds
 from pipelines.stats.survival import events_per_duration, kaplan_meier_from_counts, survival_summary
@@ -37,11 +37,7 @@ def cohorts(periods: tuple[str, ...] = (START_MONTH,), breakdowns: bool = False)
     and within the clinic."""
 
     def split_of_clinic(value: pl.Expr) -> pl.Expr:  # "<clinic> / <value>", each written as split_id writes it
-        parts = [pl.col("clinic_id"), value]
-        return pl.concat_str(
-            [p.str.replace_all(SPLIT_SEPARATOR, SEPARATOR_IN_IDS, literal=True) for p in parts],
-            separator=SPLIT_SEPARATOR,
-        )
+        return pl.concat_str(split_ids(pl.col("clinic_id")), split_ids(value), separator=SPLIT_SEPARATOR)
 
     found = [
         (NETWORK, pl.lit(NETWORK_VALUE)),

@@ -11,6 +11,8 @@ holds the two to one vocabulary.
 
 from __future__ import annotations
 
+import polars as pl
+
 NETWORK = "network"
 NETWORK_VALUE = "all"
 CLINIC = "clinic"
@@ -46,6 +48,11 @@ SEPARATOR_IN_IDS = " \u2215 "
 def split_id(identifier: str) -> str:
     """Return an id as it is written in a split's value (no SPLIT_SEPARATOR in it)."""
     return identifier.replace(SPLIT_SEPARATOR, SEPARATOR_IN_IDS)
+
+
+def split_ids(identifiers: pl.Expr) -> pl.Expr:
+    """split_id over a column."""
+    return identifiers.str.replace_all(SPLIT_SEPARATOR, SEPARATOR_IN_IDS, literal=True)
 
 
 DIMENSIONS = (NETWORK, CLINIC, INDICATION, *START_PERIODS, *BREAKDOWNS, *CLINIC_SPLITS.values())

@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 from polars.testing import assert_frame_equal
 
-from assets.outcomes import KEY_COLUMNS, outcome_frames_by_shard
-from pipelines.outcomes import OutcomeRules
+from assets.outcomes import KEY_COLUMNS
+from pipelines.outcomes import OutcomeRules, outcome_frames_by_shard
 
 
 def test_shards_of_patients_concatenate_to_the_tables_of_one_pass(demo_warehouse):
