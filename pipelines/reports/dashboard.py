@@ -64,6 +64,16 @@ def interval(low: float | None, high: float | None) -> str:
     return "" if low is None or high is None else f"95% CI {percent(low)}–{percent(high)}"
 
 
+def median_interval(low: int | None, high: int | None) -> str:
+    """Return the 95% interval of a median relief in days. A bound is null where its band never falls to one
+    half: the lower bound falls first, so with no lower bound there is no upper one either."""
+    if low is None:
+        return "95% CI not reached"
+    if high is None:
+        return f"95% CI {low} days or longer"
+    return f"95% CI {low}–{high} days"
+
+
 def count_text(value: int | None, min_cell_size: int) -> str:
     return f"fewer than {min_cell_size}" if value is None else f"{value:,}"
 
@@ -123,15 +133,12 @@ def tiles(data: Publishable, cohort: Cohort) -> str:
     )
     if relief.height:
         r = relief.row(0, named=True)
-        if r["relapse_count"] is None:
-            median = "—"
-        elif r["median_relief_days"] is None:
-            median = "not reached"
+        if r["relapse_count"] is None:  # withheld by disclosure control, and its interval with it
+            median, ci = "—", ""
         else:
-            median = f"{r['median_relief_days']} days"
-        low = r["median_ci_low"] if r["median_ci_low"] is not None else "—"
-        high = r["median_ci_high"] if r["median_ci_high"] is not None else "not reached"
-        cards.append((f"median relief, PHQ-9 (95% CI {low}–{high})", median, ""))
+            median = "not reached" if r["median_relief_days"] is None else f"{r['median_relief_days']} days"
+            ci = median_interval(r["median_ci_low"], r["median_ci_high"])
+        cards.append((f"median relief, PHQ-9 ({ci})" if ci else "median relief, PHQ-9", median, ""))
     suicidality = cohort.of_whole(data.suicidality)
     if suicidality.height and suicidality["scored_count"][0]:
         row = suicidality.row(0, named=True)

@@ -96,7 +96,20 @@ def whole_and_by_indication(frame: pl.DataFrame, cohort: Cohort) -> pl.DataFrame
     """Return a cohort's rows for all its patients (labelled ALL_INDICATIONS) and split by indication: a clinic's
     indications are often too small to show alone, the clinic as a whole rarely is."""
     whole = cohort.of_whole(frame).with_columns(label=pl.lit(ALL_INDICATIONS))
-    return pl.concat([whole, cohort.of_split(frame, INDICATION)], how="vertical_relaxed")
+    split = cohort.of_split(frame, INDICATION)
+    # Where every series of an instrument has one indication, its curve and "all indications" are the same
+    # curve drawn twice, one hiding the other: only the indication's, which names it, is kept.
+    kinds = [column for column in ("instrument", "series_kind") if column in frame.columns]
+    points = [column for column in frame.columns if column not in ("dimension", "dimension_value", "parent")]
+    whole_of = {key: rows.select(points).sort(points) for key, rows in whole.group_by(kinds)}
+    drawn_once = [
+        key
+        for key, rows in split.group_by(kinds)
+        if rows["label"].n_unique() == 1 and key in whole_of and rows.select(points).sort(points).equals(whole_of[key])
+    ]
+    if drawn_once:
+        whole = whole.join(pl.DataFrame(drawn_once, schema=kinds, orient="row"), on=kinds, how="anti")
+    return pl.concat([whole, split], how="vertical_relaxed")
 
 
 def by_label(labels) -> list[str]:

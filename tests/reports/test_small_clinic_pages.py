@@ -1,0 +1,80 @@
+"""What a small clinic's page draws: one curve per indication when it treats one, and a median relief whose
+interval says which of its bounds were reached.
+
+Clinic "North" treats depression only (its 40 patients all score PHQ-9), in a
+network of several indications (the module of tests/reports/test_clinic_ids_with_separator).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import polars as pl
+import pytest
+
+from pipelines.reports.dashboard import median_interval, tiles
+from pipelines.reports.figures import Cohort, relief_curves, trajectory
+from tests.reports.test_clinic_ids_with_separator import NORTH, data  # noqa: F401 - the module's fixture
+
+MOOD = ("phq9", "gad7")
+
+
+def curve_names(figure) -> list[str]:
+    """The figure's curves, in drawing order (not their 95% bands)."""
+    return [trace["name"] for trace in figure.data if not trace["name"].endswith("95% band")]
+
+
+@pytest.mark.parametrize("draw", [relief_curves, trajectory])
+def test_a_clinic_with_one_indication_draws_its_curve_once_under_the_indications_name(data, draw):  # noqa: F811
+    figure = draw(data, Cohort(NORTH), MOOD, "mood")
+    assert figure is not None
+    # Before: "All indications" and "Depression", the same points twice, one line hiding the other.
+    assert curve_names(figure) == ["Depression"]
+
+
+def test_a_network_of_several_indications_draws_all_of_them_and_each_one(data):  # noqa: F811
+    names = curve_names(trajectory(data, Cohort(), ("phq9",), "mood"))
+    assert names[0] == "All indications"
+    assert {"Depression", "Anxiety"} <= set(names[1:])
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "shown"),
+    [
+        (30, 60, "95% CI 30–60 days"),
+        (30, None, "95% CI 30 days or longer"),
+        (None, None, "95% CI not reached"),
+    ],
+)
+def test_the_median_relief_interval_says_which_bounds_were_reached(low, high, shown):
+    assert median_interval(low, high) == shown
+
+
+def relief_tile(data, **summary) -> str:  # noqa: F811
+    """North's tiles with its PHQ-9 induction relief summary set to summary's values."""
+    north = (
+        (pl.col("dimension") == "clinic")
+        & (pl.col("dimension_value") == NORTH)
+        & (pl.col("instrument") == "phq9")
+        & (pl.col("series_kind") == "induction")
+    )
+    changed = data.relief_summary.with_columns(
+        pl.when(north).then(pl.lit(value, pl.Int64)).otherwise(pl.col(column)).alias(column)
+        for column, value in summary.items()
+    )
+    html = tiles(dataclasses.replace(data, relief_summary=changed), Cohort(NORTH))
+    label = html.index("median relief, PHQ-9")
+    return html[html.rindex("<div class='tile'>", 0, label) : html.index("</div></div>", label)]
+
+
+def test_a_median_not_reached_shows_its_lower_bound_and_no_stray_dash(data):  # noqa: F811
+    tile = relief_tile(data, relapse_count=12, median_relief_days=None, median_ci_low=41, median_ci_high=None)
+    assert ">not reached<" in tile
+    assert "median relief, PHQ-9 (95% CI 41 days or longer)" in tile
+    assert "—" not in tile
+
+
+def test_a_withheld_median_shows_no_interval(data):  # noqa: F811
+    tile = relief_tile(data, relapse_count=None, median_relief_days=None, median_ci_low=None, median_ci_high=None)
+    assert ">—<" in tile
+    assert "CI" not in tile
