@@ -74,11 +74,18 @@ def case_mix_comparison_from_series_outcomes(series_outcomes: pl.LazyFrame) -> p
 
     series_outcomes: evaluable or not, with score_min and score_max of its instrument.
     """
+    # Counted per baseline score first and banded after: a few thousand distinct scores are named, not millions
+    # of series. Collected once, as the network's rates and the clinics' expected counts both read it.
+    scores = ["clinic_id", *STRATUM[:3], "baseline_score", "score_min", "score_max"]
     strata = (
         series_outcomes.filter(pl.col("status") == "evaluable")
+        .group_by(scores)
+        .agg(count=pl.len().cast(pl.Int64), observed=pl.col("is_responder").sum().cast(pl.Int64))
         .with_columns(severity_band())
         .group_by("clinic_id", *STRATUM)
-        .agg(count=pl.len().cast(pl.Int64), observed=pl.col("is_responder").sum().cast(pl.Int64))
+        .agg(pl.col("count", "observed").sum())
+        .collect()
+        .lazy()
     )
     network = (
         strata.group_by(STRATUM)
