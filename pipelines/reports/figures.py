@@ -101,14 +101,14 @@ def whole_and_by_indication(frame: pl.DataFrame, cohort: Cohort) -> pl.DataFrame
     # curve drawn twice, one hiding the other: only the indication's, which names it, is kept.
     kinds = [column for column in ("instrument", "series_kind") if column in frame.columns]
     points = [column for column in frame.columns if column not in ("dimension", "dimension_value", "parent")]
-    whole_of = {key: rows.select(points).sort(points) for key, rows in whole.group_by(kinds)}
+    one_indication = split.group_by(kinds).agg(pl.col("label").n_unique()).filter(pl.col("label") == 1)
     drawn_once = [
         key
-        for key, rows in split.group_by(kinds)
-        if rows["label"].n_unique() == 1 and key in whole_of and rows.select(points).sort(points).equals(whole_of[key])
+        for key in one_indication.select(kinds).iter_rows(named=True)
+        if split.filter(**key).select(points).sort(points).equals(whole.filter(**key).select(points).sort(points))
     ]
     if drawn_once:
-        whole = whole.join(pl.DataFrame(drawn_once, schema=kinds, orient="row"), on=kinds, how="anti")
+        whole = whole.join(pl.DataFrame(drawn_once), on=kinds, how="anti")
     return pl.concat([whole, split], how="vertical_relaxed")
 
 
