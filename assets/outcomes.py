@@ -40,7 +40,7 @@ KEY_COLUMNS = {name: key_columns for name, (_, key_columns) in OUTCOME_TABLES.it
 
 
 READ_BATCH_ROWS = 1_000_000
-ENGINE_DUCKDB_MEMORY = "1GB"
+ENGINE_DUCKDB_MEMORY = "512MB"
 
 
 @dg.multi_asset(
