@@ -173,7 +173,7 @@ class Warehouse(dg.ConfigurableResource):
                 f"another refresh is writing {self.published_path} (lock {self._lock.lock_file})"
             ) from None
         self._full_read_reason = self.reason_to_read_everything()
-        run = context.dagster_run
+        run = context.run
         if self.reads_changes_only:
             # An incremental refresh merges into what is published.
             shutil.copyfile(self.published_path, self.working_path)
