@@ -463,6 +463,9 @@ def booster_intervals(data: Publishable, cohort: Cohort, reader: str | None = No
                 Cohort().of_whole(data.booster_intervals),
             ]
         ).with_columns(label=pl.col("dimension_value").replace({NETWORK_VALUE: NETWORK}))
+    own = cohort.clinic or reader
+    shown = pl.col("median_days").is_not_null()
+    withheld = own is not None and rows.filter((pl.col("label") == own) & shown).is_empty()
     rows = rows.filter(pl.col("median_days").is_not_null()).with_columns(
         label=pl.when(pl.col("dimension") == CLINIC)
         .then(pl.col("label").replace(data.clinic_names))
@@ -470,6 +473,8 @@ def booster_intervals(data: Publishable, cohort: Cohort, reader: str | None = No
     )
     if rows.is_empty():
         return None
+    if withheld:  # the network's bar alone would read as the clinic's: its empty place says why it is empty
+        rows = pl.concat([rows.clear(1).with_columns(label=pl.lit(f"{data.name_of(own)}: too few to show")), rows])
     median = rows["median_days"]
     figure = Figure(
         bar(

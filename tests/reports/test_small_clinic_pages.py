@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from pipelines.reports.dashboard import median_interval, tiles
-from pipelines.reports.figures import Cohort, relief_curves, trajectory
+from pipelines.reports.figures import Cohort, booster_intervals, relief_curves, trajectory
 from tests.reports.test_clinic_ids_with_separator import NORTH, data  # noqa: F401 - the module's fixture
 
 MOOD = ("phq9", "gad7")
@@ -78,3 +78,18 @@ def test_a_withheld_median_shows_no_interval(data):  # noqa: F811
     tile = relief_tile(data, relapse_count=None, median_relief_days=None, median_ci_low=None, median_ci_high=None)
     assert ">—<" in tile
     assert "CI" not in tile
+
+
+def test_a_clinic_too_small_for_its_booster_bar_is_named_beside_the_networks(data):  # noqa: F811
+    figure = booster_intervals(data, Cohort(NORTH))
+    assert figure is not None
+    bars = figure.data[0]
+    # North's 40 patients had too few boosters to show; the network's bar alone would read as North's.
+    assert bars["x"] == ["North: too few to show", "network"]
+    assert bars["y"][0] is None and bars["y"][1] > 0
+
+
+def test_a_clinic_with_its_own_booster_bar_has_no_empty_place(data):  # noqa: F811
+    clinic = next(c for c in data.clinics if c != NORTH and not c.startswith(NORTH))
+    labels = booster_intervals(data, Cohort(clinic)).data[0]["x"]
+    assert len(labels) == 2 and not any("too few" in label for label in labels)
