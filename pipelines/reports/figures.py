@@ -466,7 +466,7 @@ def booster_intervals(data: Publishable, cohort: Cohort, reader: str | None = No
     own = cohort.clinic or reader
     shown = pl.col("median_days").is_not_null()
     withheld = own is not None and rows.filter((pl.col("label") == own) & shown).is_empty()
-    rows = rows.filter(pl.col("median_days").is_not_null()).with_columns(
+    rows = rows.filter(shown).with_columns(
         label=pl.when(pl.col("dimension") == CLINIC)
         .then(pl.col("label").replace(data.clinic_names))
         .otherwise(pl.col("label"))

@@ -76,7 +76,8 @@ def case_mix_comparison_from_series_outcomes(series_outcomes: pl.LazyFrame) -> p
     """
     # Counted per baseline score first and banded after: a few thousand distinct scores are named, not millions
     # of series. Collected once, as the network's rates and the clinics' expected counts both read it.
-    scores = ["clinic_id", *STRATUM[:3], "baseline_score", "score_min", "score_max"]
+    unbanded = [column for column in STRATUM if column != "severity_band"]
+    scores = ["clinic_id", *unbanded, "baseline_score", "score_min", "score_max"]
     strata = (
         series_outcomes.filter(pl.col("status") == "evaluable")
         .group_by(scores)
