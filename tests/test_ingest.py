@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from pipelines.ingest.contract import ASSESSMENTS, PATIENTS, item_values_sql
-from pipelines.ingest.csv_inbox import InboxError, raw_frame_from_file
+from pipelines.ingest.csv_inbox import ByteScan, InboxError, raw_frame_from_file, scan_bytes
 from tests.conftest import write_inbox
 
 
@@ -88,3 +88,25 @@ def test_row_longer_than_the_header_is_quarantined_not_fatal(tmp_path, refresh):
         }
     ]
     assert [r["patient_id"] for r in refresh.rows("select patient_id from staging.patients order by 1")] == ["P1", "P3"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"a,b\n1,2\n", ByteScan(lines=2, needs_care=False)),
+        (b"a,b\r\n1,2\r\n", ByteScan(lines=2, needs_care=False)),  # CRLF: the fast reader's
+        (b"a,b\n1,2", ByteScan(lines=2, needs_care=False)),  # no line break at the end
+        (b"a,b\r1,2\r", ByteScan(lines=1, needs_care=True)),  # CR-only line ends: one line to the fast reader
+        (b"a,b\n1\r,2\n", ByteScan(lines=2, needs_care=True)),  # a CR inside a line
+        (b"a,b\n\n1,2\n", ByteScan(lines=3, needs_care=True)),  # a blank line
+        (b"a,b\r\n\r\n1,2\r\n", ByteScan(lines=3, needs_care=True)),  # a blank line between CRLFs
+        (b"a,b\n1,2\r", ByteScan(lines=2, needs_care=True)),  # a CR as the very last byte
+    ],
+)
+def test_a_scan_finds_the_same_lines_and_line_ends_wherever_the_file_is_cut_into_blocks(data, expected):
+    # Every cut into three blocks, so that each pair and triple of bytes is split at some seam.
+    cuts = [(i, j) for i in range(1, len(data)) for j in range(i, len(data))]
+    assert scan_bytes([data]) == expected
+    for i, j in cuts:
+        blocks = [block for block in (data[:i], data[i:j], data[j:]) if block]
+        assert scan_bytes(blocks) == expected, blocks
