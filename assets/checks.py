@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import dagster as dg
 import duckdb
+import polars as pl
 
 from pipelines.analyst import formatted
 from pipelines.database import key_of
@@ -36,9 +37,18 @@ def grain_is_unique_and_not_null(
     con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple[str, ...], per_patient: bool
 ) -> Outcome:
     """Return whether the table's key columns are unique and never null."""
-    keys = ", ".join(key_columns)
-    any_null = " or ".join(f"{column} is null" for column in key_columns)
     rows = checked_rows(con, table, per_patient)
+    any_null = " or ".join(f"{column} is null" for column in key_columns)
+    counted = row_number_key_counts(con, rows, key_columns, any_null) if ROW_NUMBER in key_columns else None
+    duplicate_keys, null_keys = counted or hashed_key_counts(con, rows, key_columns, any_null)
+    return duplicate_keys == 0 and null_keys == 0, {"duplicate_keys": duplicate_keys, "null_keys": null_keys}
+
+
+def hashed_key_counts(
+    con: duckdb.DuckDBPyConnection, rows: str, key_columns: tuple[str, ...], any_null: str
+) -> tuple[int, int]:
+    """Return the rows that repeat a key and the rows with a null key part, counting distinct key hashes."""
+    keys = ", ".join(key_columns)
     # Distinct 64-bit hashes of the key are far cheaper to count than distinct keys. Equal keys always
     # hash alike, so no duplicate goes unseen; when the hashes say there are duplicates (or two keys
     # collide, about once in 10^12 checks of a million rows), the keys themselves are counted.
@@ -47,7 +57,44 @@ def grain_is_unique_and_not_null(
     ).fetchall()[0]
     if duplicate_keys:
         duplicate_keys = con.execute(f"select count(*) - count(distinct ({keys})) from {rows}").fetchall()[0][0]
-    return duplicate_keys == 0 and null_keys == 0, {"duplicate_keys": duplicate_keys, "null_keys": null_keys}
+    return duplicate_keys, null_keys
+
+
+# The rows of a file are numbered 1, 2, 3, ...: the quarantine tables are keyed by file and row number.
+ROW_NUMBER = "row_number"
+# One bitmap of row numbers per file: 128 MB of bitmaps at most, else the key hashes are counted.
+ROW_NUMBER_BITMAP_LIMIT_BITS = 1 << 30
+
+
+def row_number_key_counts(
+    con: duckdb.DuckDBPyConnection, rows: str, key_columns: tuple[str, ...], any_null: str
+) -> tuple[int, int] | None:
+    """Return the rows that repeat a (file columns, row_number) key and the rows with a null key part, counted
+    exactly with one bitmap of row numbers per file; None when the bitmaps would be too large.
+
+    Setting a bit per row is some twenty times faster than hashing the keys of millions of rows into a table
+    of distinct values (0.1 s against 2.6 s for a million patients' assessments). A row without a row number
+    sets no bit: it is counted as a null key.
+    """
+    files = ", ".join(column for column in key_columns if column != ROW_NUMBER)
+    low, high, files_seen, null_keys = con.execute(
+        f"select min({ROW_NUMBER}), max({ROW_NUMBER}), count(distinct ({files})), count(*) filter (where {any_null}) "
+        f"from {rows}"
+    ).fetchall()[0]
+    if low is None:
+        return 0, null_keys
+    if files_seen * (high - low + 1) > ROW_NUMBER_BITMAP_LIMIT_BITS:
+        return None
+    duplicate_keys = con.execute(
+        f"""
+        select coalesce(sum(numbered - bit_count(numbers)), 0)::bigint from (
+            select count({ROW_NUMBER}) as numbered, bitstring_agg({ROW_NUMBER}, {low}, {high}) as numbers
+            from {rows}
+            group by {files}
+        )
+        """
+    ).fetchall()[0][0]
+    return duplicate_keys, null_keys
 
 
 def no_row_is_lost(con: duckdb.DuckDBPyConnection) -> Outcome:
@@ -133,12 +180,41 @@ def check_specs(table: str, key_columns: tuple[str, ...]) -> list[dg.AssetCheckS
     ]
 
 
+def grain_outcome_of_ordered_frame(frame: pl.DataFrame, key_columns: tuple[str, ...]) -> Outcome | None:
+    """Return the grain check's outcome for the frame a table was written from, when its rows come in strictly
+    increasing key order and no key part is null: then no key can repeat. None when the frame does not show
+    it, and the table's keys are counted instead.
+
+    The outcome engine writes its tables in patient, then series order: one comparison with the row before
+    is some four times faster than counting distinct keys in the warehouse (0.6 s against 2.9 s for the
+    fifteen million follow-ups of a million patients).
+    """
+    if frame.select(pl.any_horizontal(pl.col(key_columns).is_null()).any()).item():
+        return None
+    follows = pl.lit(False)  # the row's key is greater than the previous row's, compared column by column
+    for column in reversed(key_columns):
+        current, previous = pl.col(column), pl.col(column).shift(1)
+        follows = (current > previous) | ((current == previous) & follows)
+    if frame.height > 1 and not frame.select(follows.slice(1).all()).item():
+        return None
+    return True, {"duplicate_keys": 0, "null_keys": 0}
+
+
 def check_results(
-    con: duckdb.DuckDBPyConnection, table: str, key_columns: tuple[str, ...], per_patient: bool
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    key_columns: tuple[str, ...],
+    per_patient: bool,
+    written: pl.DataFrame | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """Return the results of check_specs(table, key_columns), run on the table just built."""
+    """Return the results of check_specs(table, key_columns), run on the table just built.
+
+    written: the frame the table's checked rows were written from, when it was; its key order may prove the
+    grain without reading the table.
+    """
+    grain = None if written is None else grain_outcome_of_ordered_frame(written, key_columns)
     outcomes = [
-        (GRAIN_CHECK, grain_is_unique_and_not_null(con, table, key_columns, per_patient)),
+        (GRAIN_CHECK, grain or grain_is_unique_and_not_null(con, table, key_columns, per_patient)),
         *[(name, check(con)) for name, _, check in MORE_CHECKS.get(table, [])],
     ]
     return [

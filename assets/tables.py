@@ -133,5 +133,9 @@ def write_tables(
             replace_table(con, table, frame)
             metadata = {"row_count": frame.height}
         write_comments(con, table, descriptions[name])
-        checks = check_results(con, table, keys[name], per_patient=merge) if keys and name in keys else None
+        checks = (
+            check_results(con, table, keys[name], per_patient=merge, written=frame)
+            if keys and name in keys
+            else None
+        )
         yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata, check_results=checks)
