@@ -134,8 +134,6 @@ def write_tables(
             metadata = {"row_count": frame.height}
         write_comments(con, table, descriptions[name])
         checks = (
-            check_results(con, table, keys[name], per_patient=merge, written=frame)
-            if keys and name in keys
-            else None
+            check_results(con, table, keys[name], per_patient=merge, written=frame) if keys and name in keys else None
         )
         yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata, check_results=checks)
