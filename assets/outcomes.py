@@ -98,7 +98,11 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         tables = outcome_frames_by_shard(
             infusions, assessments, encode(instruments).lazy(), outcome_rules, patients=len(patient_ids)
         )
-        # The dict holds the only references from here, and write_tables lets go of each frame once written.
+        # The dict holds the only references from here, and write_tables lets go of each frame once written:
+        # smallest first, so that the largest is decoded and written once the others are gone. In the engine's
+        # order the follow-ups' text was made while the frames freed just before were still held by the
+        # allocator, 0.25 GB above the step's peak otherwise.
+        tables = dict(sorted(tables.items(), key=lambda named: named[1].estimated_size()))
         yield from write_tables(
             con, "intermediate", tables, DESCRIPTIONS, merge=merge, keys=KEY_COLUMNS, prepare=decode
         )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.checks import check_results, check_specs
+from assets.checks import check_results, check_specs, grain_outcome_of_ordered_frame
 from pipelines.database import drop_relation, key_of, replace_table, set_rule_variables
 from pipelines.dictionary import write_comments
 from pipelines.incremental.file_states import FILE_STATES_TABLE
@@ -118,6 +118,8 @@ def write_tables(
     """
     for name in list(frames):
         frame = frames.pop(name)
+        # Its key order is judged as computed (enums by their codes), before prepare makes text of them.
+        ordered = grain_outcome_of_ordered_frame(frame, keys[name]) if keys and name in keys else None
         if prepare is not None:
             frame = prepare(frame)
         table = f"{schema}.{name}"
@@ -134,6 +136,6 @@ def write_tables(
             metadata = {"row_count": frame.height}
         write_comments(con, table, descriptions[name])
         checks = (
-            check_results(con, table, keys[name], per_patient=merge, written=frame) if keys and name in keys else None
+            check_results(con, table, keys[name], per_patient=merge, grain=ordered) if keys and name in keys else None
         )
         yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata, check_results=checks)

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 import assets.checks
-from assets.checks import GRAIN_CHECK, check_results, grain_is_unique_and_not_null
+from assets.checks import GRAIN_CHECK, check_results, grain_is_unique_and_not_null, grain_outcome_of_ordered_frame
 
 # Seven rows: (a.csv, 2) twice, (null, 3) twice, and one row without a row number.
 QUARANTINE_ROWS = [
@@ -57,13 +57,23 @@ def test_row_number_bitmaps_pass_a_table_of_distinct_numbered_rows(con):
 
 
 def grain_result(con, frame: pl.DataFrame):
-    (result,) = check_results(con, "main.sessions", ("patient_id", "infused_at"), False, written=frame)
+    ordered = grain_outcome_of_ordered_frame(frame, ("patient_id", "infused_at"))
+    (result,) = check_results(con, "main.sessions", ("patient_id", "infused_at"), False, grain=ordered)
     assert result.check_name == GRAIN_CHECK
     return result.passed, result.metadata["duplicate_keys"].value, result.metadata["null_keys"].value
 
 
-def test_a_frame_written_in_strictly_increasing_key_order_proves_the_grain_without_reading_the_table():
-    frame = pl.DataFrame({"patient_id": ["p1", "p1", "p2", "p3"], "infused_at": [5, 9, 1, 1]})
+@pytest.mark.parametrize(
+    "patient_id",
+    [
+        pl.Series(["p1", "p1", "p2", "p3", "p3"]),
+        # An enum is compared by its codes, whatever order its categories are in.
+        pl.Series(["p3", "p3", "p1", "p2", "p2"], dtype=pl.Enum(["p3", "p1", "p2"])),
+    ],
+    ids=["text", "enum"],
+)
+def test_a_frame_in_strictly_increasing_key_order_proves_the_grain_without_reading_the_table(patient_id):
+    frame = pl.DataFrame({"patient_id": patient_id, "infused_at": [5, 9, 1, 1, 4]})
     # No table main.sessions exists: reading it would fail, so the frame's order alone decided.
     assert grain_result(duckdb.connect(), frame) == (True, 0, 0)
 
@@ -71,15 +81,18 @@ def test_a_frame_written_in_strictly_increasing_key_order_proves_the_grain_witho
 @pytest.mark.parametrize(
     ("rows", "expected"),
     [
-        # p1 at 9 twice, in order: not strictly increasing, so the table is counted.
-        ({"patient_id": ["p1", "p1", "p1", "p2"], "infused_at": [5, 9, 9, 1]}, (False, 1, 0)),
+        # p2 at 1 twice, in order: not strictly increasing, so the table is counted.
+        ({"patient_id": ["p1", "p1", "p2", "p2"], "infused_at": [5, 9, 1, 1]}, (False, 1, 0)),
+        # p1 at 7 twice, the second copy in the second slice: found by its first row's look back.
+        ({"patient_id": ["p1", "p1", "p1", "p2"], "infused_at": [5, 7, 7, 1]}, (False, 1, 0)),
         # Distinct keys out of order: counted, and the grain holds.
         ({"patient_id": ["p2", "p1", "p1"], "infused_at": [1, 9, 5]}, (True, 0, 0)),
         # A null key part in an otherwise increasing frame: counted, and reported.
         ({"patient_id": ["p1", "p2", None], "infused_at": [5, 1, 7]}, (False, 0, 1)),
     ],
 )
-def test_a_frame_that_does_not_prove_its_grain_leaves_the_table_to_be_counted(rows, expected):
+def test_a_frame_that_does_not_prove_its_grain_leaves_the_table_to_be_counted(monkeypatch, rows, expected):
+    monkeypatch.setattr(assets.checks, "ORDER_CHECK_ROWS", 2)  # rows compared two at a time, across slices
     frame = pl.DataFrame(rows, schema={"patient_id": pl.String, "infused_at": pl.Int64})
     database = duckdb.connect()
     database.register("frame_rows", frame)
