@@ -39,7 +39,12 @@ def grain_is_unique_and_not_null(
     """Return whether the table's key columns are unique and never null."""
     rows = checked_rows(con, table, per_patient)
     any_null = " or ".join(f"{column} is null" for column in key_columns)
-    counted = row_number_key_counts(con, rows, key_columns, any_null) if ROW_NUMBER in key_columns else None
+    # The bitmaps take two passes over the rows: they pay on a whole table, not on the few patients an
+    # incremental refresh checks, where each pass is a scan of the table for them (0.36 s against 0.18 s).
+    whole_table = rows == table
+    counted = (
+        row_number_key_counts(con, rows, key_columns, any_null) if ROW_NUMBER in key_columns and whole_table else None
+    )
     duplicate_keys, null_keys = counted or hashed_key_counts(con, rows, key_columns, any_null)
     return duplicate_keys == 0 and null_keys == 0, {"duplicate_keys": duplicate_keys, "null_keys": null_keys}
 
