@@ -45,21 +45,36 @@ def grain_is_unique_and_not_null(
     counted = (
         row_number_key_counts(con, rows, key_columns, any_null) if ROW_NUMBER in key_columns and whole_table else None
     )
-    duplicate_keys, null_keys = counted or hashed_key_counts(con, rows, key_columns, any_null)
+    large = whole_table and con.execute(f"select count(*) from {table}").fetchall()[0][0] >= SORTED_HASHES_FROM_ROWS
+    duplicate_keys, null_keys = counted or hashed_key_counts(con, rows, key_columns, any_null, large)
     return duplicate_keys == 0 and null_keys == 0, {"duplicate_keys": duplicate_keys, "null_keys": null_keys}
 
 
+# From this many rows a table of their distinct key hashes outgrows the processor's caches, and sorting the
+# hashes finds the repeats sooner (the sixteen million assessments of a million patients: 1.0 s against 1.6 to
+# 2.5 s); below it, counting them is the faster (at 100,000 patients, by a few milliseconds a table).
+SORTED_HASHES_FROM_ROWS = 8_000_000
+
+
 def hashed_key_counts(
-    con: duckdb.DuckDBPyConnection, rows: str, key_columns: tuple[str, ...], any_null: str
+    con: duckdb.DuckDBPyConnection, rows: str, key_columns: tuple[str, ...], any_null: str, large: bool = False
 ) -> tuple[int, int]:
-    """Return the rows that repeat a key and the rows with a null key part, counting distinct key hashes."""
+    """Return the rows that repeat a key and the rows with a null key part, counting distinct key hashes, or for
+    a large table, the hashes equal to the one before them in sorted order (the same number)."""
     keys = ", ".join(key_columns)
     # Distinct 64-bit hashes of the key are far cheaper to count than distinct keys. Equal keys always
     # hash alike, so no duplicate goes unseen; when the hashes say there are duplicates (or two keys
     # collide, about once in 10^12 checks of a million rows), the keys themselves are counted.
-    duplicate_keys, null_keys = con.execute(
-        f"select count(*) - count(distinct hash({keys})), count(*) filter (where {any_null}) from {rows}"
-    ).fetchall()[0]
+    if large:
+        counts = f"""
+            select count(*) filter (where key_hash = previous_hash), count(*) filter (where is_null_key) from (
+                select key_hash, lag(key_hash) over (order by key_hash) as previous_hash, is_null_key
+                from (select hash({keys}) as key_hash, {any_null} as is_null_key from {rows})
+            )
+        """
+    else:
+        counts = f"select count(*) - count(distinct hash({keys})), count(*) filter (where {any_null}) from {rows}"
+    duplicate_keys, null_keys = con.execute(counts).fetchall()[0]
     if duplicate_keys:
         duplicate_keys = con.execute(f"select count(*) - count(distinct ({keys})) from {rows}").fetchall()[0][0]
     return duplicate_keys, null_keys

@@ -30,7 +30,7 @@ def con():
     database.close()
 
 
-@pytest.mark.parametrize("bitmaps", [True, False], ids=["row-number bitmaps", "key hashes"])
+@pytest.mark.parametrize("counted_by", ["row-number bitmaps", "distinct key hashes", "sorted key hashes"])
 @pytest.mark.parametrize(
     ("key_columns", "duplicates"),
     [
@@ -40,9 +40,13 @@ def con():
         (("source_file", "row_number", "record_type"), 1),
     ],
 )
-def test_row_number_keys_are_counted_alike_by_bitmaps_and_by_hashes(con, monkeypatch, bitmaps, key_columns, duplicates):
-    if not bitmaps:  # no bitmap fits: the key hashes are counted
+def test_row_number_keys_are_counted_alike_by_bitmaps_and_by_hashes(
+    con, monkeypatch, counted_by, key_columns, duplicates
+):
+    if counted_by != "row-number bitmaps":  # no bitmap fits: the key hashes are counted
         monkeypatch.setattr(assets.checks, "ROW_NUMBER_BITMAP_LIMIT_BITS", 0)
+    if counted_by == "sorted key hashes":  # as for a table of millions of rows
+        monkeypatch.setattr(assets.checks, "SORTED_HASHES_FROM_ROWS", 0)
     passed, metadata = grain_is_unique_and_not_null(con, "quarantined", key_columns, per_patient=False)
     # Three rows lack a key part: the two without a file and the one without a row number.
     assert (passed, metadata) == (False, {"duplicate_keys": duplicates, "null_keys": 3})
