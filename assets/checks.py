@@ -45,8 +45,10 @@ def grain_is_unique_and_not_null(
     counted = (
         row_number_key_counts(con, rows, key_columns, any_null) if ROW_NUMBER in key_columns and whole_table else None
     )
-    large = whole_table and con.execute(f"select count(*) from {table}").fetchall()[0][0] >= SORTED_HASHES_FROM_ROWS
-    duplicate_keys, null_keys = counted or hashed_key_counts(con, rows, key_columns, any_null, large)
+    if counted is None:
+        large = whole_table and con.execute(f"select count(*) from {table}").fetchall()[0][0] >= SORTED_HASHES_FROM_ROWS
+        counted = hashed_key_counts(con, rows, key_columns, any_null, large)
+    duplicate_keys, null_keys = counted
     return duplicate_keys == 0 and null_keys == 0, {"duplicate_keys": duplicate_keys, "null_keys": null_keys}
 
 

@@ -118,8 +118,9 @@ def write_tables(
     """
     for name in list(frames):
         frame = frames.pop(name)
+        key_columns = (keys or {}).get(name)
         # Its key order is judged as computed (enums by their codes), before prepare makes text of them.
-        ordered = grain_outcome_of_ordered_frame(frame, keys[name]) if keys and name in keys else None
+        ordered = grain_outcome_of_ordered_frame(frame, key_columns) if key_columns else None
         if prepare is not None:
             frame = prepare(frame)
         table = f"{schema}.{name}"
@@ -135,7 +136,5 @@ def write_tables(
             replace_table(con, table, frame)
             metadata = {"row_count": frame.height}
         write_comments(con, table, descriptions[name])
-        checks = (
-            check_results(con, table, keys[name], per_patient=merge, grain=ordered) if keys and name in keys else None
-        )
+        checks = check_results(con, table, key_columns, per_patient=merge, grain=ordered) if key_columns else None
         yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata, check_results=checks)
