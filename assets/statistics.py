@@ -7,18 +7,28 @@ import polars as pl
 
 from assets.checks import check_specs
 from assets.tables import polars_table_specs, write_tables
-from pipelines.database import key_of
+from pipelines.database import key_of, table_exists
+from pipelines.dictionary import write_comments
+from pipelines.incremental.scope import in_scope, replaced_rows_table, scope_is_every_patient
 from pipelines.resources import Warehouse
-from pipelines.stats.case_mix import case_mix_comparison_from_series_outcomes
+from pipelines.stats.case_mix import CASE_MIX_CELL, case_mix_cells, case_mix_comparison_from_cells
+from pipelines.stats.cells import updated_cells
 from pipelines.stats.cohorts import (
+    CELL,
+    END_CHANGE_CELL,
+    RELIEF_CELL,
     TRAJECTORY_CELLS_SQL,
-    TRAJECTORY_SERIES_SQL,
-    end_change_quantiles_from_series_outcomes,
+    cohorts_of_cells,
+    end_change_cells,
+    end_change_quantiles_from_cells,
+    relief_cells,
     relief_summary_from_survival,
-    relief_survival_from_series_outcomes,
-    response_rates_from_series_outcomes,
+    relief_survival_from_cells,
+    response_rate_cells,
+    response_rates_from_cells,
     trajectories_from_cells,
 )
+from pipelines.stats.dimensions import START_MONTH
 
 # table: (description shown in the UI and the warehouse, key columns)
 STATISTICS_MARTS = {
@@ -100,39 +110,168 @@ SERIES_OUTCOME_COLUMNS = (
     "end_pct_change",
 )
 
+# The additive cells the marts are computed from, kept in the warehouse between refreshes: an incremental
+# refresh adds the cells of the series it recomputed and takes away those of the series they replaced, so
+# that millions of series are not read and counted again for a few thousand patients.
+# name: (description, key columns, cells of series outcomes)
+CELL_TABLES = {
+    "response_rate_cells": (
+        (
+            "The counts response_rates adds up into cohorts, per finest cell (clinic, indication, month of series "
+            "start, provider, dose band, instrument, series kind) of evaluable series."
+        ),
+        CELL,
+        response_rate_cells,
+    ),
+    "relief_cells": (
+        (
+            "The relapses (events) and censorings per finest cell and day of relief that relief_survival adds up into "
+            "cohorts."
+        ),
+        RELIEF_CELL,
+        relief_cells,
+    ),
+    "end_change_cells": (
+        (
+            "Evaluable series per clinic, indication, instrument, series kind and end-of-series % change: the values "
+            "end_change_quantiles reads its quantiles from."
+        ),
+        END_CHANGE_CELL,
+        end_change_cells,
+    ),
+    "case_mix_cells": (
+        (
+            "Evaluable series and responders per clinic, instrument, series kind, indication and baseline score, that "
+            "case_mix_comparison bands and compares."
+        ),
+        CASE_MIX_CELL,
+        case_mix_cells,
+    ),
+}
+CELL_DESCRIPTIONS = {name: description for name, (description, _, _) in CELL_TABLES.items()}
+CELLS_SCHEMA = "intermediate"
+# The rows of marts.series_outcomes the kept cells were counted from, as a count and a sum of row hashes (a
+# sum adds up over rows like the cells do): cells are brought up to date only from the state they were counted
+# from, whatever ran in between (a run stopped after the merge, assets materialized one by one).
+CELLS_SOURCE_TABLE = f"{CELLS_SCHEMA}.statistics_cells_source"
+CELLS_SOURCE_DESCRIPTION = (
+    "The rows of marts.series_outcomes the statistics cells were counted from: how many, and the sum of their "
+    "hashes. An incremental refresh updates the cells only when they match."
+)
+SERIES_OUTCOMES = "marts.series_outcomes"
+
+
+def series_outcomes_sql(source: str, where: str = "") -> str:
+    """Return the SELECT of the columns and rows the statistics read from series outcome rows (with the
+    instrument's caseness and range)."""
+    return (
+        f"select {', '.join(f'outcomes.{c}' for c in SERIES_OUTCOME_COLUMNS)}, "
+        "instruments.caseness_min, instruments.score_min, instruments.score_max "
+        f"from {source} as outcomes left join seeds.instruments as instruments using (instrument) {where}"
+    )
+
+
+def row_hashes(condition: str = "true") -> str:
+    """Return the SQL of (rows, sum of their hashes) over the statistics' columns of the rows meeting a condition."""
+    columns = ", ".join(SERIES_OUTCOME_COLUMNS)
+    return f"count(*) filter (where {condition}), coalesce(sum(hash({columns})) filter (where {condition}), 0)"
+
+
+def counted_from(con) -> tuple[int, int]:
+    """Return the rows of marts.series_outcomes and the sum of their hashes, as the cells were counted from them."""
+    return con.execute(f"select series_count, row_hash_sum from {CELLS_SOURCE_TABLE}").fetchall()[0]
+
+
+def cells_brought_up_to_date(
+    con,
+) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], pl.LazyFrame, tuple[int, int]] | None:
+    """Return the kept cells with the recomputed series' counts added and the replaced series' taken away, the
+    keys of the cells that changed, the cohorts of relief_survival whose cells changed, and the rows now counted
+    (counted_from); None when the kept cells were not counted from the rows the merge replaced (then every
+    cell is counted anew)."""
+    replaced = replaced_rows_table(SERIES_OUTCOMES)
+    needed = [replaced, CELLS_SOURCE_TABLE, *(f"{CELLS_SCHEMA}.{name}" for name in CELL_TABLES)]
+    if not all(table_exists(con, table) for table in needed):
+        return None
+    rows_now, hashes_now, rows_recomputed, hashes_recomputed = con.execute(
+        f"select {row_hashes()}, {row_hashes(in_scope())} from {SERIES_OUTCOMES}"
+    ).fetchall()[0]
+    rows_replaced, hashes_replaced = con.execute(f"select {row_hashes()} from {replaced}").fetchall()[0]
+    before = (rows_now - rows_recomputed + rows_replaced, hashes_now - hashes_recomputed + hashes_replaced)
+    if counted_from(con) != before:
+        return None
+    added = con.sql(series_outcomes_sql(SERIES_OUTCOMES, f"where {in_scope('outcomes.patient_id')}")).pl().lazy()
+    removed = con.sql(series_outcomes_sql(replaced)).pl().lazy()
+    cells, changed = {}, {}
+    for name, (_, keys, cells_of) in CELL_TABLES.items():
+        kept = con.sql(f"select * from {CELLS_SCHEMA}.{name}").pl()
+        cells[name], changed[name] = updated_cells(kept, cells_of(added).collect(), cells_of(removed).collect(), keys)
+    changed_relief = cohorts_of_cells(changed["relief_cells"].lazy(), periods=(START_MONTH,), breakdowns=True)
+    return cells, changed, changed_relief, (rows_now, hashes_now)
+
+
+def write_counted_from(con, rows: int, hashes: int, cells: str) -> dg.MaterializeResult:
+    """Write CELLS_SOURCE_TABLE; cells says how the cells were made (metadata shown in the UI)."""
+    con.execute(f"create or replace table {CELLS_SOURCE_TABLE} (series_count bigint, row_hash_sum hugeint)")
+    con.execute(f"insert into {CELLS_SOURCE_TABLE} values (?, ?::hugeint)", [rows, str(hashes)])
+    write_comments(con, CELLS_SOURCE_TABLE, CELLS_SOURCE_DESCRIPTION)
+    return dg.MaterializeResult(asset_key=key_of(CELLS_SOURCE_TABLE), metadata={"row_count": 1, "cells": cells})
+
 
 @dg.multi_asset(
     specs=polars_table_specs(
         "marts",
         DESCRIPTIONS,
         [key_of("marts.series_outcomes"), key_of("marts.assessment_outcomes"), key_of("seeds.instruments")],
+    )
+    + polars_table_specs(
+        CELLS_SCHEMA,
+        {**CELL_DESCRIPTIONS, CELLS_SOURCE_TABLE.split(".")[1]: CELLS_SOURCE_DESCRIPTION},
+        [key_of("marts.series_outcomes"), key_of("seeds.instruments")],
     ),
     check_specs=[
         spec for name, key_columns in KEY_COLUMNS.items() for spec in check_specs(f"marts.{name}", key_columns)
     ],
 )
 def statistics_marts(warehouse: Warehouse):
-    """Compute the cohort statistics from the per-series marts, in one pass."""
+    """Compute the cohort statistics from their additive cells: counted from every series in a full refresh,
+    brought up to date from the replaced and recomputed series in an incremental one."""
     with warehouse.connect() as con:
-        # Only the columns and rows the statistics use: the marts hold millions of rows.
-        series_outcomes = (
-            con.sql(
-                f"select {', '.join(f'outcomes.{c}' for c in SERIES_OUTCOME_COLUMNS)}, "
-                "instruments.caseness_min, instruments.score_min, instruments.score_max "
-                "from marts.series_outcomes as outcomes left join seeds.instruments using (instrument)"
-            )
-            .pl()
-            .lazy()
-        )
+        up_to_date = None if scope_is_every_patient(con) else cells_brought_up_to_date(con)
+        if up_to_date is None:
+            # Only the columns and rows the statistics use: the marts hold millions of rows.
+            series_outcomes = con.sql(series_outcomes_sql(SERIES_OUTCOMES)).pl().lazy()
+            cells = {name: cells_of(series_outcomes).collect() for name, (_, _, cells_of) in CELL_TABLES.items()}
+            del series_outcomes
+            changed_cells = changed_relief = None
+            counted = con.execute(f"select {row_hashes()} from {SERIES_OUTCOMES}").fetchall()[0]
+        else:
+            cells, changed_cells, changed_relief, counted = up_to_date
         trajectory_cells = con.sql(TRAJECTORY_CELLS_SQL).pl().lazy()
-        trajectory_series = con.sql(TRAJECTORY_SERIES_SQL).pl().lazy()
-        survival = relief_survival_from_series_outcomes(series_outcomes).collect()
+        # In an incremental refresh only the relief cohorts whose cells changed are worked out and replaced: the
+        # curves of every cohort, one row per day, are the largest of these marts.
+        survival = relief_survival_from_cells(cells["relief_cells"].lazy(), only=changed_relief).collect()
         tables: dict[str, pl.DataFrame] = {
-            "response_rates": response_rates_from_series_outcomes(series_outcomes).collect(),
+            "response_rates": response_rates_from_cells(cells["response_rate_cells"].lazy()).collect(),
             "relief_survival": survival,
             "relief_summary": relief_summary_from_survival(survival.lazy()).collect(),
-            "end_change_quantiles": end_change_quantiles_from_series_outcomes(series_outcomes).collect(),
-            "case_mix_comparison": case_mix_comparison_from_series_outcomes(series_outcomes).collect(),
-            "trajectories": trajectories_from_cells(trajectory_cells, trajectory_series).collect(),
+            "end_change_quantiles": end_change_quantiles_from_cells(cells["end_change_cells"].lazy()).collect(),
+            "case_mix_comparison": case_mix_comparison_from_cells(cells["case_mix_cells"].lazy()).collect(),
+            "trajectories": trajectories_from_cells(trajectory_cells).collect(),
         }
-        yield from write_tables(con, "marts", tables, DESCRIPTIONS, keys=KEY_COLUMNS)
+        del survival
+        replacing = None
+        if changed_relief is not None:
+            changed = changed_relief.collect()
+            replacing = {"relief_survival": changed, "relief_summary": changed}
+        yield from write_tables(con, "marts", tables, DESCRIPTIONS, keys=KEY_COLUMNS, replacing=replacing)
+        if changed_cells is not None:  # only the cells that changed are written
+            for name, (_, keys, _) in CELL_TABLES.items():
+                cells[name] = cells[name].join(changed_cells[name], on=keys, how="semi", nulls_equal=True)
+        yield from write_tables(con, CELLS_SCHEMA, cells, CELL_DESCRIPTIONS, replacing=changed_cells)
+        if changed_cells is None:
+            how = "counted from every series"
+        else:
+            how = f"brought up to date: {sum(keys.height for keys in changed_cells.values())} cells changed"
+        yield write_counted_from(con, *counted, how)
+        con.execute(f"drop table if exists {replaced_rows_table(SERIES_OUTCOMES)}")

@@ -6,9 +6,10 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from assets.checks import check_results, check_specs, grain_outcome_of_ordered_frame
-from pipelines.database import drop_relation, key_of, replace_table, set_rule_variables
+from pipelines.database import drop_relation, key_of, replace_rows, replace_table, set_rule_variables
 from pipelines.dictionary import write_comments
 from pipelines.incremental.file_states import FILE_STATES_TABLE
 from pipelines.incremental.scope import merge_by_patient, scope_is_every_patient, scoped_select
@@ -108,13 +109,15 @@ def write_tables(
     merge: bool = False,
     keys: dict[str, tuple[str, ...]] | None = None,
     prepare=None,
+    replacing: dict[str, pl.DataFrame] | None = None,
 ):
     """Write each frame as schema.<name> with its comments; yield one MaterializeResult per table.
 
-    With merge, the frames hold the recomputed patients only and replace those patients' rows. Tables named
-    in keys get their checks (assets.checks) run on what was written. prepare, if given, turns each frame
-    into what is written, one frame at a time. frames is emptied as they are written, so that each frame can be
-    freed once it is in the warehouse.
+    With merge, the frames hold the recomputed patients only and replace those patients' rows. A table named
+    in replacing gets the rows of its frame in place of its rows with the keys given there (replace_rows).
+    Tables named in keys get their checks (assets.checks) run on what was written. prepare, if given, turns
+    each frame into what is written, one frame at a time. frames is emptied as they are written, so that each
+    frame can be freed once it is in the warehouse.
     """
     for name in list(frames):
         frame = frames.pop(name)
@@ -124,7 +127,13 @@ def write_tables(
         if prepare is not None:
             frame = prepare(frame)
         table = f"{schema}.{name}"
-        if merge:
+        if replacing and name in replacing:
+            replace_rows(con, table, frame, replacing[name])
+            metadata = {
+                "rows_recomputed": frame.height,
+                "row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
+            }
+        elif merge:
             con.register("frame_to_merge", frame)
             merge_by_patient(con, table, "select * from frame_to_merge")
             con.unregister("frame_to_merge")

@@ -82,6 +82,22 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     return frame.height
 
 
+def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, keys: pl.DataFrame) -> None:
+    """Replace the rows of a table whose key (the columns of keys) is among keys with the rows of frame, which
+    holds those keys' rows only; a key without rows in frame loses its rows. A null key part matches a null."""
+    matches = " and ".join(
+        f'{table}."{column}" is not distinct from replaced_keys."{column}"' for column in keys.columns
+    )
+    con.register("replaced_keys", keys)
+    con.register("replacing_rows", frame)
+    try:
+        con.execute(f"delete from {table} using replaced_keys where {matches}")
+        con.execute(f"insert into {table} by name select * from replacing_rows")
+    finally:
+        con.unregister("replaced_keys")
+        con.unregister("replacing_rows")
+
+
 def set_rule_variables(con: duckdb.DuckDBPyConnection, rules: OutcomeRules) -> None:
     """Make every clinical parameter readable in SQL as getvariable('<name>')."""
     for name, value in rules.model_dump().items():

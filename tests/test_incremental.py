@@ -7,6 +7,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import polars as pl
 import pytest
@@ -74,6 +75,16 @@ def sorted_rows(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort([*exact, *floats], nulls_last=True) if exact or floats else frame
 
 
+def statistics_cells(result) -> str:
+    """Return how a refresh made the statistics' cells: counted from every series, or brought up to date."""
+    (cells,) = [
+        event.materialization.metadata["cells"].value
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["intermediate", "statistics_cells_source"])
+    ]
+    return cells
+
+
 def assert_same_warehouse(incremental: Path, full: Path) -> None:
     left, right = tables(incremental), tables(full)
     assert left.keys() == right.keys()
@@ -111,7 +122,7 @@ def test_a_day_of_new_rows_recomputes_only_their_patients_and_equals_a_full_refr
         .alias("dose_mg_per_kg")
     )
     write_text_csv(corrected, inbox / "infusions.csv")
-    nightly.ok(inbox, as_of=SECOND_AS_OF)
+    result = nightly.ok(inbox, as_of=SECOND_AS_OF)
 
     last = nightly.rows("select refresh_scope, patients_recomputed from meta.refreshes order by refreshed_at")[-1]
     changed = {
@@ -126,6 +137,8 @@ def test_a_day_of_new_rows_recomputes_only_their_patients_and_equals_a_full_refr
     assert len(changed) <= last["patients_recomputed"] <= len(changed) + 10
     assert last["patients_recomputed"] < 100
     assert future_before[0]["n"] >= 2
+    # The kept cells of the statistics took in the changes: the series were not all counted again.
+    assert statistics_cells(result).startswith("brought up to date")
 
     full = Refresh(tmp_path / "full")
     full.ok(inbox, as_of=SECOND_AS_OF)

@@ -71,9 +71,24 @@ def scoped_select(con: duckdb.DuckDBPyConnection, select: str, inputs: Iterable[
     return with_tables_renamed(select, views)
 
 
+# Per-patient tables whose replaced rows a merge keeps (replaced_rows_table), for the statistics to take the
+# replaced series' counts away from their cells (assets/statistics.py).
+KEEPS_REPLACED_ROWS = ("marts.series_outcomes",)
+
+
+def replaced_rows_table(table: str) -> str:
+    """Return the raw-store table that holds the rows the last merge of a table replaced (never published)."""
+    return f"raw.replaced__{table.replace('.', '__')}"
+
+
 def merge_by_patient(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> int:
-    """Replace the recomputed patients' rows of a table with the rows a query returns; return how many."""
+    """Replace the recomputed patients' rows of a table with the rows a query returns; return how many.
+
+    The rows replaced in a table of KEEPS_REPLACED_ROWS are kept in replaced_rows_table(table).
+    """
     con.execute(f"create or replace temp table merged_rows as {rows}")
+    if table in KEEPS_REPLACED_ROWS:
+        con.execute(f"create or replace table {replaced_rows_table(table)} as select * from {table} where {in_scope()}")
     con.execute(f"delete from {table} where {in_scope()}")
     con.execute(f"insert into {table} by name select * from merged_rows")
     count = con.execute("select count(*) from merged_rows").fetchall()[0][0]

@@ -68,20 +68,43 @@ def expected_from_reference(
     )
 
 
+CASE_MIX_CELL = [
+    "clinic_id",
+    *[column for column in STRATUM if column != "severity_band"],
+    "baseline_score",
+    "score_min",
+    "score_max",
+]
+
+
+def case_mix_cells(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the evaluable series and their responders per clinic, stratum and baseline score.
+
+    series_outcomes: evaluable or not, with score_min and score_max of its instrument. Counted per baseline
+    score first and banded after (case_mix_comparison_from_cells): a few thousand distinct scores are named,
+    not millions of series.
+    """
+    return (
+        series_outcomes.filter(pl.col("status") == "evaluable")
+        .group_by(CASE_MIX_CELL)
+        .agg(series_count=pl.len().cast(pl.Int64), responder_count=pl.col("is_responder").sum().cast(pl.Int64))
+    )
+
+
 def case_mix_comparison_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return case_mix_comparison_from_cells of the series' cells."""
+    return case_mix_comparison_from_cells(case_mix_cells(series_outcomes))
+
+
+def case_mix_comparison_from_cells(cells: pl.LazyFrame) -> pl.LazyFrame:
     """Return per clinic, instrument and series kind: evaluable series, observed and expected responders, O/E and
     its 95% interval by Byar's approximation, the clinic's crude response rate and the network's.
 
-    series_outcomes: evaluable or not, with score_min and score_max of its instrument.
+    cells: case_mix_cells.
     """
-    # Counted per baseline score first and banded after: a few thousand distinct scores are named, not millions
-    # of series. Collected once, as the network's rates and the clinics' expected counts both read it.
-    unbanded = [column for column in STRATUM if column != "severity_band"]
-    scores = ["clinic_id", *unbanded, "baseline_score", "score_min", "score_max"]
+    # Collected once, as the network's rates and the clinics' expected counts both read it.
     strata = (
-        series_outcomes.filter(pl.col("status") == "evaluable")
-        .group_by(scores)
-        .agg(count=pl.len().cast(pl.Int64), observed=pl.col("is_responder").sum().cast(pl.Int64))
+        cells.rename({"series_count": "count", "responder_count": "observed"})
         .with_columns(severity_band())
         .group_by("clinic_id", *STRATUM)
         .agg(pl.col("count", "observed").sum())

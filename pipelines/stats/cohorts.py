@@ -86,20 +86,36 @@ def summed_by_dimension(
     counts: list[str],
     periods: tuple[str, ...] = (START_MONTH,),
     breakdowns: bool = False,
+    only: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Return the counts of cells summed per cohort (cohorts) and keys: one row per (dimension, dimension_value,
-    *keys), as by_dimension followed by a sum would.
+    *keys), as by_dimension followed by a sum would. only: the cohorts to sum (dimension, dimension_value and
+    some of keys), when not all.
 
     Each dimension's cells are summed by the columns its value is made of before the value is written: labelling
     every cell once per dimension (millions of strings at a million patients) cost most of the time.
     """
     cells = cells.collect().lazy()  # read once by every dimension, not worked out again for each
-    per_dimension = [
-        cells.group_by(*dict.fromkeys(value.meta.root_names()), *keys)
-        .agg(pl.col(counts).sum())
-        .select(pl.lit(name).alias("dimension"), value.alias("dimension_value"), *keys, *counts)
-        for name, value in cohorts(periods, breakdowns)
-    ]
+    per_dimension = []
+    for name, value in cohorts(periods, breakdowns):
+        made_of = list(dict.fromkeys(value.meta.root_names()))
+        in_dimension = cells
+        if only is not None:
+            # The cells of the cohorts asked for: those whose columns of the value are labelled as one of them.
+            wanted = only.filter(pl.col("dimension") == name).drop("dimension")
+            cohort_keys = [key for key in wanted.collect_schema().names() if key != "dimension_value"]
+            labelled = (
+                cells.select(*made_of, *cohort_keys)
+                .unique()
+                .with_columns(dimension_value=value)
+                .join(wanted, on=["dimension_value", *cohort_keys], how="semi", nulls_equal=True)
+            )
+            in_dimension = cells.join(labelled, on=[*made_of, *cohort_keys], how="semi", nulls_equal=True)
+        per_dimension.append(
+            in_dimension.group_by(*made_of, *keys)
+            .agg(pl.col(counts).sum())
+            .select(pl.lit(name).alias("dimension"), value.alias("dimension_value"), *keys, *counts)
+        )
     # Two ids can be written alike (split_ids): the labelled rows are summed once more.
     return pl.concat(per_dimension).group_by(*COHORT, *keys).agg(pl.col(counts).sum())
 
@@ -130,8 +146,19 @@ RATES = (
 )
 
 
-def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return the rates of RATES with Wilson intervals per cohort, instrument and series kind.
+# The finest cell the cohorts are made of: each cohort of cohorts(START_PERIODS, breakdowns=True) is a sum of
+# cells, so cells counted once serve every cohort, and an incremental refresh adds and takes away the cells of
+# the series it replaced (assets/statistics.py) instead of counting millions of series again.
+CELL = ["clinic_id", "primary_indication", "series_start_at", "provider_id", "dose_band", "instrument", "series_kind"]
+
+
+def in_cells(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the rows with series_start_at truncated to its month, the period of the finest cell."""
+    return series_outcomes.with_columns(pl.col("series_start_at").dt.truncate("1mo"))
+
+
+def response_rate_cells(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return per CELL the evaluable series and each count a rate of RATES is made of (response_rates_from_cells).
 
     series_outcomes carries caseness_min, the instrument's (seeds.instruments). Remission counts over
     remission-eligible series (§10.2); reliable change over series of instruments with a reliable_change,
@@ -141,43 +168,48 @@ def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.Laz
     """
     evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
     early_checked = pl.col("is_early_non_improver").is_not_null()
-    cell_counts = {
-        "evaluable_count": pl.len().cast(pl.Int64),
-        "responder_count": count_of(pl.col("is_responder")),
-        "remission_eligible_count": count_of(pl.col("is_remission_eligible")),
-        "remitter_count": count_of(pl.col("is_remitter") & pl.col("is_remission_eligible")),
-        "rapid_response_count": count_of(pl.col("is_rapid_response")),
-        "completed_induction_count": count_of(pl.col("is_completed_induction")),
-        "reliable_change_count": count_of(pl.col("is_reliable_improvement").is_not_null()),
-        "reliable_improvement_count": count_of(pl.col("is_reliable_improvement")),
-        "reliable_deterioration_count": count_of(pl.col("is_reliable_deterioration")),
-        "case_at_baseline_count": count_of(
-            pl.col("is_reliable_recovery").is_not_null() & (pl.col("baseline_score") >= pl.col("caseness_min"))
-        ),
-        "reliable_recovery_count": count_of(pl.col("is_reliable_recovery")),
-        "early_checked_count": count_of(early_checked),
-        "early_non_improver_count": count_of(pl.col("is_early_non_improver")),
-        "early_checked_non_responder_count": count_of(early_checked & ~pl.col("is_responder")),
-        "early_flagged_non_responder_count": count_of(pl.col("is_early_non_improver") & ~pl.col("is_responder")),
-    }
-    # Counted once per finest cell (clinic, indication, month, provider, dose band, instrument, kind), then the
-    # cells are added up into every cohort: thousands of cells are copied into the cohorts, not millions of series.
-    cells = evaluable.group_by(
-        "clinic_id",
-        "primary_indication",
-        pl.col("series_start_at").dt.truncate("1mo"),
-        "provider_id",
-        "dose_band",
-        "instrument",
-        "series_kind",
-    ).agg(**cell_counts)
+    return (
+        in_cells(evaluable)
+        .group_by(CELL)
+        .agg(
+            evaluable_count=pl.len().cast(pl.Int64),
+            responder_count=count_of(pl.col("is_responder")),
+            remission_eligible_count=count_of(pl.col("is_remission_eligible")),
+            remitter_count=count_of(pl.col("is_remitter") & pl.col("is_remission_eligible")),
+            rapid_response_count=count_of(pl.col("is_rapid_response")),
+            completed_induction_count=count_of(pl.col("is_completed_induction")),
+            reliable_change_count=count_of(pl.col("is_reliable_improvement").is_not_null()),
+            reliable_improvement_count=count_of(pl.col("is_reliable_improvement")),
+            reliable_deterioration_count=count_of(pl.col("is_reliable_deterioration")),
+            case_at_baseline_count=count_of(
+                pl.col("is_reliable_recovery").is_not_null() & (pl.col("baseline_score") >= pl.col("caseness_min"))
+            ),
+            reliable_recovery_count=count_of(pl.col("is_reliable_recovery")),
+            early_checked_count=count_of(early_checked),
+            early_non_improver_count=count_of(pl.col("is_early_non_improver")),
+            early_checked_non_responder_count=count_of(early_checked & ~pl.col("is_responder")),
+            early_flagged_non_responder_count=count_of(pl.col("is_early_non_improver") & ~pl.col("is_responder")),
+        )
+    )
+
+
+def counts_of(cells: pl.LazyFrame | pl.DataFrame, keys: list[str]) -> list[str]:
+    """Return the count columns of cells: every column but the keys."""
+    return [column for column in cells.collect_schema().names() if column not in keys]
+
+
+def response_rates_from_cells(cells: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the rates of RATES with Wilson intervals per cohort, instrument and series kind, from
+    response_rate_cells: thousands of cells are added up into the cohorts, not millions of series."""
     rate_columns_in_order = [
         column
         for prefix, count, denominator in RATES
         for column in (denominator, count, f"{prefix}_rate", f"{prefix}_ci_low", f"{prefix}_ci_high")
     ]
     return (
-        summed_by_dimension(cells, ["instrument", "series_kind"], list(cell_counts), START_PERIODS, breakdowns=True)
+        summed_by_dimension(
+            cells, ["instrument", "series_kind"], counts_of(cells, CELL), START_PERIODS, breakdowns=True
+        )
         .with_columns(*[e for rate in RATES for e in rate_columns(*rate)])
         .select(
             *RATE_KEY,
@@ -190,6 +222,11 @@ def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.Laz
     )
 
 
+def response_rates_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return response_rates_from_cells of the series' cells."""
+    return response_rates_from_cells(response_rate_cells(series_outcomes))
+
+
 def relief_observations(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     """Return responders with a relief duration: relapse is the event, otherwise censored (§5)."""
     return series_outcomes.filter(pl.col("relief_days").is_not_null()).with_columns(
@@ -197,26 +234,34 @@ def relief_observations(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return Kaplan-Meier relief curves per cohort, instrument and series kind: one row per distinct day."""
-    cell = [
-        "clinic_id",
-        "primary_indication",
-        "series_start_at",
-        "provider_id",
-        "dose_band",
-        "instrument",
-        "series_kind",
-    ]
-    # Relapses and censorings counted per finest cell and day, then added up into every cohort (as for rates).
-    cells = events_per_duration(
-        relief_observations(series_outcomes).with_columns(pl.col("series_start_at").dt.truncate("1mo")), cell
-    )
+RELIEF_CELL = [*CELL, "duration"]
+
+
+def relief_cells(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return per CELL and day of relief the responders' relapses (events) and censorings."""
+    return events_per_duration(in_cells(relief_observations(series_outcomes)), CELL)
+
+
+def relief_survival_from_cells(cells: pl.LazyFrame, only: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """Return Kaplan-Meier relief curves per cohort, instrument and series kind from relief_cells: one row per
+    distinct day. only: the cohorts (RATE_KEY) to return, when not all."""
     counts = summed_by_dimension(
-        cells, ["instrument", "series_kind", "duration"], ["events", "censored"], breakdowns=True
+        cells, ["instrument", "series_kind", "duration"], ["events", "censored"], breakdowns=True, only=only
     )
     curves = kaplan_meier_from_counts(counts, RATE_KEY)
     return curves.rename({"duration": "day"}).sort([*RATE_KEY, "day"])
+
+
+def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return relief_survival_from_cells of the series' cells."""
+    return relief_survival_from_cells(relief_cells(series_outcomes))
+
+
+def cohorts_of_cells(cells: pl.LazyFrame, periods: tuple[str, ...], breakdowns: bool) -> pl.LazyFrame:
+    """Return the cohorts (RATE_KEY) of cohorts(periods, breakdowns) that some of the cells (CELL) count in, named
+    as summed_by_dimension names them."""
+    marked = cells.select(*CELL, cells=pl.lit(1, dtype=pl.Int64))
+    return summed_by_dimension(marked, ["instrument", "series_kind"], ["cells"], periods, breakdowns).select(RATE_KEY)
 
 
 def relief_summary_from_survival(relief_survival: pl.LazyFrame) -> pl.LazyFrame:
@@ -226,33 +271,43 @@ def relief_summary_from_survival(relief_survival: pl.LazyFrame) -> pl.LazyFrame:
 
 # Each (clinic, indication) cell's scores of the trajectories, summarised where they are stored: count, mean
 # and sum of squared deviations pool exactly into any cohort (trajectories_from_cells), so millions of follow-ups
-# are never moved out of DuckDB. One row per (clinic_id, primary_indication, instrument, infusions_received).
-TRAJECTORY_SCORES = f"""
-    from marts.assessment_outcomes
-    where series_kind = 'induction' and is_in_response_window and pct_change is not null
-        and infusions_received <= {MAX_TRAJECTORY_INFUSIONS}
-"""
+# are never moved out of DuckDB. One row per (clinic_id, primary_indication, instrument, infusions_received), with
+# series_count, the series the scores of its (clinic_id, primary_indication, instrument) belong to (a series lies
+# in one cell). The scores are selected once for both (two scans of the follow-ups took twice as long).
 TRAJECTORY_CELLS_SQL = f"""
-    select
-        clinic_id, primary_indication, instrument, infusions_received,
-        count(*) as score_count,
-        avg(pct_change) as mean_pct_change,
-        var_pop(pct_change) * count(*) as squared_deviations
-    {TRAJECTORY_SCORES}
-    group by all
-"""
-# The series those scores belong to, per (clinic_id, primary_indication, instrument): a series lies in one cell.
-TRAJECTORY_SERIES_SQL = f"""
-    select clinic_id, primary_indication, instrument, count(distinct series_id) as series_count
-    {TRAJECTORY_SCORES}
-    group by all
+    with scores as materialized (
+        select clinic_id, primary_indication, instrument, infusions_received, pct_change, series_id
+        from marts.assessment_outcomes
+        where series_kind = 'induction' and is_in_response_window and pct_change is not null
+            and infusions_received <= {MAX_TRAJECTORY_INFUSIONS}
+    ),
+
+    cells as (
+        select
+            clinic_id, primary_indication, instrument, infusions_received,
+            count(*) as score_count,
+            avg(pct_change) as mean_pct_change,
+            var_pop(pct_change) * count(*) as squared_deviations
+        from scores
+        group by all
+    ),
+
+    series as (
+        select clinic_id, primary_indication, instrument, count(distinct series_id) as series_count
+        from scores
+        group by all
+    )
+
+    select cells.*, series.series_count
+    from cells
+    inner join series using (clinic_id, primary_indication, instrument)
 """
 
 
-def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> pl.LazyFrame:
+def trajectories_from_cells(cells: pl.LazyFrame) -> pl.LazyFrame:
     """Return mean % change from baseline with a 95% t interval by infusions received (0-12) during inductions.
 
-    cells, series_cells: the rows of TRAJECTORY_CELLS_SQL and TRAJECTORY_SERIES_SQL. Cells pool into cohorts by the
+    cells: the rows of TRAJECTORY_CELLS_SQL. Cells pool into cohorts by the
     parallel-variance formula (Chan, Golub and LeVeque 1979): counts and
     sums add; the squared deviations add with each cell's n (mean - pooled
     mean)^2. Infusion 0 is the baseline itself (0% by definition); later
@@ -282,7 +337,7 @@ def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> 
         *key, pl.col("n").alias("score_count"), "mean_pct_change", low.alias("ci_low"), high.alias("ci_high")
     )
     baselines = (
-        by_dimension(series_cells, periods=())
+        by_dimension(cells.select("clinic_id", "primary_indication", "instrument", "series_count").unique(), periods=())
         .group_by([*COHORT, "instrument"])
         .agg(score_count=pl.col("series_count").sum().cast(pl.Int64))
         .with_columns(
@@ -301,15 +356,28 @@ def trajectories_from_cells(cells: pl.LazyFrame, series_cells: pl.LazyFrame) -> 
 QUANTILE_STEPS = 20
 
 
-def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return the 2.5%, 7.5%, ..., 97.5% quantiles of end-of-series % change per cohort: a waterfall without patients.
+# The cells of the quantiles: quantiles do not add up, but a count of series per distinct value does, and the
+# values of any cohort are its cells' values each repeated its count of times. Scores are whole numbers, so a
+# cell holds a few hundred distinct values, not its thousands of series.
+END_CHANGE_CELL = ["clinic_id", "primary_indication", "instrument", "series_kind", "end_pct_change"]
+
+
+def end_change_cells(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the evaluable series per (clinic, indication, instrument, series kind) and end-of-series % change
+    (null when unknown)."""
+    evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
+    return evaluable.group_by(END_CHANGE_CELL).agg(series_count=pl.len().cast(pl.Int64))
+
+
+def end_change_quantiles_from_cells(cells: pl.LazyFrame) -> pl.LazyFrame:
+    """Return the 2.5%, 7.5%, ..., 97.5% quantiles of end-of-series % change per cohort from end_change_cells:
+    a waterfall without patients.
 
     Interpolated quantiles at bin midpoints summarise the distribution; the
     minimum and maximum, which are one patient's values, are left out.
     """
-    evaluable = series_outcomes.filter(pl.col("status") == "evaluable")
     levels = [(step + 0.5) / QUANTILE_STEPS for step in range(QUANTILE_STEPS)]
-    # Each group's values are sorted once and every level read from them, with linear interpolation between
+    # Each group's values are ordered once and every level read from them, with linear interpolation between
     # the two nearest ranks (numpy's default, and Polars' "linear"): twenty quantile() calls selected afresh
     # for each level, most of this mart's time.
     ordered, known = pl.col("ordered"), pl.col("known_count")
@@ -320,13 +388,20 @@ def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> 
         above = rank.ceil().cast(pl.Int64)
         low, high = ordered.list.get(below, null_on_oob=True), ordered.list.get(above, null_on_oob=True)
         quantiles.append(low + (high - low) * (rank - below))
-    # Quantiles do not add up from cells. Grouping the series once per dimension, by the cohort's expression,
-    # spares copying and labelling millions of them as by_dimension would (a third faster at a million patients).
+    is_known = pl.col("end_pct_change").is_not_null()
+    cells = cells.collect().lazy()  # read by every dimension
     per_dimension = [
-        evaluable.group_by(value.alias("dimension_value"), "instrument", "series_kind")
+        # The cohort's values, each once with its count, in ascending order: repeated, they are its values sorted.
+        cells.group_by(value.alias("dimension_value"), "instrument", "series_kind", "end_pct_change")
+        .agg(pl.col("series_count").sum())
+        .sort("end_pct_change")
+        .group_by("dimension_value", "instrument", "series_kind", maintain_order=True)
         .agg(
-            evaluable_count=pl.len().cast(pl.Int64),
-            ordered=pl.col("end_pct_change").drop_nulls().sort(),
+            evaluable_count=pl.col("series_count").sum().cast(pl.Int64),
+            ordered=pl.col("end_pct_change")
+            .filter(is_known)
+            .repeat_by(pl.col("series_count").filter(is_known))
+            .list.explode(keep_nulls=False, empty_as_null=False),
         )
         .with_columns(known_count=pl.col("ordered").list.len())
         .with_columns(quantiles=pl.concat_list(quantiles))  # all null for a group with no value
@@ -342,3 +417,8 @@ def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> 
         .select(*RATE_KEY, "quantile", "end_pct_change", "evaluable_count")
         .sort([*RATE_KEY, "quantile"])
     )
+
+
+def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
+    """Return end_change_quantiles_from_cells of the series' cells."""
+    return end_change_quantiles_from_cells(end_change_cells(series_outcomes))

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from scipy import stats
 
-from pipelines.stats.cohorts import TRAJECTORY_CELLS_SQL, TRAJECTORY_SERIES_SQL, trajectories_from_cells
+from pipelines.stats.cohorts import TRAJECTORY_CELLS_SQL, trajectories_from_cells
 
 # Two clinics' follow-ups after two infusions: austin -50 and -30 (one series each), frisco -10.
 FOLLOW_UPS = pl.DataFrame(
@@ -30,8 +30,7 @@ def trajectories() -> pl.DataFrame:
     con.execute("create schema marts")
     con.register("follow_ups", FOLLOW_UPS)
     con.execute("create table marts.assessment_outcomes as select * from follow_ups")
-    cells, series = con.sql(TRAJECTORY_CELLS_SQL).pl().lazy(), con.sql(TRAJECTORY_SERIES_SQL).pl().lazy()
-    return trajectories_from_cells(cells, series).collect()
+    return trajectories_from_cells(con.sql(TRAJECTORY_CELLS_SQL).pl().lazy()).collect()
 
 
 def test_network_point_pools_the_clinics_scores_into_one_mean_and_t_interval(trajectories):

@@ -1,0 +1,24 @@
+"""Additive cells kept between refreshes: each statistic is a sum of cells, so cells can be brought up to date
+by adding the cells of the series a refresh recomputed and taking away those of the series they replaced."""
+
+from __future__ import annotations
+
+import polars as pl
+
+
+def updated_cells(
+    kept: pl.DataFrame, added: pl.DataFrame, removed: pl.DataFrame, keys: list[str]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return (cells, changed): kept plus added minus removed, summed per key, without the cells whose counts
+    all come to 0 (as though the series were counted anew); and the keys of the cells whose counts changed.
+
+    kept, added and removed hold the keys (a null key part is a key like any other) and the same count columns.
+    """
+    counts = [column for column in kept.columns if column not in keys]
+    nonzero = pl.any_horizontal(pl.col(column) != 0 for column in counts)
+
+    def summed(frames: list[pl.DataFrame]) -> pl.DataFrame:
+        return pl.concat(frames).group_by(keys).agg(pl.col(counts).sum()).filter(nonzero)
+
+    change = summed([added, removed.with_columns(-pl.col(column) for column in counts)])
+    return summed([kept, change]), change.select(keys)

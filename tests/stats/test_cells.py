@@ -1,0 +1,52 @@
+"""Kept cells brought up to date: the recomputed series' counts added, the replaced series' taken away."""
+
+from __future__ import annotations
+
+import polars as pl
+from polars.testing import assert_frame_equal
+
+from pipelines.stats.cells import updated_cells
+
+KEYS = ["clinic_id", "provider_id"]
+
+
+def cells(rows: list[tuple]) -> pl.DataFrame:
+    return pl.DataFrame(
+        rows,
+        schema={
+            "clinic_id": pl.String,
+            "provider_id": pl.String,
+            "series_count": pl.Int64,
+            "responder_count": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def test_counts_are_added_and_taken_away_per_cell_and_emptied_cells_go():
+    kept = cells([("austin", "dr-a", 5, 2), ("austin", None, 3, 1), ("frisco", "dr-b", 1, 1)])
+    # Patient P moved from frisco (dr-b, a responder) to austin without a provider, and did not respond there;
+    # a new patient responded at austin with dr-a.
+    added = cells([("austin", None, 1, 0), ("austin", "dr-a", 1, 1)])
+    removed = cells([("frisco", "dr-b", 1, 1)])
+
+    updated, changed = updated_cells(kept, added, removed, KEYS)
+
+    assert_frame_equal(
+        updated.sort(KEYS, nulls_last=True),
+        cells([("austin", "dr-a", 6, 3), ("austin", None, 4, 1)]),
+    )
+    # frisco's only cell is empty now: gone, as a count from nothing would not have it; and it changed.
+    assert sorted(changed.rows(), key=str) == sorted(
+        [("austin", "dr-a"), ("austin", None), ("frisco", "dr-b")], key=str
+    )
+
+
+def test_a_series_recomputed_to_the_same_counts_changes_no_cell():
+    kept = cells([("austin", "dr-a", 5, 2)])
+    same = cells([("austin", "dr-a", 1, 1)])
+
+    updated, changed = updated_cells(kept, same, same, KEYS)
+
+    assert_frame_equal(updated, kept)
+    assert changed.height == 0

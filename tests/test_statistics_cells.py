@@ -1,0 +1,125 @@
+"""The statistics' cells brought up to date from the rows a merge replaced, and counted anew when they cannot be."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import duckdb
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from assets.statistics import (
+    CELL_TABLES,
+    CELLS_SCHEMA,
+    SERIES_OUTCOMES,
+    cells_brought_up_to_date,
+    row_hashes,
+    series_outcomes_sql,
+    write_counted_from,
+)
+from pipelines.database import replace_table
+from pipelines.incremental.scope import SCOPE_TABLE, merge_by_patient
+
+
+def series(patient_id: str, **values) -> dict:
+    row = {
+        "patient_id": patient_id,
+        "clinic_id": "austin",
+        "primary_indication": "depression",
+        "series_start_at": datetime(2026, 3, 2, 9),
+        "provider_id": None,
+        "dose_band": "0.5-0.75",
+        "instrument": "phq9",
+        "series_kind": "induction",
+        "status": "evaluable",
+        "baseline_score": 20,
+        "is_responder": True,
+        "is_remission_eligible": True,
+        "is_remitter": False,
+        "is_rapid_response": False,
+        "is_completed_induction": True,
+        "is_reliable_improvement": True,
+        "is_reliable_deterioration": False,
+        "is_reliable_recovery": True,
+        "is_early_non_improver": None,
+        "relief_days": 30,
+        "relief_status": "censored",
+        "end_pct_change": -60.0,
+    }
+    return row | values
+
+
+@pytest.fixture
+def con():
+    """A warehouse of three patients' series outcomes whose cells were counted, as a full refresh leaves it."""
+    con = duckdb.connect()
+    con.execute("attach ':memory:' as raw")
+    for schema in ("seeds", "marts", CELLS_SCHEMA):
+        con.execute(f"create schema if not exists {schema}")
+    con.execute(
+        "create table seeds.instruments as select 'phq9' as instrument, 10 as caseness_min, 0 as score_min, "
+        "27 as score_max"
+    )
+    rows = pl.DataFrame(
+        [
+            series("P1"),
+            series("P2", clinic_id="frisco", is_responder=False, relief_days=None, relief_status=None),
+            series("P3", end_pct_change=-20.0, is_responder=False, relief_days=None, relief_status=None),
+        ]
+    )
+    replace_table(con, SERIES_OUTCOMES, rows)
+    count_anew(con)
+    con.execute(f"create table {SCOPE_TABLE} as select 'P1' as patient_key")
+    return con
+
+
+def count_anew(con) -> dict[str, pl.DataFrame]:
+    """Count every cell from every series and keep them, as a full refresh does; return them."""
+    outcomes = con.sql(series_outcomes_sql(SERIES_OUTCOMES)).pl().lazy()
+    cells = {name: cells_of(outcomes).collect() for name, (_, _, cells_of) in CELL_TABLES.items()}
+    for name, frame in cells.items():
+        replace_table(con, f"{CELLS_SCHEMA}.{name}", frame)
+    write_counted_from(con, *con.execute(f"select {row_hashes()} from {SERIES_OUTCOMES}").fetchall()[0], "counted")
+    return cells
+
+
+def merge_p1(con, **values) -> None:
+    """Recompute patient P1's series outcomes as an incremental refresh merges them."""
+    con.register("recomputed", pl.DataFrame([series("P1", **values)]))
+    merge_by_patient(con, SERIES_OUTCOMES, "select * from recomputed")
+    con.unregister("recomputed")
+
+
+def same_cells(left: pl.DataFrame, right: pl.DataFrame) -> None:
+    assert_frame_equal(left.sort(left.columns, nulls_last=True), right.sort(right.columns, nulls_last=True))
+
+
+def test_cells_take_in_a_patient_who_moved_clinic_and_relapsed(con):
+    merge_p1(con, clinic_id="frisco", relief_status="relapsed", relief_days=12, end_pct_change=-55.0)
+
+    cells, changed, changed_relief, _ = cells_brought_up_to_date(con)
+
+    for name, counted in count_anew(con).items():
+        same_cells(cells[name], counted)
+    # P1's relief left austin's cell for frisco's, at another day: both cells changed.
+    assert changed["relief_cells"].select("clinic_id").to_series().sort().to_list() == ["austin", "frisco"]
+    cohorts = changed_relief.collect()
+    assert {"austin", "frisco"} <= set(cohorts.filter(pl.col("dimension") == "clinic")["dimension_value"])
+    assert cohorts.filter(pl.col("dimension") == "network").height == 1
+
+
+def test_cells_are_counted_anew_when_a_second_merge_came_before_the_statistics(con):
+    merge_p1(con, clinic_id="frisco")
+    # The statistics did not run (a run stopped, or an asset materialized alone), and P1 is merged again: the
+    # rows kept as replaced are no longer those the cells were counted from.
+    merge_p1(con, clinic_id="boise")
+
+    assert cells_brought_up_to_date(con) is None
+
+
+def test_cells_are_counted_anew_when_the_kept_ones_are_missing(con):
+    merge_p1(con, clinic_id="frisco")
+    con.execute(f"drop table {CELLS_SCHEMA}.relief_cells")
+
+    assert cells_brought_up_to_date(con) is None
