@@ -53,7 +53,9 @@ def baselines_from_assessments(
     pairs = series.select("patient_id", "series_number", "series_start_at").join(
         scored.select("patient_id", "instrument").unique(), on="patient_id", how="inner"
     )
-    nearest_before = pairs.sort("patient_id", "series_start_at").join_asof(
+    # Sorted by instrument too, so that the table comes in key order and its grain check is the order's proof
+    # (assets.checks.grain_outcome_of_ordered_frame), not a count of three million keys.
+    nearest_before = pairs.sort("patient_id", "series_start_at", "instrument").join_asof(
         scored,
         left_on="series_start_at",
         right_on="administered_at",

@@ -52,16 +52,20 @@ main_instrument as (
     group by patient_id
 ),
 
-first_main_score_of_day as (
-    -- A score counts as the infusion's pre-infusion score when taken on its day, at or before it:
-    -- the day's first score of the main instrument says whether there is one.
-    select
-        a.patient_id,
-        a.administered_at::date as score_date,
-        min(a.administered_at) as first_scored_at
-    from staging.assessments as a
-    inner join main_instrument as m on a.patient_id = m.patient_id and a.instrument = m.instrument
-    group by all
+main_scored_infusions as (
+    -- An infusion has a pre-infusion score when the main instrument was scored on its day, at or before it.
+    -- Joined to the infusions at once: grouping every scored day first (ten million at a million patients)
+    -- and joining the days to the infusions after took a fifth longer.
+    select distinct
+        i.patient_id,
+        i.infused_at
+    from infusions as i
+    inner join main_instrument as m on i.patient_id = m.patient_id
+    inner join staging.assessments as a
+        on i.patient_id = a.patient_id
+            and m.instrument = a.instrument
+            and a.administered_at::date = i.infused_at::date
+    where a.administered_at <= i.infused_at
 ),
 
 cadss_after_infusion as (
@@ -97,11 +101,11 @@ final as (
         i.spo2_min is not null as is_spo2_recorded,
         i.adverse_events,
         i.is_adverse_events_recorded,
-        coalesce(f.first_scored_at <= i.infused_at, false) as has_pre_infusion_score,
+        f.patient_id is not null as has_pre_infusion_score,
         c.cadss_score
     from infusions as i
     inner join sessions as n on i.patient_id = n.patient_id and i.infused_at = n.infused_at
-    left join first_main_score_of_day as f on i.patient_id = f.patient_id and i.infused_at::date = f.score_date
+    left join main_scored_infusions as f on i.patient_id = f.patient_id and i.infused_at = f.infused_at
     left join cadss_after_infusion as c on i.patient_id = c.patient_id and i.infused_at = c.infused_at
 )
 
