@@ -53,6 +53,13 @@ class Refresh:
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+def refreshed_inbox(root: Path, patients: str, infusions: str, assessments: str) -> Refresh:
+    """Return a Refresh under root of an inbox written from CSV text (write_inbox), run once as of 2026-11-01."""
+    refresh = Refresh(root / "out")
+    refresh.ok(write_inbox(root / "inbox", patients, infusions, assessments), as_of="2026-11-01T00:00:00")
+    return refresh
+
+
 @pytest.fixture
 def refresh(tmp_path: Path) -> Refresh:
     return Refresh(tmp_path / "out")

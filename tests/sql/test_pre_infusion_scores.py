@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Refresh, write_inbox
+from tests.conftest import Refresh, refreshed_inbox
 
 PATIENTS = """\
     patient_id,clinic_id,primary_indication
@@ -37,10 +37,7 @@ ASSESSMENTS = """\
 
 @pytest.fixture(scope="module")
 def refreshed(tmp_path_factory) -> Refresh:
-    root = tmp_path_factory.mktemp("pre-infusion")
-    refresh = Refresh(root / "out")
-    refresh.ok(write_inbox(root / "inbox", PATIENTS, INFUSIONS, ASSESSMENTS), as_of="2026-11-01T00:00:00")
-    return refresh
+    return refreshed_inbox(tmp_path_factory.mktemp("pre-infusion"), PATIENTS, INFUSIONS, ASSESSMENTS)
 
 
 def test_a_pre_infusion_score_is_the_main_instruments_on_the_infusions_day_at_or_before_it(refreshed):

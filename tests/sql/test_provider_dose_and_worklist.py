@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import Refresh, write_inbox
+from tests.conftest import Refresh, refreshed_inbox
 
 PATIENTS = """\
     patient_id,clinic_id,primary_indication
@@ -57,10 +57,7 @@ ASSESSMENTS = """\
 
 @pytest.fixture(scope="module")
 def refreshed(tmp_path_factory) -> Refresh:
-    root = tmp_path_factory.mktemp("provider-dose")
-    refresh = Refresh(root / "out")
-    refresh.ok(write_inbox(root / "inbox", PATIENTS, INFUSIONS, ASSESSMENTS), as_of="2026-11-01T00:00:00")
-    return refresh
+    return refreshed_inbox(tmp_path_factory.mktemp("provider-dose"), PATIENTS, INFUSIONS, ASSESSMENTS)
 
 
 def test_a_series_provider_gave_most_of_its_infusions_and_a_tie_goes_to_the_earliest(refreshed):
