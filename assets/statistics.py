@@ -153,7 +153,8 @@ CELLS_SCHEMA = "intermediate"
 # The rows of marts.series_outcomes the kept cells were counted from, as a count and a sum of row hashes (a
 # sum adds up over rows like the cells do): cells are brought up to date only from the state they were counted
 # from, whatever ran in between (a run stopped after the merge, assets materialized one by one).
-CELLS_SOURCE_TABLE = f"{CELLS_SCHEMA}.statistics_cells_source"
+CELLS_SOURCE = "statistics_cells_source"
+CELLS_SOURCE_TABLE = f"{CELLS_SCHEMA}.{CELLS_SOURCE}"
 CELLS_SOURCE_DESCRIPTION = (
     "The rows of marts.series_outcomes the statistics cells were counted from: how many, and the sum of their "
     "hashes. An incremental refresh updates the cells only when they match."
@@ -180,6 +181,14 @@ def row_hashes(condition: str = "true") -> str:
 def counted_from(con) -> tuple[int, int]:
     """Return the rows of marts.series_outcomes and the sum of their hashes, as the cells were counted from them."""
     return con.execute(f"select series_count, row_hash_sum from {CELLS_SOURCE_TABLE}").fetchall()[0]
+
+
+def cells_counted_anew(con) -> tuple[dict[str, pl.DataFrame], tuple[int, int]]:
+    """Return every cell counted from every series, and the rows they were counted from (counted_from)."""
+    # Only the columns and rows the statistics use: the marts hold millions of rows.
+    series_outcomes = con.sql(series_outcomes_sql(SERIES_OUTCOMES)).pl().lazy()
+    cells = {name: cells_of(series_outcomes).collect() for name, (_, _, cells_of) in CELL_TABLES.items()}
+    return cells, con.execute(f"select {row_hashes()} from {SERIES_OUTCOMES}").fetchall()[0]
 
 
 def cells_brought_up_to_date(
@@ -226,7 +235,7 @@ def write_counted_from(con, rows: int, hashes: int, cells: str) -> dg.Materializ
     )
     + polars_table_specs(
         CELLS_SCHEMA,
-        {**CELL_DESCRIPTIONS, CELLS_SOURCE_TABLE.split(".")[1]: CELLS_SOURCE_DESCRIPTION},
+        {**CELL_DESCRIPTIONS, CELLS_SOURCE: CELLS_SOURCE_DESCRIPTION},
         [key_of("marts.series_outcomes"), key_of("seeds.instruments")],
     ),
     check_specs=[
@@ -239,12 +248,8 @@ def statistics_marts(warehouse: Warehouse):
     with warehouse.connect() as con:
         up_to_date = None if scope_is_every_patient(con) else cells_brought_up_to_date(con)
         if up_to_date is None:
-            # Only the columns and rows the statistics use: the marts hold millions of rows.
-            series_outcomes = con.sql(series_outcomes_sql(SERIES_OUTCOMES)).pl().lazy()
-            cells = {name: cells_of(series_outcomes).collect() for name, (_, _, cells_of) in CELL_TABLES.items()}
-            del series_outcomes
+            cells, counted = cells_counted_anew(con)
             changed_cells = changed_relief = None
-            counted = con.execute(f"select {row_hashes()} from {SERIES_OUTCOMES}").fetchall()[0]
         else:
             cells, changed_cells, changed_relief, counted = up_to_date
         trajectory_cells = con.sql(TRAJECTORY_CELLS_SQL).pl().lazy()

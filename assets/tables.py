@@ -127,23 +127,22 @@ def write_tables(
         if prepare is not None:
             frame = prepare(frame)
         table = f"{schema}.{name}"
-        if replacing and name in replacing:
-            replace_rows(con, table, frame, replacing[name])
-            metadata = {
-                "rows_recomputed": frame.height,
-                "row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
-            }
+        replaced_keys = (replacing or {}).get(name)
+        if replaced_keys is not None:
+            replace_rows(con, table, frame, replaced_keys)
         elif merge:
             con.register("frame_to_merge", frame)
             merge_by_patient(con, table, "select * from frame_to_merge")
             con.unregister("frame_to_merge")
+        else:
+            replace_table(con, table, frame)
+        if replaced_keys is None and not merge:
+            metadata = {"row_count": frame.height}
+        else:  # the frame replaced part of the table
             metadata = {
                 "rows_recomputed": frame.height,
                 "row_count": con.execute(f"select count(*) from {table}").fetchall()[0][0],
             }
-        else:
-            replace_table(con, table, frame)
-            metadata = {"row_count": frame.height}
         write_comments(con, table, descriptions[name])
         checks = check_results(con, table, key_columns, per_patient=merge, grain=ordered) if key_columns else None
         yield dg.MaterializeResult(asset_key=[schema, name], metadata=metadata, check_results=checks)

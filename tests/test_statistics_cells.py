@@ -10,12 +10,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from assets.statistics import (
-    CELL_TABLES,
     CELLS_SCHEMA,
     SERIES_OUTCOMES,
     cells_brought_up_to_date,
-    row_hashes,
-    series_outcomes_sql,
+    cells_counted_anew,
     write_counted_from,
 )
 from pipelines.database import replace_table
@@ -76,11 +74,10 @@ def con():
 
 def count_anew(con) -> dict[str, pl.DataFrame]:
     """Count every cell from every series and keep them, as a full refresh does; return them."""
-    outcomes = con.sql(series_outcomes_sql(SERIES_OUTCOMES)).pl().lazy()
-    cells = {name: cells_of(outcomes).collect() for name, (_, _, cells_of) in CELL_TABLES.items()}
+    cells, counted = cells_counted_anew(con)
     for name, frame in cells.items():
         replace_table(con, f"{CELLS_SCHEMA}.{name}", frame)
-    write_counted_from(con, *con.execute(f"select {row_hashes()} from {SERIES_OUTCOMES}").fetchall()[0], "counted")
+    write_counted_from(con, *counted, "counted")
     return cells
 
 

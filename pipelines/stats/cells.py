@@ -6,6 +6,11 @@ from __future__ import annotations
 import polars as pl
 
 
+def counts_of(cells: pl.LazyFrame | pl.DataFrame, keys: list[str]) -> list[str]:
+    """Return the count columns of cells: every column but the keys."""
+    return [column for column in cells.collect_schema().names() if column not in keys]
+
+
 def updated_cells(
     kept: pl.DataFrame, added: pl.DataFrame, removed: pl.DataFrame, keys: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -14,7 +19,7 @@ def updated_cells(
 
     kept, added and removed hold the keys (a null key part is a key like any other) and the same count columns.
     """
-    counts = [column for column in kept.columns if column not in keys]
+    counts = counts_of(kept, keys)
     nonzero = pl.any_horizontal(pl.col(column) != 0 for column in counts)
 
     def summed(frames: list[pl.DataFrame]) -> pl.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipelines.stats.cells import counts_of
 from pipelines.stats.dimensions import (
     BREAKDOWNS,
     CLINIC,
@@ -193,11 +194,6 @@ def response_rate_cells(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def counts_of(cells: pl.LazyFrame | pl.DataFrame, keys: list[str]) -> list[str]:
-    """Return the count columns of cells: every column but the keys."""
-    return [column for column in cells.collect_schema().names() if column not in keys]
-
-
 def response_rates_from_cells(cells: pl.LazyFrame) -> pl.LazyFrame:
     """Return the rates of RATES with Wilson intervals per cohort, instrument and series kind, from
     response_rate_cells: thousands of cells are added up into the cohorts, not millions of series."""
@@ -250,11 +246,6 @@ def relief_survival_from_cells(cells: pl.LazyFrame, only: pl.LazyFrame | None = 
     )
     curves = kaplan_meier_from_counts(counts, RATE_KEY)
     return curves.rename({"duration": "day"}).sort([*RATE_KEY, "day"])
-
-
-def relief_survival_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return relief_survival_from_cells of the series' cells."""
-    return relief_survival_from_cells(relief_cells(series_outcomes))
 
 
 def cohorts_of_cells(cells: pl.LazyFrame, periods: tuple[str, ...], breakdowns: bool) -> pl.LazyFrame:
@@ -417,8 +408,3 @@ def end_change_quantiles_from_cells(cells: pl.LazyFrame) -> pl.LazyFrame:
         .select(*RATE_KEY, "quantile", "end_pct_change", "evaluable_count")
         .sort([*RATE_KEY, "quantile"])
     )
-
-
-def end_change_quantiles_from_series_outcomes(series_outcomes: pl.LazyFrame) -> pl.LazyFrame:
-    """Return end_change_quantiles_from_cells of the series' cells."""
-    return end_change_quantiles_from_cells(end_change_cells(series_outcomes))
