@@ -8,28 +8,53 @@ with inductions as (
     where series_kind = 'induction'
 ),
 
+inductions_per_size as (
+    -- Counted once per clinic, indication and number of infusions, then added up per cohort (safety_summary
+    -- says why).
+    select
+        clinic_id,
+        primary_indication,
+        infusion_count,
+        count(*) as induction_count
+    from inductions
+    group by all
+),
+
 cohorts as (
     select
         infusion_count,
+        induction_count,
         unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
-    from inductions
+    from inductions_per_size
 ),
 
 reached as (
     select unnest(range(1, getvariable('induction_target_infusions') + 1))::integer as infusion_number
 ),
 
-final as (
+counted as (
     select
         cohorts.dimension,
         cohorts.dimension_value,
         reached.infusion_number,
-        count(*) filter (where cohorts.infusion_count >= reached.infusion_number) as inductions_reaching,
-        count(*) as induction_count,
-        count(*) filter (where cohorts.infusion_count >= reached.infusion_number) / count(*) as share_reaching
+        sum(
+            case when cohorts.infusion_count >= reached.infusion_number then cohorts.induction_count else 0 end
+        )::bigint as inductions_reaching,
+        sum(cohorts.induction_count)::bigint as induction_count
     from cohorts
     cross join reached
     group by all
+),
+
+final as (
+    select
+        dimension,
+        dimension_value,
+        infusion_number,
+        inductions_reaching,
+        induction_count,
+        inductions_reaching / induction_count as share_reaching
+    from counted
 )
 
 select * from final

@@ -14,13 +14,25 @@ with with_cadss as (
     where series_kind = 'induction'
 ),
 
+counted_per_clinic_and_indication as (
+    -- Counted once per clinic, indication and infusion number, then added up per cohort (safety_summary says why).
+    select
+        clinic_id,
+        primary_indication,
+        infusion_number,
+        count(*) as infusion_count,
+        count(*) filter (where has_dissociation) as dissociation_count,
+        count(cadss_score) as cadss_count,
+        sum(cadss_score) as cadss_sum
+    from with_cadss
+    group by all
+),
+
 cohorts as (
     select
-        infusion_number,
-        has_dissociation,
-        cadss_score,
+        * exclude (clinic_id, primary_indication),
         unnest(cohorts_of(clinic_id, primary_indication), recursive := true)
-    from with_cadss
+    from counted_per_clinic_and_indication
 ),
 
 final as (
@@ -28,11 +40,11 @@ final as (
         dimension,
         dimension_value,
         infusion_number,
-        count(*) as infusion_count,
-        count(*) filter (where has_dissociation) as dissociation_count,
-        100.0 * count(*) filter (where has_dissociation) / count(*) as dissociation_per_100,
-        count(cadss_score) as cadss_count,
-        avg(cadss_score) as mean_cadss
+        sum(infusion_count)::bigint as infusion_count,
+        sum(dissociation_count)::bigint as dissociation_count,
+        100.0 * sum(dissociation_count) / sum(infusion_count) as dissociation_per_100,
+        sum(cadss_count)::bigint as cadss_count,
+        sum(cadss_sum) / nullif(sum(cadss_count), 0) as mean_cadss
     from cohorts
     group by all
 )
