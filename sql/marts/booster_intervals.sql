@@ -4,15 +4,18 @@
 -- Rule:    shared spec §3; only intervals ending in a booster (a gap over reinduction_gap_days starts an induction)
 
 with series as (
-    select
-        *,
-        lead(series_kind) over (partition by patient_id order by series_number) as next_series_kind
-    from marts.treatment_series
+    select * from marts.treatment_series
 ),
 
 followed_by_booster as (
-    select * from series
-    where next_series_kind = 'booster'
+    -- The series whose next one is a booster: a join on the next series' number finds them without sorting
+    -- every patient's series as a window over them would.
+    select series.*
+    from series
+    inner join series as next_series
+        on series.patient_id = next_series.patient_id
+            and series.series_number + 1 = next_series.series_number
+    where next_series.series_kind = 'booster'
 ),
 
 cohorts as (

@@ -140,3 +140,41 @@ def test_the_funnel_counts_the_inductions_reaching_each_infusion(refreshed):
 def test_the_booster_is_a_series_of_its_own(refreshed):
     series = refreshed.rows("select series_kind, infusion_count from marts.treatment_series where patient_id = 'C'")
     assert sorted((s["series_kind"], s["infusion_count"]) for s in series) == [("booster", 1), ("induction", 2)]
+
+
+# Booster intervals, on an inbox of their own. E: an induction, boosters 30 and 45 days after the series before
+# them, then a series 194 days later, which is a re-induction (over reinduction_gap_days, 180) and no booster's.
+# F: an induction and a booster 60 days after it.
+BOOSTER_PATIENTS = """\
+    patient_id,clinic_id,primary_indication
+    E,c1,depression
+    F,c2,depression
+"""
+BOOSTER_INFUSIONS = """\
+    patient_id,infused_at
+    E,2026-01-05T10:00:00
+    E,2026-02-04T10:00:00
+    E,2026-03-21T10:00:00
+    E,2026-10-01T10:00:00
+    F,2026-01-05T10:00:00
+    F,2026-03-06T10:00:00
+"""
+NO_ASSESSMENTS = "patient_id,instrument,administered_at,score\n"
+
+
+@pytest.fixture(scope="module")
+def boosters(tmp_path_factory) -> Refresh:
+    return refreshed_inbox(tmp_path_factory.mktemp("boosters"), BOOSTER_PATIENTS, BOOSTER_INFUSIONS, NO_ASSESSMENTS)
+
+
+def test_booster_intervals_are_the_days_before_each_booster_and_a_reinduction_is_not_one(boosters):
+    kinds = boosters.rows(
+        "select series_kind from marts.treatment_series where patient_id = 'E' order by series_number"
+    )
+    assert [k["series_kind"] for k in kinds] == ["induction", "booster", "booster", "induction"]
+    (network,) = cohort(boosters, "booster_intervals", "network", "all")
+    # Linear interpolation between order statistics, as numpy.percentile's default gives for [30, 45, 60].
+    assert (network["interval_count"], network["median_days"]) == (3, 45)
+    assert (network["p25_days"], network["p75_days"]) == (pytest.approx(37.5), pytest.approx(52.5))
+    (clinic,) = cohort(boosters, "booster_intervals", "clinic", "c1")
+    assert (clinic["interval_count"], clinic["median_days"], clinic["p25_days"]) == (2, 37.5, pytest.approx(33.75))
