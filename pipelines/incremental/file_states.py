@@ -44,23 +44,41 @@ class FileState:
         return stat.st_size == self.size and stat.st_mtime_ns == self.mtime_ns
 
 
-def state_of_file(source: str, file: str, path: Path, account: LineAccount, record_type: str) -> FileState:
-    """Return the state of a file just read whole: size, time, SHA-256 (read in blocks), its last byte and lines."""
-    stat, digest = path.stat(), hashlib.sha256()
-    last = b""
+@dataclasses.dataclass(frozen=True)
+class FileDigest:
+    """A file's SHA-256 and whether it ends with a line break (rows appended after it start a line of their own)."""
+
+    sha256: str
+    ends_with_newline: bool
+
+
+def digest_of_file(path: Path) -> FileDigest:
+    """Return the digest of a file, read in blocks.
+
+    hashlib lets go of the interpreter lock while it hashes a block, so this may run in a thread beside the
+    parse of the same file (raw_store.read_contract_csvs): a million patients' files take 0.8 s to hash.
+    """
+    digest, last = hashlib.sha256(), b""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(HASH_BLOCK), b""):
             digest.update(block)
             last = block
-    ends_with_newline = stat.st_size > 0 and last.endswith(b"\n")
+    return FileDigest(digest.hexdigest(), last.endswith(b"\n"))
+
+
+def state_of_file(
+    source: str, file: str, path: Path, account: LineAccount, record_type: str, digest: FileDigest
+) -> FileState:
+    """Return the state of a file just read whole: size, time, digest_of_file and where its lines went."""
+    stat = path.stat()
     return FileState(
         source,
         file,
         stat.st_size,
         stat.st_mtime_ns,
-        digest.hexdigest(),
+        digest.sha256,
         account.rows(),
-        ends_with_newline,
+        digest.ends_with_newline,
         *dataclasses.astuple(account),
         record_type,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -13,6 +14,7 @@ from pipelines.database import column_names, drop_relation, sql_string
 from pipelines.incremental.file_states import (
     FileState,
     appended_bytes,
+    digest_of_file,
     forget_source_files,
     sources_kept,
     state_of_file,
@@ -233,10 +235,13 @@ def read_contract_csvs(
                 )
                 continue
         incoming = store.incoming_part(contract.record_type)
-        account = write_raw_parquet(path, contract, file, incoming)
-        store.replace(contract.record_type, incoming)
+        # The file is hashed in a thread while it is parsed: a second pass over it, but not a second wait.
+        with ThreadPoolExecutor(max_workers=1) as hashing:
+            digest = hashing.submit(digest_of_file, path)
+            account = write_raw_parquet(path, contract, file, incoming)
+            store.replace(contract.record_type, incoming)
+            states.append(state_of_file(CSV_SOURCE, file, path, account, contract.record_type, digest.result()))
         read.files[file] = "read whole"
-        states.append(state_of_file(CSV_SOURCE, file, path, account, contract.record_type))
     return read, states
 
 
