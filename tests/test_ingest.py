@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from pipelines.ingest.contract import ASSESSMENTS, PATIENTS, item_values_sql
-from pipelines.ingest.csv_inbox import ByteScan, InboxError, raw_frame_from_file, scan_bytes
+from pipelines.ingest.csv_inbox import ByteScan, InboxError, first_name_of_header, raw_frame_from_file, scan_bytes
 from tests.conftest import write_inbox
 
 
@@ -110,3 +110,19 @@ def test_a_scan_finds_the_same_lines_and_line_ends_wherever_the_file_is_cut_into
     for i, j in cuts:
         blocks = [block for block in (data[:i], data[i:j], data[j:]) if block]
         assert scan_bytes(blocks) == expected, blocks
+
+
+def test_a_scan_counts_a_needle_wherever_the_file_is_cut_into_blocks():
+    data = b"patient_id,score\nP1,3\npatient_id,4\n"
+    cuts = [(i, j) for i in range(1, len(data)) for j in range(i, len(data))]
+    assert scan_bytes([data], b"patient_id").needle_count == 2
+    for i, j in cuts:
+        blocks = [block for block in (data[:i], data[i:j], data[j:]) if block]
+        assert scan_bytes(blocks, b"patient_id").needle_count == 2, blocks
+    assert scan_bytes([b"patient_id,score\nP1,3\n"], b"patient_id").needle_count == 1
+
+
+def test_the_header_is_searched_for_by_its_first_name_as_written():
+    assert first_name_of_header(" patient_id ,score") == b"patient_id"
+    # Written as '"a""b"', the name a"b is not in the file as it is: no needle, so every row is compared.
+    assert first_name_of_header('"a""b",score') == b""

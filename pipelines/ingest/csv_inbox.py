@@ -81,13 +81,16 @@ class ByteScan:
     lines: int
     # Line ends other than LF and CRLF, blank lines or a byte-order mark of UTF-16: the careful reader's work.
     needs_care: bool
+    # How often the needle scan_bytes was given occurs in the file (0 without one).
+    needle_count: int = 0
 
 
-def scan_bytes(blocks) -> ByteScan:
-    """Count the lines of a file read as blocks of bytes, and say whether the fast reader can take it."""
-    lines = size = 0
+def scan_bytes(blocks, needle: bytes = b"") -> ByteScan:
+    """Count the lines of a file read as blocks of bytes, say whether the fast reader can take it, and count a
+    needle's occurrences (one spanning two blocks counts too)."""
+    lines = size = needle_count = 0
     needs_care = False
-    last_two = b""
+    last_two = previous_end = b""
     for block in blocks:
         if not size and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"\n", b"\r")):
             needs_care = True  # UTF-16, or a blank first line
@@ -96,11 +99,15 @@ def scan_bytes(blocks) -> ByteScan:
         if not needs_care:
             needs_care = has_line_ends_needing_care(last_two, block)
         last_two = (last_two + block[-2:])[-2:]
+        if needle:
+            # An occurrence across the seam lies within the needle's length less one either side of it.
+            needle_count += (previous_end + block[: len(needle) - 1]).count(needle) + block.count(needle)
+            previous_end = (previous_end + block)[-(len(needle) - 1) :] if len(needle) > 1 else b""
     if last_two.endswith(b"\r"):
         needs_care = True
     if size and not last_two.endswith(b"\n"):
         lines += 1  # a last line without a line break
-    return ByteScan(lines, needs_care)
+    return ByteScan(lines, needs_care, needle_count)
 
 
 def has_line_ends_needing_care(last_two: bytes, block: bytes) -> bool:
@@ -121,9 +128,9 @@ def has_line_ends_needing_care(last_two: bytes, block: bytes) -> bool:
     return (last_two.endswith(b"\r") and not block.startswith(b"\n")) or b"\n\n" in seam or b"\n\r\n" in seam
 
 
-def scan_file(path: Path) -> ByteScan:
+def scan_file(path: Path, needle: bytes = b"") -> ByteScan:
     with open(path, "rb") as handle:
-        return scan_bytes(iter(lambda: handle.read(SCAN_BLOCK), b""))
+        return scan_bytes(iter(lambda: handle.read(SCAN_BLOCK), b""), needle)
 
 
 def text_from_bytes(data: bytes, file_label: str) -> str:
@@ -287,7 +294,11 @@ def first_line_of(path: Path) -> str:
 
 
 def marked_repeated_header(frame: Frame, header: list[str]) -> Frame:
-    """Mark rows that repeat the header line (two exports pasted together) as malformed."""
+    """Mark rows that repeat the header line (two exports pasted together) as malformed.
+
+    Every value of every row is compared (a fifth of the time a million patients' assessments take to read):
+    write_raw_parquet skips it for a file in which the first column's name is found only in the header.
+    """
     if not header:
         return frame
     repeats = pl.all_horizontal([pl.col(name).str.strip_chars() == name.strip() for name in header])
@@ -347,11 +358,30 @@ def raw_csv_from_bytes(
     return raw_frame(frame, contract, source_file), account
 
 
-def raw_frame(frame: Frame, contract: RecordContract, source_file: str) -> Frame:
-    """Return a read CSV's rows as a raw table: repeated header lines marked, contract columns named."""
+def raw_frame(frame: Frame, contract: RecordContract, source_file: str, header_may_repeat: bool = True) -> Frame:
+    """Return a read CSV's rows as a raw table: repeated header lines marked, contract columns named.
+
+    header_may_repeat False says that no row can repeat the header line (header_found_once).
+    """
     columns = [c for c in frame.collect_schema().names() if c not in BOOKKEEPING]
-    frame = marked_repeated_header(frame, columns)
+    if header_may_repeat:
+        frame = marked_repeated_header(frame, columns)
     return contract_frame(frame.rename(canonical_header(columns, contract)), contract, source_file)
+
+
+def first_name_of_header(first_line: str) -> bytes:
+    """Return the first column's name as a repeated header line would hold it, stripped (marked_repeated_header),
+    as UTF-8: the needle whose single occurrence in a file shows that no row repeats its header. Empty when the
+    header does not hold the name's bytes as they are (a name with a quote in it, written as two)."""
+    names = fields_of_line(first_line)
+    name = names[0].strip().encode() if names else b""
+    return name if name in first_line.encode() else b""
+
+
+def header_found_once(scan: ByteScan) -> bool:
+    """True when a file's scan found the first column's name once, in the header: then no row's first value can
+    be that name, so none repeats the header line. (An empty name is found everywhere.)"""
+    return scan.needle_count == 1
 
 
 def frame_from_bytes(data: bytes, file_label: str) -> tuple[pl.DataFrame, LineAccount]:
@@ -405,14 +435,16 @@ def write_raw_parquet(path: Path, contract: RecordContract, source_file: str, ta
     values over several lines, UTF-16, rows longer than the header, not
     UTF-8) takes the careful path of raw_csv_from_bytes.
     """
-    scan = scan_file(path)
+    header = first_line_of(path)
+    scan = scan_file(path, needle=first_name_of_header(header))
     if not scan.needs_care and scan.lines:
-        header_of_text(first_line_of(path), source_file)
+        header_of_text(header, source_file)
         try:
             rows = pl.scan_csv(path, **CSV_OPTIONS).with_columns(
                 line_from_row(), pl.lit(None, dtype=pl.String).alias(PARSE_ERROR)
             )
-            raw_frame(rows, contract, source_file).sink_parquet(target, compression="snappy")
+            raw = raw_frame(rows, contract, source_file, header_may_repeat=not header_found_once(scan))
+            raw.sink_parquet(target, compression="snappy")
             if pl.scan_parquet(target).select(pl.len()).collect().item() + 1 == scan.lines:
                 return LineAccount(scan.lines, 1)
         except pl.exceptions.PolarsError:
