@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import polars as pl
 
 from pipelines.ingest.contract import (
@@ -37,6 +38,7 @@ SHOWN_CHARACTERS = 200
 # CR-only (old Mac, Excel's "CSV (Macintosh)"), CRLF and LF line ends read alike.
 LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
 SCAN_BLOCK = 1 << 24
+LF = ord("\n")
 
 
 def shown(value: str) -> str:
@@ -95,9 +97,12 @@ def scan_bytes(blocks, needle: bytes = b"") -> ByteScan:
         if not size and block.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, b"\n", b"\r")):
             needs_care = True  # UTF-16, or a blank first line
         size += len(block)
-        lines += block.count(b"\n")
+        # Where the LFs are, as a NumPy view of the block's bytes: counted and paired several times faster than
+        # bytes' own count and search, which stop at every LF of a file whose lines are some forty bytes long.
+        is_lf = np.frombuffer(block, dtype=np.uint8) == LF
+        lines += int(np.count_nonzero(is_lf))
         if not needs_care:
-            needs_care = has_line_ends_needing_care(last_two, block)
+            needs_care = has_line_ends_needing_care(last_two, block, is_lf)
         last_two = (last_two + block[-2:])[-2:]
         if needle:
             # An occurrence across the seam lies within the needle's length less one either side of it.
@@ -110,9 +115,10 @@ def scan_bytes(blocks, needle: bytes = b"") -> ByteScan:
     return ByteScan(lines, needs_care, needle_count)
 
 
-def has_line_ends_needing_care(last_two: bytes, block: bytes) -> bool:
+def has_line_ends_needing_care(last_two: bytes, block: bytes, is_lf: np.ndarray) -> bool:
     """Return whether a block, read after a block that ended with last_two, holds a line end the fast reader
-    does not see (a CR not followed by LF) or a blank line, which it would read as a row.
+    does not see (a CR not followed by LF) or a blank line, which it would read as a row. is_lf: which of the
+    block's bytes are LF.
 
     The block is searched where it lies, never copied, and its CRs are counted only when it has one: most
     exports end their lines with LF alone, and finding none is ten times faster than counting them. Only the
@@ -122,7 +128,7 @@ def has_line_ends_needing_care(last_two: bytes, block: bytes) -> bool:
         lone_cr = block.count(b"\r") - block.count(b"\r\n") - block.endswith(b"\r")
         if lone_cr > 0 or b"\n\r\n" in block:
             return True
-    if b"\n\n" in block:
+    if np.any(is_lf[1:] & is_lf[:-1]):  # two LFs in a row
         return True
     seam = last_two + block[:2]
     return (last_two.endswith(b"\r") and not block.startswith(b"\n")) or b"\n\n" in seam or b"\n\r\n" in seam
