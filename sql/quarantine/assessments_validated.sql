@@ -160,13 +160,22 @@ typed as materialized (
 ),
 
 repeated_key_hashes as (
-    -- Nearly every key has one row. A hash of the key finds the few with more in one cheap
-    -- aggregate over the passing rows; a collision only adds a candidate, which key_variants drops.
-    select hash(patient_id, instrument, administered_at) as key_hash
-    from typed
-    where failure is null
-    group by key_hash
-    having count(*) > 1
+    -- Nearly every key has one row. A hash of the key finds the few with more in one cheap pass over the
+    -- passing rows; a collision only adds a candidate, which key_variants drops. The hashes are sorted and
+    -- each compared with the one before it: for the sixteen million assessments of a million patients a
+    -- fifth faster than grouping them (1.1 s against 1.5 to 1.9 s), and no slower for a tenth of them.
+    select distinct key_hash
+    from (
+        select
+            key_hash,
+            lag(key_hash) over (order by key_hash) as previous_hash
+        from (
+            select hash(patient_id, instrument, administered_at) as key_hash
+            from typed
+            where failure is null
+        )
+    )
+    where key_hash = previous_hash
 ),
 
 key_variants as (
