@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 from datetime import date
 from pathlib import Path
@@ -221,6 +222,43 @@ def test_a_refresh_with_nothing_new_recomputes_no_patient_and_publishes_the_same
     assert before.keys() == after.keys()
     for name in before:
         assert_frame_equal(sorted_rows(before[name]), sorted_rows(after[name]), check_exact=False, rel_tol=1e-9)
+
+
+def files_read(result) -> dict[str, str]:
+    """Return how the raw/sources step of a refresh read each contract CSV."""
+    (metadata,) = [
+        event.materialization.metadata["inbox_csv"].value
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == dg.AssetKey(["raw", "sources"])
+    ]
+    return metadata["files"]
+
+
+def test_files_written_again_with_the_same_bytes_are_unchanged_and_a_changed_byte_is_read(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(GOLDEN / "basic" / "inbox", inbox)
+    incremental = Refresh(tmp_path / "incremental")
+    incremental.ok(inbox)
+    # The nightly export writes every file anew: same bytes, a new modification time.
+    for path in inbox.glob("*.csv"):
+        path.write_bytes(path.read_bytes())
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    files = files_read(incremental.ok(inbox))
+    assert set(files.values()) == {"unchanged (written again with the same content)"}, files
+    (last,) = incremental.rows("select patients_recomputed from meta.refreshes order by refreshed_at desc limit 1")
+    assert last["patients_recomputed"] == 0
+    # One score corrected in place: same size, another byte. The file is read whole and P1 recomputed.
+    assessments = inbox / "assessments.csv"
+    corrected = assessments.read_bytes().replace(b"P1,phq9,2026-01-07,16", b"P1,phq9,2026-01-07,18", 1)
+    assert len(corrected) == assessments.stat().st_size and corrected != assessments.read_bytes()
+    assessments.write_bytes(corrected)
+    files = files_read(incremental.ok(inbox))
+    assert files["assessments.csv"] == "read whole", files
+    (last,) = incremental.rows("select patients_recomputed from meta.refreshes order by refreshed_at desc limit 1")
+    assert last["patients_recomputed"] == 1
+    full = Refresh(tmp_path / "full")
+    full.ok(inbox, refresh_mode="full")
+    assert_same_warehouse(incremental.warehouse, full.warehouse)
 
 
 def test_rows_appended_to_a_file_with_blank_lines_and_a_ragged_row_equal_a_full_refresh(tmp_path):
