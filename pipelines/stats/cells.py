@@ -26,4 +26,9 @@ def updated_cells(
         return pl.concat(frames).group_by(keys).agg(pl.col(counts).sum()).filter(nonzero)
 
     change = summed([added, removed.with_columns(-pl.col(column) for column in counts)])
-    return summed([kept, change]), change.select(keys)
+    changed_keys = change.select(keys)
+    # Only the kept cells that changed are summed again; the others are passed on as they are (a million
+    # patients' relief cells: 0.15 s against 0.35 to 0.4 s to group every kept cell).
+    touched = kept.join(changed_keys, on=keys, how="semi", nulls_equal=True)
+    untouched = kept.join(changed_keys, on=keys, how="anti", nulls_equal=True)
+    return pl.concat([untouched, summed([touched, change])]), changed_keys

@@ -24,7 +24,8 @@ def cells(rows: list[tuple]) -> pl.DataFrame:
 
 
 def test_counts_are_added_and_taken_away_per_cell_and_emptied_cells_go():
-    kept = cells([("austin", "dr-a", 5, 2), ("austin", None, 3, 1), ("frisco", "dr-b", 1, 1)])
+    # waco's cell is not touched: passed on as it is, its null provider a key like any other.
+    kept = cells([("austin", "dr-a", 5, 2), ("austin", None, 3, 1), ("frisco", "dr-b", 1, 1), ("waco", None, 2, 0)])
     # Patient P moved from frisco (dr-b, a responder) to austin without a provider, and did not respond there;
     # a new patient responded at austin with dr-a.
     added = cells([("austin", None, 1, 0), ("austin", "dr-a", 1, 1)])
@@ -34,7 +35,7 @@ def test_counts_are_added_and_taken_away_per_cell_and_emptied_cells_go():
 
     assert_frame_equal(
         updated.sort(KEYS, nulls_last=True),
-        cells([("austin", "dr-a", 6, 3), ("austin", None, 4, 1)]),
+        cells([("austin", "dr-a", 6, 3), ("austin", None, 4, 1), ("waco", None, 2, 0)]),
     )
     # frisco's only cell is empty now: gone, as a count from nothing would not have it; and it changed.
     assert sorted(changed.rows(), key=str) == sorted(
