@@ -4,8 +4,31 @@
 -- Rule:    shared spec §8: the first failing check in the spec's order; duplicates judged among rows passing every other check
 -- Refresh: per patient; an incremental refresh recomputes only patients with new or changed rows
 
-with raw_rows as (
-    select * from raw.assessments
+with raw_items as (
+    select
+        *,
+        case when _item_values is not null then array_to_string(_item_values, '|') end as joined_items
+    from raw.assessments
+),
+
+raw_rows as (
+    select
+        * exclude (joined_items),
+        -- Nearly every row with items has only blank or plain-number items. One regex over the items joined by
+        -- '|' proves it: as many fields as items means no item holds a '|' (nor is null, which the join skips),
+        -- so each field is an item; each is blank or a number strict_number takes. Those rows' items are then
+        -- cast without a regex per item and have no unparseable item (a million patients, 1.8 million rows
+        -- with items: the parsing 8.8 to 4.1 s of CPU time, the model 27.6 to 22.3 s, the same table).
+        coalesce(
+            length(joined_items) - length(replace(joined_items, '|', '')) = len(_item_values) - 1
+            and regexp_full_match(
+                joined_items,
+                '( *[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)? *'
+                || '(\|( *[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)? *)*'
+            ),
+            false
+        ) as items_are_plain
+    from raw_items
 ),
 
 instruments as (
@@ -50,13 +73,14 @@ parsed as not materialized (
         strict_number(score) as parsed_score,
         -- Most rows carry a total and no items: their lists stay null, and the list work below runs
         -- only on the rows that have items.
-        case when _item_values is not null
-                then list_transform(_item_values, lambda item: strict_number(item))
+        case
+            when items_are_plain then list_transform(_item_values, lambda item: try_cast(trim(item) as double))
+            when _item_values is not null then list_transform(_item_values, lambda item: strict_number(item))
         end as item_scores,
         -- The first item that is given but is not a number, named for the detail. sqlfluff's DuckDB grammar
         -- has no two-argument lambda: the noqa lines below are unparsable to it, and their layout its own.
         -- noqa: disable=LT01,LT02
-        case when _item_values is not null then list_filter(
+        case when _item_values is not null and not items_are_plain then list_filter(
             list_transform(_item_values, lambda item, position:  -- noqa: PRS
                 case when blank_to_null(item) is not null and strict_number(item) is null
                     then 'item_' || position || ' = ''' || item || '''' end),

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import Refresh, write_inbox
+from tests.conftest import Refresh, refreshed_inbox, write_inbox
 
 PATIENTS = """\
     patient_id,clinic_id,primary_indication,birth_year,favourite_colour
@@ -178,3 +178,34 @@ def test_timestamp_with_an_offset_is_converted_to_clinic_local_time(validated):
 def test_adverse_event_codes_are_split_and_normalised(validated):
     rows = validated.rows("select adverse_events from staging.infusions where infused_at = '2026-01-05'")
     assert rows == [{"adverse_events": ["nausea", "dissociation"]}]
+
+
+def test_item_columns_are_parsed_one_by_one_whatever_their_separator_like_text(tmp_path):
+    # Plain items are proven by one regex over the items joined by '|' (assessments_validated.sql): an item
+    # holding a '|' must still be judged on its own.
+    refresh = refreshed_inbox(
+        tmp_path,
+        "patient_id,clinic_id,primary_indication,birth_year\nP1,austin,depression,1980\n",
+        "patient_id,infused_at,dose_mg_per_kg\nP1,2026-01-05,0.5\n",
+        """\
+        patient_id,instrument,administered_at,score,item_1,item_2,item_3,item_4,item_5,item_6,item_7,item_8,item_9
+        P1,phq9,2026-01-05,, 1 ,+1,1.,1e0,.3E1,0,1,1,2
+        P1,phq9,2026-01-06,9,1,1|2,1,1,1,1,1,1,1
+        P1,phq9,2026-01-07,9,1,1|,1,1,1,1,1,1,1
+        P1,phq9,2026-01-08,9,1,1,|,1,1,1,1,1,1
+        P1,phq9,2026-01-09,9,1 2,1,1,1,1,1,1,1,1
+        """,
+    )
+    (plain,) = refresh.rows("select * from quarantine.assessments_validated where row_number = 1")
+    assert plain["reason"] is None
+    assert plain["item_scores"] == [1.0, 1.0, 1.0, 1.0, 3.0, 0.0, 1.0, 1.0, 2.0]
+    assert (plain["score"], plain["score_source"]) == (11.0, "items")
+    details = refresh.rows(
+        "select row_number, reason, detail from quarantine.assessments_validated where row_number > 1 order by 1"
+    )
+    assert details == [
+        {"row_number": 2, "reason": "unparseable_number", "detail": "item_2 = '1|2' is not a number"},
+        {"row_number": 3, "reason": "unparseable_number", "detail": "item_2 = '1|' is not a number"},
+        {"row_number": 4, "reason": "unparseable_number", "detail": "item_3 = '|' is not a number"},
+        {"row_number": 5, "reason": "unparseable_number", "detail": "item_1 = '1 2' is not a number"},
+    ]
