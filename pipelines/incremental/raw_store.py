@@ -14,9 +14,9 @@ from pipelines.database import column_names, drop_relation, sql_string
 from pipelines.incremental.file_states import (
     FileState,
     appended_bytes,
+    digest_if_same_size,
     digest_of_file,
     forget_source_files,
-    has_same_content,
     sources_kept,
     state_of_file,
 )
@@ -211,7 +211,8 @@ def read_contract_csvs(
         if previous and previous.is_unchanged(path):
             read.files[file], states = "unchanged", [*states, previous]
             continue
-        if previous and has_same_content(path, previous):
+        same_size = digest_if_same_size(path, previous) if previous else None
+        if same_size is not None and same_size.sha256 == previous.sha256:
             # Kept with its new time, so that the next refresh's quick check passes without hashing it again.
             read.files[file] = "unchanged (written again with the same content)"
             states.append(dataclasses.replace(previous, mtime_ns=path.stat().st_mtime_ns))
@@ -241,12 +242,14 @@ def read_contract_csvs(
                 )
                 continue
         incoming = store.incoming_part(contract.record_type)
-        # The file is hashed in a thread while it is parsed: a second pass over it, but not a second wait.
+        # The file is hashed in a thread while it is parsed, unless it was hashed above: a second pass over it,
+        # but not a second wait.
         with ThreadPoolExecutor(max_workers=1) as hashing:
-            digest = hashing.submit(digest_of_file, path)
+            pending = hashing.submit(digest_of_file, path) if same_size is None else None
             account = write_raw_parquet(path, contract, file, incoming)
             store.replace(contract.record_type, incoming)
-            states.append(state_of_file(CSV_SOURCE, file, path, account, contract.record_type, digest.result()))
+            digest = same_size if pending is None else pending.result()
+            states.append(state_of_file(CSV_SOURCE, file, path, account, contract.record_type, digest))
         read.files[file] = "read whole"
     return read, states
 

@@ -105,9 +105,11 @@ def scan_bytes(blocks, needle: bytes = b"") -> ByteScan:
             needs_care = has_line_ends_needing_care(last_two, block, is_lf)
         last_two = (last_two + block[-2:])[-2:]
         if needle:
-            # An occurrence across the seam lies within the needle's length less one either side of it.
-            needle_count += (previous_end + block[: len(needle) - 1]).count(needle) + block.count(needle)
-            previous_end = (previous_end + block)[-(len(needle) - 1) :] if len(needle) > 1 else b""
+            # An occurrence across the seam lies within the needle's length less one either side of it; only
+            # those few bytes are joined, never the block.
+            reach = len(needle) - 1
+            needle_count += (previous_end + block[:reach]).count(needle) + block.count(needle)
+            previous_end = (previous_end + block[-reach:])[-reach:] if reach else b""
     if last_two.endswith(b"\r"):
         needs_care = True
     if size and not last_two.endswith(b"\n"):

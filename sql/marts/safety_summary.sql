@@ -40,6 +40,7 @@ counted_per_clinic_and_indication as (
         count(*) filter (where list_contains(adverse_events, 'headache')) as headache_count,
         count(*) filter (where list_contains(adverse_events, 'dizziness')) as dizziness_count,
         count(*) filter (where list_contains(adverse_events, 'hypertension')) as hypertension_count,
+        -- Codes outside the contract's list count as other.
         count(*) filter (where len(list_filter(
             adverse_events, lambda code: code not in (
                 'nausea', 'vomiting', 'dissociation', 'dysphoria', 'headache', 'dizziness', 'hypertension'
