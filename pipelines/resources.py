@@ -7,7 +7,6 @@ the Dagster run config override it, in that order of precedence from lowest.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,7 +32,7 @@ from pipelines.dictionary import write_comments
 from pipelines.incremental.policy import BUILDING, code_fingerprint, reason_to_read_everything, stamp_raw_store
 from pipelines.incremental.scope import plan_of
 from pipelines.outcomes.rules import OutcomeRules, rule_fields
-from pipelines.publication import Publication
+from pipelines.publication import Publication, clone_file, copy_tree_keeping_links
 
 
 class Settings(OutcomeRules, BaseSettings):
@@ -176,12 +175,12 @@ class Warehouse(dg.ConfigurableResource):
         run = context.run
         if self.reads_changes_only:
             # An incremental refresh merges into what is published.
-            shutil.copyfile(self.published_path, self.working_path)
+            clone_file(self.published_path, self.working_path)
         elif run is not None and run.asset_selection and RAW_PATIENTS not in run.asset_selection:
             # Materializing a few assets in the UI: start from what is published, so the tables upstream of
             # them are there. (A job's run carries an empty selection: everything.)
             if not self.working_path.exists() and self.published_path.exists():
-                shutil.copyfile(self.published_path, self.working_path)
+                clone_file(self.published_path, self.working_path)
         else:
             # A run that reads the inbox whole writes every table anew: into an empty file and an empty raw
             # store, whatever is published or was left behind (a stopped run's working copy, a damaged file).
@@ -346,7 +345,7 @@ class Reports(dg.ConfigurableResource):
         """Return the working folder, started from the published one when there is none."""
         if not self.working_dir.exists():
             if self.published_dir.exists():
-                shutil.copytree(self.published_dir, self.working_dir)
+                copy_tree_keeping_links(self.published_dir, self.working_dir)
             else:
                 self.working_dir.mkdir(parents=True)
         return self.working_dir

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +19,8 @@ import pytest
 
 from pipelines.cli import failure_reason, settings_from
 from pipelines.definitions import REFRESH_JOB, build_definitions
+from pipelines.demo.generator import write_inbox as write_demo_inbox
+from pipelines.publication import Publication, clone_file
 from pipelines.resources import Warehouse
 from tests.conftest import GOLDEN, Refresh, write_inbox
 
@@ -346,3 +351,49 @@ def test_a_full_refresh_from_the_command_line_starts_empty_whatever_was_left_beh
     assert completed.stdout.startswith("mode: full (a full refresh was asked for)")
     assert "\nrefresh: full: a full refresh was asked for\n" in completed.stdout
     assert refresh.rows("select count(*) as n from quarantine.rejected_rows") == [{"n": 16}]
+
+
+def test_files_hard_linked_in_the_reports_are_published_as_one_file_that_later_writes_leave_alone(tmp_path):
+    write_demo_inbox(tmp_path / "inbox", patients=400, clinics=2, seed=5, end_date=date(2026, 6, 30), years=1.0)
+    refresh = Refresh(tmp_path / "out")
+    refresh.ok(tmp_path / "inbox", as_of="2026-06-30T00:00:00")
+    libraries = sorted(refresh.reports.resolve().rglob("plotly.min.js"))
+    assert len(libraries) >= 3, "the network's folder and each clinic's"
+    assert len({library.stat().st_ino for library in libraries}) == 1, "one file, linked into every folder"
+    working = tmp_path / "working"
+    (working / "a").mkdir(parents=True)
+    (working / "b").mkdir()
+    (working / "a" / "library.js").write_text("library")
+    os.link(working / "a" / "library.js", working / "b" / "library.js")
+    (working / "b" / "page.html").write_text("page")
+    warehouse = tmp_path / "outcomes.duckdb.building"
+    warehouse.write_bytes(b"warehouse")
+    generation = Publication(tmp_path / "own" / "outcomes.duckdb", tmp_path / "own" / "reports").publish(
+        warehouse, working
+    )
+    first, second = generation / "reports" / "a" / "library.js", generation / "reports" / "b" / "library.js"
+    assert first.stat().st_ino == second.stat().st_ino
+    assert first.stat().st_ino != (working / "a" / "library.js").stat().st_ino, "never linked to the working copy"
+    (working / "a" / "library.js").write_text("the next run's")  # written in place, as a page is
+    assert second.read_text() == "library"
+    assert (generation / "reports" / "b" / "page.html").read_text() == "page"
+    assert (generation / "outcomes.duckdb").read_bytes() == b"warehouse"
+
+
+@pytest.mark.parametrize("can_clone", [True, False], ids=["as the file system does", "cloning refused"])
+def test_a_cloned_warehouse_equals_its_source_and_writing_it_leaves_the_source_alone(tmp_path, monkeypatch, can_clone):
+    source, target = tmp_path / "published.duckdb", tmp_path / "working.duckdb"
+    content = os.urandom(3 << 20)
+    source.write_bytes(content)
+    target.write_bytes(b"left by a stopped run, longer than nothing")
+    if not can_clone:  # ext4, tmpfs or two file systems: the clone is refused and the bytes are copied
+
+        def refused(*_):
+            raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+        monkeypatch.setattr("pipelines.publication.fcntl.ioctl", refused)
+    clone_file(source, target)
+    assert target.read_bytes() == content
+    with open(target, "r+b") as handle:
+        handle.write(b"changed")
+    assert source.read_bytes() == content
