@@ -9,7 +9,14 @@ import dagster as dg
 import polars as pl
 
 from assets.checks import check_results, check_specs, grain_outcome_of_ordered_frame
-from pipelines.database import drop_relation, key_of, replace_rows, replace_table, set_rule_variables
+from pipelines.database import (
+    drop_relation,
+    key_of,
+    one_transaction,
+    replace_rows,
+    replace_table,
+    set_rule_variables,
+)
 from pipelines.dictionary import write_comments
 from pipelines.incremental.file_states import FILE_STATES_TABLE
 from pipelines.incremental.scope import merge_by_patient, scope_is_every_patient, scoped_select
@@ -66,7 +73,8 @@ def sql_asset(model: SqlModel) -> dg.AssetsDefinition:
     def build_table(warehouse: Warehouse, rules: RulesResource) -> dg.MaterializeResult:
         with warehouse.connect() as con:
             set_rule_variables(con, rules_from(rules))
-            con.execute(functions_sql())  # after the seeds exist: range_failure reads seeds.value_ranges
+            with one_transaction(con):  # after the seeds exist: range_failure reads seeds.value_ranges
+                con.execute(functions_sql())
             metadata = {}
             if model.is_view:
                 # Always current: an incremental refresh has nothing to merge.

@@ -7,6 +7,8 @@ house, imported by everything above and importing nothing of the project.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
@@ -30,6 +32,22 @@ REFRESHES_DESCRIPTION = "One row per published refresh: when, as of when, and wi
 def sql_string(value: object) -> str:
     """Return a value (text, a path) as a single-quoted SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
+
+
+@contextmanager
+def one_transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the statements of a with block as one transaction, committed together or rolled back on an error.
+
+    Each statement on its own commits to the file: a table's twenty-five column comments took 20 ms as
+    twenty-five commits and 10 ms as one, some sixty tables and thirty macro definitions a refresh.
+    """
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
 
 
 def key_of(table: str) -> dg.AssetKey:

@@ -7,7 +7,7 @@ from functools import cache
 import duckdb
 import yaml
 
-from pipelines.database import relation_kind, sql_string
+from pipelines.database import one_transaction, relation_kind, sql_string
 from pipelines.sql_models import SQL_DIR
 
 DOCUMENTED_SCHEMAS = ("marts", "staging", "quarantine", "intermediate", "seeds", "meta")
@@ -28,7 +28,7 @@ def column_description(table: str, column: str) -> str | None:
 def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str) -> None:
     """Write COMMENT ON TABLE (or VIEW) and COMMENT ON COLUMN for a table, so that any SQL tool shows them."""
     schema, name = table.split(".")
-    con.execute(f"comment on {relation_kind(con, table)} {table} is {sql_string(description)}")
+    statements = [f"comment on {relation_kind(con, table)} {table} is {sql_string(description)}"]
     columns = con.execute(
         "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
         [schema, name],
@@ -36,7 +36,10 @@ def write_comments(con: duckdb.DuckDBPyConnection, table: str, description: str)
     for (column,) in columns:
         text = column_description(table, column)
         if text:
-            con.execute(f'comment on column {table}."{column}" is {sql_string(text)}')
+            statements.append(f'comment on column {table}."{column}" is {sql_string(text)}')
+    with one_transaction(con):
+        for statement in statements:
+            con.execute(statement)
 
 
 def dictionary_rows(con: duckdb.DuckDBPyConnection) -> tuple[list[tuple], list[tuple]]:
