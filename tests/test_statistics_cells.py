@@ -18,6 +18,8 @@ from assets.statistics import (
 )
 from pipelines.database import replace_table
 from pipelines.incremental.scope import SCOPE_TABLE, merge_by_patient
+from pipelines.stats.cohorts import RATE_KEY, cohorts_of_cells, relief_cells, relief_survival_from_cells
+from pipelines.stats.dimensions import CLINIC_SPLITS, INDICATION, START_MONTH
 
 
 def series(patient_id: str, **values) -> dict:
@@ -120,3 +122,32 @@ def test_cells_are_counted_anew_when_the_kept_ones_are_missing(con):
     con.execute(f"drop table {CELLS_SCHEMA}.relief_cells")
 
     assert cells_brought_up_to_date(con) is None
+
+
+def test_relief_curves_of_some_cohorts_are_those_cohorts_curves_of_every_cohort():
+    # Two clinic ids written alike in a clinic's splits ("a / b" and "a \u2215 b" both as "a \u2215 b"): their
+    # splits are one cohort of both.
+    rows = pl.DataFrame(
+        [
+            series("P1", clinic_id="a / b", relief_days=12, relief_status="relapsed"),
+            series("P2", clinic_id="a \u2215 b", relief_days=30),
+            series("P3", clinic_id="frisco", relief_days=20, relief_status="relapsed"),
+            series("P4", clinic_id="frisco", primary_indication="ptsd", relief_days=40),
+            series("P5", series_start_at=datetime(2026, 5, 4, 9), relief_days=25, relief_status="relapsed"),
+        ]
+    )
+    cells = relief_cells(rows.lazy()).collect()
+    whole = relief_survival_from_cells(cells.lazy()).collect()
+    # The cohorts of P2's cell: its clinic (shared with P1), the network, depression, March 2026, ...
+    wanted = cohorts_of_cells(cells.filter(pl.col("clinic_id") == "a \u2215 b").lazy(), (START_MONTH,), True).collect()
+    some = relief_survival_from_cells(cells.lazy(), only=wanted.lazy()).collect()
+
+    assert_frame_equal(some, whole.join(wanted, on=RATE_KEY, how="semi", nulls_equal=True))
+    assert set(some["dimension"]) >= {"network", "clinic", "indication"}
+    assert "frisco" not in set(some.filter(pl.col("dimension") == "clinic")["dimension_value"])
+    assert some.filter(pl.col("dimension") == "clinic")["dimension_value"].unique().to_list() == ["a \u2215 b"]
+    shared_split = some.filter(pl.col("dimension") == CLINIC_SPLITS[INDICATION])
+    assert shared_split["dimension_value"].unique().to_list() == ["a \u2215 b / depression"]
+    assert shared_split["at_risk"].max() == 2, "P1's and P2's clinics are one cohort in the split"
+    network = some.filter(pl.col("dimension") == "network")
+    assert network["at_risk"].max() == 5, "a cohort asked for is summed over every cell, not only the changed ones"

@@ -90,7 +90,7 @@ def summed_by_dimension(
     only: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Return the counts of cells summed per cohort (cohorts) and keys: one row per (dimension, dimension_value,
-    *keys), as by_dimension followed by a sum would. only: the cohorts to sum (dimension, dimension_value and
+    *keys), as by_dimension followed by a sum would. only: the cohorts to return (dimension, dimension_value and
     some of keys), when not all.
 
     Each dimension's cells are summed by the columns its value is made of before the value is written: labelling
@@ -100,25 +100,19 @@ def summed_by_dimension(
     per_dimension = []
     for name, value in cohorts(periods, breakdowns):
         made_of = list(dict.fromkeys(value.meta.root_names()))
-        in_dimension = cells
-        if only is not None:
-            # The cells of the cohorts asked for: those whose columns of the value are labelled as one of them.
-            wanted = only.filter(pl.col("dimension") == name).drop("dimension")
-            cohort_keys = [key for key in wanted.collect_schema().names() if key != "dimension_value"]
-            labelled = (
-                cells.select(*made_of, *cohort_keys)
-                .unique()
-                .with_columns(dimension_value=value)
-                .join(wanted, on=["dimension_value", *cohort_keys], how="semi", nulls_equal=True)
-            )
-            in_dimension = cells.join(labelled, on=[*made_of, *cohort_keys], how="semi", nulls_equal=True)
         per_dimension.append(
-            in_dimension.group_by(*made_of, *keys)
+            cells.group_by(*made_of, *keys)
             .agg(pl.col(counts).sum())
             .select(pl.lit(name).alias("dimension"), value.alias("dimension_value"), *keys, *counts)
         )
     # Two ids can be written alike (split_ids): the labelled rows are summed once more.
-    return pl.concat(per_dimension).group_by(*COHORT, *keys).agg(pl.col(counts).sum())
+    summed = pl.concat(per_dimension).group_by(*COHORT, *keys).agg(pl.col(counts).sum())
+    if only is None:
+        return summed
+    # Every cohort summed, then the ones asked for kept: finding first which cells belong to them took longer
+    # than summing them all (a million patients' relief cells, 1,206 cohorts asked for: 0.82 to 0.94 s against
+    # 0.76 to 0.84 s; 5,769 cohorts: 1.25 to 1.37 s against 0.81 to 0.90 s).
+    return summed.join(only, on=only.collect_schema().names(), how="semi", nulls_equal=True)
 
 
 def rate_columns(prefix: str, count: str, denominator: str = "evaluable_count") -> list[pl.Expr]:
