@@ -117,6 +117,18 @@ def by_label(labels) -> list[str]:
     return sorted(set(labels), key=lambda label: (label != ALL_INDICATIONS, label))
 
 
+def lines_of(frame: pl.DataFrame, along: str) -> dict[str, dict[str, pl.DataFrame]]:
+    """Return a figure's rows per instrument and label (whole_and_by_indication's), each line's sorted by along.
+
+    Split once: filtering each line's rows out of the cohort's frame, line by line, took most of the time of
+    twenty-one cohorts' relief curves and trajectories.
+    """
+    lines: dict[str, dict[str, pl.DataFrame]] = {}
+    for (instrument, label), rows in frame.sort(along).partition_by(["instrument", "label"], as_dict=True).items():
+        lines.setdefault(instrument, {})[label] = rows
+    return lines
+
+
 def human(code: str) -> str:
     """Return a code as people write it (bipolar_depression: Bipolar depression; crps: CRPS), escaped."""
     words = [ACRONYMS.get(word, word) for word in str(code).split("_")]
@@ -306,10 +318,10 @@ def relief_curves(data: Publishable, cohort: Cohort, instruments: tuple[str, ...
     )
     if curves.is_empty():
         return None
-    figure, owners = Figure(), []
-    for instrument in [i for i in instruments if i in curves["instrument"].to_list()]:
-        for code in by_label(curves.filter(pl.col("instrument") == instrument)["label"]):
-            rows = curves.filter((pl.col("instrument") == instrument) & (pl.col("label") == code)).sort("day")
+    figure, owners, lines = Figure(), [], lines_of(curves, "day")
+    for instrument in [i for i in instruments if i in lines]:
+        for code in by_label(lines[instrument]):
+            rows = lines[instrument][code]
             days = [0, *rows["day"].to_list()]
             colour, label = indication_colour(code), human(code)
             # The band: its lower step line, then the upper one filled down to it.
@@ -363,12 +375,10 @@ def trajectory(data: Publishable, cohort: Cohort, instruments: tuple[str, ...], 
     )
     if points.is_empty():
         return None
-    figure, owners = Figure(), []
-    for instrument in [i for i in instruments if i in points["instrument"].to_list()]:
-        for code in by_label(points.filter(pl.col("instrument") == instrument)["label"]):
-            rows = points.filter((pl.col("instrument") == instrument) & (pl.col("label") == code)).sort(
-                "infusions_received"
-            )
+    figure, owners, lines = Figure(), [], lines_of(points, "infusions_received")
+    for instrument in [i for i in instruments if i in lines]:
+        for code in by_label(lines[instrument]):
+            rows = lines[instrument][code]
             mean, label = rows["mean_pct_change"], human(code)
             figure.add_trace(
                 scatter(

@@ -93,3 +93,17 @@ def test_a_clinic_with_its_own_booster_bar_has_no_empty_place(data):  # noqa: F8
     clinic = next(c for c in data.clinics if c != NORTH and not c.startswith(NORTH))
     labels = booster_intervals(data, Cohort(clinic)).data[0]["x"]
     assert len(labels) == 2 and not any("too few" in label for label in labels)
+
+
+def test_each_line_draws_its_own_rows_in_order_of_day_or_infusion(data):  # noqa: F811
+    relief = relief_curves(data, Cohort(), ("phq9",), "mood")
+    for trace in relief.data:
+        assert trace["x"][0] == 0 and trace["x"] == sorted(set(trace["x"])), trace["name"]
+    network = data.relief_survival.filter(
+        (pl.col("dimension") == "network") & (pl.col("instrument") == "phq9") & (pl.col("series_kind") == "induction")
+    ).sort("day")
+    (whole,) = [trace for trace in relief.data if trace["name"] == "All indications"]
+    assert whole["x"] == [0, *network["day"].to_list()]
+    assert whole["y"] == [1.0, *network["survival"].to_list()]
+    for trace in trajectory(data, Cohort(NORTH), MOOD, "mood").data:
+        assert trace["x"] == sorted(set(trace["x"])), trace["name"]
