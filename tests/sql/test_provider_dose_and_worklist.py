@@ -17,9 +17,12 @@ PATIENTS = """\
     HIGH,c1,depression
     WIP,c1,depression
     OLD,c1,depression
+    FIVE,c1,depression
 """
 # MAJ: dr-b gives 2 of 3. TIE: dr-b first, then dr-a: one each, the earliest wins. NONE: no provider, no dose.
 # Doses: LOW mean 0.45 (<0.5); EDGE mean exactly 0.75 (0.75-<1.0); HIGH mean 1.0 (>=1.0); MAJ 0.5 (0.5-<0.75).
+# FIVE: 0.5, 0.57, 0.69, 0.84 and 1.15 mean exactly 0.75, but summed as binary floating point in any order they
+# come to 3.7499999999999996 (a mean of 0.7499999999999999, the band below).
 # WIP: an induction in progress (last infusion 3 days before the as-of date) flagged after 4 infusions.
 # OLD: the same scores, but its induction ended long ago: not in progress, not on the worklist.
 INFUSIONS = """\
@@ -45,6 +48,11 @@ INFUSIONS = """\
     OLD,2026-03-06,dr-a,0.5
     OLD,2026-03-08,dr-a,0.5
     OLD,2026-03-10,dr-a,0.5
+    FIVE,2026-03-02,dr-a,0.5
+    FIVE,2026-03-04,dr-a,0.57
+    FIVE,2026-03-06,dr-a,0.69
+    FIVE,2026-03-09,dr-a,0.84
+    FIVE,2026-03-11,dr-a,1.15
 """
 ASSESSMENTS = """\
     patient_id,instrument,administered_at,score
@@ -72,6 +80,7 @@ def test_the_dose_band_is_that_of_the_mean_dose_with_each_bound_in_the_band_abov
     assert bands["LOW"] == (pytest.approx(0.45), "<0.5")
     assert bands["MAJ"] == (0.5, "0.5-<0.75")
     assert bands["EDGE"] == (0.75, "0.75-<1.0")
+    assert bands["FIVE"] == (0.75, "0.75-<1.0")
     assert bands["HIGH"] == (1.0, ">=1.0")
     assert bands["NONE"] == (None, "unknown")
 
