@@ -304,11 +304,15 @@ def reliable_change_columns() -> dict[str, pl.Expr]:
     """Return end_change and the reliable change outcomes (§10.3); null for instruments without reliable_change."""
     has_criterion = pl.col("reliable_change").is_not_null()
     change = pl.col("end_score") - pl.col("baseline_score")
-    improved = change <= -pl.col("reliable_change")
+    # A difference of decimal scores lands an ulp short of a whole number as often as not (pain NRS 2.3 to 0.3:
+    # -1.9999999999999998): compared with the tolerance response's threshold has, far below any recorded step.
+    improved = change <= -pl.col("reliable_change") + THRESHOLD_TOLERANCE
     return {
         "end_change": pl.when(has_criterion).then(change),
         "is_reliable_improvement": pl.when(has_criterion).then(improved),
-        "is_reliable_deterioration": pl.when(has_criterion).then(change >= pl.col("reliable_change")),
+        "is_reliable_deterioration": pl.when(has_criterion).then(
+            change >= pl.col("reliable_change") - THRESHOLD_TOLERANCE
+        ),
         "is_reliable_recovery": pl.when(has_criterion).then(
             (pl.col("baseline_score") >= pl.col("caseness_min"))
             & (pl.col("end_score") < pl.col("caseness_min"))
@@ -322,8 +326,10 @@ def is_early_non_improver(rules: OutcomeRules) -> pl.Expr:
 
     Null for a booster and without an early check; the series' status nulls it when not evaluable.
     """
+    # An improvement of exactly the percentage asked for is enough, though floating point may put it an ulp short
+    # (pain NRS 5.5 to 4.4: -19.999999999999996%).
     return pl.when((pl.col("series_kind") == "induction") & pl.col("early_check_pct_change").is_not_null()).then(
-        pl.col("early_check_pct_change") > -rules.early_improvement_pct
+        pl.col("early_check_pct_change") > -rules.early_improvement_pct + THRESHOLD_TOLERANCE
     )
 
 

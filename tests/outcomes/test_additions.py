@@ -75,6 +75,20 @@ def test_pain_nrs_reliable_change_is_two_points():
     assert (row["end_change"], row["is_reliable_improvement"], row["is_reliable_recovery"]) == (-4, True, True)
 
 
+def test_a_two_point_change_of_decimal_pain_scores_is_reliable_although_floating_point_makes_it_short():
+    # 0.3 - 2.3 and 4.1 - 2.1 are exactly -2 and 2, but -1.9999999999999998 and 1.9999999999999996 in binary
+    # floating point; 0.4 - 2.3 is -1.9: not reliable.
+    def change(baseline: float, end: float) -> tuple:
+        scores = assessment_frame([("nrs_pain", "2026-01-05", baseline), ("nrs_pain", "2026-01-12", end)])
+        row = outcome(INDUCTION, scores, instrument="nrs_pain")
+        return row["is_reliable_improvement"], row["is_reliable_deterioration"]
+
+    assert change(2.3, 0.3) == (True, False)
+    assert change(2.1, 4.1) == (False, True)
+    assert change(2.3, 0.4) == (False, False)
+    assert change(2.0, 3.9) == (False, False)
+
+
 def test_instruments_without_a_reliable_change_have_no_reliable_change_outcomes():
     row = outcome(
         INDUCTION, assessment_frame([("madrs", "2026-01-05", 30), ("madrs", "2026-01-12", 5)]), instrument="madrs"
@@ -108,6 +122,16 @@ def test_the_early_check_is_the_first_score_after_four_infusions():
 def test_an_early_improvement_of_exactly_twenty_percent_is_not_flagged():
     scores = [("phq9", "2026-01-05", 20), ("phq9", "2026-01-13", 16), ("phq9", "2026-01-20", 15)]
     assert outcome(SIX, assessment_frame(scores))["is_early_non_improver"] is False
+
+
+def test_an_early_improvement_of_exactly_twenty_percent_of_a_decimal_pain_score_is_not_flagged():
+    # 5.5 -> 4.4 is -20%, but -19.999999999999996% in binary floating point; 5.5 -> 4.5 is -18%: flagged.
+    def flagged(early: float) -> bool:
+        scores = [("nrs_pain", "2026-01-05", 5.5), ("nrs_pain", "2026-01-13", early), ("nrs_pain", "2026-01-20", 4.0)]
+        return outcome(SIX, assessment_frame(scores), instrument="nrs_pain")["is_early_non_improver"]
+
+    assert flagged(4.4) is False
+    assert flagged(4.5) is True
 
 
 def test_the_early_check_settings_are_configurable():
