@@ -9,9 +9,11 @@ from pipelines.outcomes.series import calendar_days, starts_new_run
 
 PAIR_KEY = ["patient_id", "series_number", "instrument"]
 
-# A ratio computed in floating point can land one ulp short of an exact
-# threshold (e.g. a 30% drop on a decimal VAS score); this tolerance keeps
-# "reduction >= 30%" true at exactly 30% without admitting 29.99%.
+# A value computed in floating point (a ratio, a percentage, a difference of
+# decimal scores) can land one ulp short of an exact threshold: every
+# threshold on a computed value (response, reliable change, the early check)
+# is compared with this tolerance, which keeps "reduction >= 30%" true at
+# exactly 30% without admitting 29.99%.
 THRESHOLD_TOLERANCE = 1e-9
 
 
@@ -304,8 +306,7 @@ def reliable_change_columns() -> dict[str, pl.Expr]:
     """Return end_change and the reliable change outcomes (§10.3); null for instruments without reliable_change."""
     has_criterion = pl.col("reliable_change").is_not_null()
     change = pl.col("end_score") - pl.col("baseline_score")
-    # A difference of decimal scores lands an ulp short of a whole number as often as not (pain NRS 2.3 to 0.3:
-    # -1.9999999999999998): compared with the tolerance response's threshold has, far below any recorded step.
+    # Pain NRS 2.3 to 0.3 is -1.9999999999999998 in floating point (THRESHOLD_TOLERANCE).
     improved = change <= -pl.col("reliable_change") + THRESHOLD_TOLERANCE
     return {
         "end_change": pl.when(has_criterion).then(change),
@@ -326,8 +327,7 @@ def is_early_non_improver(rules: OutcomeRules) -> pl.Expr:
 
     Null for a booster and without an early check; the series' status nulls it when not evaluable.
     """
-    # An improvement of exactly the percentage asked for is enough, though floating point may put it an ulp short
-    # (pain NRS 5.5 to 4.4: -19.999999999999996%).
+    # Pain NRS 5.5 to 4.4 is -19.999999999999996% in floating point (THRESHOLD_TOLERANCE).
     return pl.when((pl.col("series_kind") == "induction") & pl.col("early_check_pct_change").is_not_null()).then(
         pl.col("early_check_pct_change") > -rules.early_improvement_pct + THRESHOLD_TOLERANCE
     )
