@@ -17,7 +17,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from pipelines.reports import figures as fig
-from pipelines.reports.disclosure import note
+from pipelines.reports.disclosure import count_text, note
 from pipelines.reports.figures import Cohort, escaped
 from pipelines.reports.pages import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE
 from pipelines.reports.publishable import SUICIDALITY_WINDOW_DAYS, Publishable
@@ -74,10 +74,6 @@ def median_interval(low: int | None, high: int | None) -> str:
     return f"95% CI {low}–{high} days"
 
 
-def count_text(value: int | None, min_cell_size: int) -> str:
-    return f"fewer than {min_cell_size}" if value is None else f"{value:,}"
-
-
 def headline_rates(data: Publishable, cohort: Cohort) -> pl.DataFrame:
     return cohort.of_whole(data.response_rates).filter(pl.col("series_kind") == "induction")
 
@@ -101,13 +97,12 @@ def clinic_rank(data: Publishable, instrument: str, measure: str, clinic: str) -
 
 def tiles(data: Publishable, cohort: Cohort) -> str:
     """Headline tiles: the cohort's figure, with the network's beside it on a clinic's page."""
-    k = data.min_cell_size
     network = Cohort()
     patients = cohort.of_whole(data.patients)
-    cards = [("patients treated", count_text(patients["patient_count"][0] if patients.height else None, k), "")]
+    cards = [("patients treated", count_text(patients["patient_count"][0] if patients.height else None), "")]
     funnel = cohort.of_whole(data.completion_funnel).sort("infusion_number")
     if funnel.height:
-        cards.append(("inductions started", count_text(funnel["inductions_reaching"][0], k), ""))
+        cards.append(("inductions started", count_text(funnel["inductions_reaching"][0]), ""))
         target = data.rules.induction_target_infusions
         reached = funnel.filter(pl.col("infusion_number") <= target).tail(1)
         if reached.height:
@@ -143,7 +138,7 @@ def tiles(data: Publishable, cohort: Cohort) -> str:
     if suicidality.height and suicidality["scored_count"][0]:
         row = suicidality.row(0, named=True)
         shown = "—" if row["flagged_rate"] is None else percent(row["flagged_rate"])
-        scored = count_text(row["scored_count"], k)
+        scored = count_text(row["scored_count"])
         label = (
             f"PHQ-9 item 9 (thoughts of self-harm) positive at the latest PHQ-9 of the last "
             f"{SUICIDALITY_WINDOW_DAYS} days, of {scored} patients scored; clinicians have the worklist"
@@ -196,7 +191,6 @@ def adherence_text(data: Publishable, cohort: Cohort) -> str:
 
 def league_table(data: Publishable) -> str:
     """Clinics side by side on the network page, sortable, with the network median and 75th percentile."""
-    k = data.min_cell_size
     rows = []
     for clinic in data.clinics:
         cohort = Cohort(clinic)
@@ -239,8 +233,8 @@ def league_table(data: Publishable) -> str:
         body.append(
             "<tr>"
             + cell(row["clinic"], row["clinic"].lower())
-            + cell(count_text(row["patients"], k), row["patients"])
-            + cell(count_text(row["inductions"], k), row["inductions"])
+            + cell(count_text(row["patients"]), row["patients"])
+            + cell(count_text(row["inductions"]), row["inductions"])
             + cell(percent(row["completion"]), row["completion"])
             + cell(f"{percent(row['response'])} {row['response_ci']}".strip(), row["response"])
             + cell(f"{percent(row['remission'])} {row['remission_ci']}".strip(), row["remission"])
@@ -335,8 +329,8 @@ def early_check_table(data: Publishable, cohort: Cohort) -> str:
         return ""
     body = "".join(
         f"<tr><td>{html.escape(INSTRUMENT_LABELS.get(row['instrument'], row['instrument']))}</td>"
-        f"<td>{html.escape(count_text(row['early_checked_count'], k))}</td>"
-        f"<td>{html.escape(count_text(row['early_non_improver_count'], k))}</td>"
+        f"<td>{html.escape(count_text(row['early_checked_count']))}</td>"
+        f"<td>{html.escape(count_text(row['early_non_improver_count']))}</td>"
         + rate_cell(row, "early_ppv", "early_non_improver_count", k)
         + rate_cell(row, "early_sensitivity", "early_checked_non_responder_count", k)
         + "</tr>"
@@ -382,7 +376,7 @@ def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str)
         median = medians.get(label)
         relief_text = "—" if label not in reached else ("not reached" if median is None else f"{median:.0f} days")
         body.append(
-            f"<tr><td>{escaped(label)}</td><td>{html.escape(count_text(row['evaluable_count'], k))}</td>"
+            f"<tr><td>{escaped(label)}</td><td>{html.escape(count_text(row['evaluable_count']))}</td>"
             + rate_cell(row, "response", "evaluable_count", k)
             + rate_cell(row, "remission", "remission_eligible_count", k)
             + f"<td>{html.escape(relief_text)}</td></tr>"

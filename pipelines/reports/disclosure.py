@@ -37,6 +37,12 @@ RATE_DECIMALS = 3  # 0.1 percentage point
 TREND_SHOWN_SHARE = 2 / 3
 
 
+def count_text(value: int | None) -> str:
+    """Return a count as the pages print it, a hidden one as "withheld": a cell hidden so that a total does not
+    give a small one away (suppress_cells) may hold any number, and "fewer than k" would be untrue of it."""
+    return "withheld" if value is None else f"{value:,}"
+
+
 def note(min_cell_size: int) -> str:
     """Return the sentence every page carries about what it hides."""
     if min_cell_size <= 1:

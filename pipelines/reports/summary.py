@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from pipelines.reports.disclosure import note, suppress_cells
+from pipelines.reports.disclosure import count_text, note, suppress_cells
 
 
 def refresh_summary(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -132,10 +132,6 @@ def summary_json(summary: dict[str, Any]) -> str:
     return json.dumps(summary, indent=2, default=str)
 
 
-def number(value: int | None, min_cell_size: int) -> str:
-    return f"fewer than {min_cell_size}" if value is None else f"{value:,}"
-
-
 def summary_html(summary: dict[str, Any], refreshed_at: str, min_cell_size: int, mode: str) -> str:
     """Return the operator's page of a refresh: the mode, every file's accounts and its rejections in words.
 
@@ -145,18 +141,18 @@ def summary_html(summary: dict[str, Any], refreshed_at: str, min_cell_size: int,
     escape = html.escape
     file_rows = "".join(
         f"<tr><td>{escape(a['source_file'])}</td><td>{escape(a['record_type'])}s</td>"
-        f"<td>{'' if a.get('lines_read') is None and a['rows_read'] is not None else number(a.get('lines_read'), k)}"
-        f"</td><td>{number(a['rows_read'], k)}</td><td>{number(a['rows_accepted'], k)}</td>"
-        f"<td>{number(a['rows_rejected'], k)}</td><td>{number(a['duplicates_removed'], k)}</td></tr>"
+        f"<td>{'' if a.get('lines_read') is None and a['rows_read'] is not None else count_text(a.get('lines_read'))}"
+        f"</td><td>{count_text(a['rows_read'])}</td><td>{count_text(a['rows_accepted'])}</td>"
+        f"<td>{count_text(a['rows_rejected'])}</td><td>{count_text(a['duplicates_removed'])}</td></tr>"
         for a in summary["files"]
     )
     reason_rows = "".join(
         f"<tr><td>{escape(r['source_file'])}</td><td>{escape(REASON_WORDS.get(r['reason'], r['reason']))}"
-        f" <code>{escape(r['reason'])}</code></td><td>{number(r['row_count'], k)}</td></tr>"
+        f" <code>{escape(r['reason'])}</code></td><td>{count_text(r['row_count'])}</td></tr>"
         for r in summary["rejected_by_reason"]
     )
     status_rows = "".join(
-        f"<tr><td>{escape(r['status'].replace('_', ' '))}</td><td>{number(r['outcome_count'], k)}</td></tr>"
+        f"<tr><td>{escape(r['status'].replace('_', ' '))}</td><td>{count_text(r['outcome_count'])}</td></tr>"
         for r in summary["outcomes_by_status"]
     )
     style = (
@@ -186,7 +182,7 @@ def summary_html(summary: dict[str, Any], refreshed_at: str, min_cell_size: int,
             else "<p>No row was rejected.</p>"
         )
         + f"<h2>Series outcomes by status</h2><table><tr><th>status</th><th>series and instrument pairs</th></tr>"
-        f"{status_rows}</table><p>Patients: {number(summary['patients'], k)}.</p>"
+        f"{status_rows}</table><p>Patients: {count_text(summary['patients'])}.</p>"
         f"<p class='note'>{escape(note(k))} The rejected rows themselves are in quarantine.rejected_rows of the "
         "warehouse.</p></main></body></html>"
     )

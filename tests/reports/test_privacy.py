@@ -11,6 +11,7 @@ k out of n.
 
 from __future__ import annotations
 
+import html
 import itertools
 import json
 import re
@@ -23,11 +24,11 @@ import pytest
 
 from pipelines.demo.generator import write_inbox
 from pipelines.outcomes.rules import OutcomeRules
-from pipelines.reports.dashboard import clinic_folder
+from pipelines.reports.dashboard import breakdown_table, clinic_folder
 from pipelines.reports.disclosure import safe_steps, safe_survival_points, suppress_cells
 from pipelines.reports.figures import Cohort
 from pipelines.reports.publishable import BALANCED, publishable
-from pipelines.stats.dimensions import CLINIC, CLINIC_SPLITS, NETWORK
+from pipelines.stats.dimensions import CLINIC, CLINIC_SPLITS, DOSE_BAND, NETWORK, PROVIDER
 from tests.conftest import Refresh
 
 K = OutcomeRules().min_cell_size
@@ -369,3 +370,28 @@ def test_a_trajectory_that_ends_in_small_points_pools_them_into_one_point_of_eno
     assert (pooled["ci_low"], pooled["ci_high"]) == pytest.approx((mean - half, mean + half))
     # The points it pools stay hidden.
     assert published.filter(pl.col("infusions_label").is_in(["2", "3"]))["score_count"].to_list() == [None, None]
+
+
+def test_a_count_hidden_to_protect_a_small_one_is_shown_as_withheld_not_as_small(data, marts):
+    # A cell hidden only so that a total does not give a small one away may hold any number: "fewer than 11"
+    # would be untrue of it.
+    true_counts = marts["response_rates"].select(
+        "dimension", "dimension_value", "instrument", "series_kind", pl.col("evaluable_count").alias("true_count")
+    )
+    hidden_but_large = (
+        data.response_rates.filter(
+            pl.col("dimension").is_in([CLINIC_SPLITS[DOSE_BAND], CLINIC_SPLITS[PROVIDER]])
+            & (pl.col("series_kind") == "induction")
+            & pl.col("evaluable_count").is_null()
+        )
+        .join(true_counts, on=["dimension", "dimension_value", "instrument", "series_kind"])
+        .filter((pl.col("true_count") >= K) & pl.col("dimension_value").str.starts_with("austin / "))
+    )
+    assert hidden_but_large.height, "the fixture has a secondarily suppressed breakdown cell"
+    row = hidden_but_large.row(0, named=True)
+    by = DOSE_BAND if row["dimension"] == CLINIC_SPLITS[DOSE_BAND] else PROVIDER
+    table = breakdown_table(data, Cohort("austin"), by, row["instrument"])
+    label = html.escape(row["dimension_value"].split(" / ")[-1])
+    cell = table.split(f"<td>{label}</td>", 1)[1].split("</td>", 1)[0]
+    assert cell == "<td>withheld", cell
+    assert "fewer than" not in table
