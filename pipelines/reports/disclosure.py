@@ -17,8 +17,8 @@ published. Every page reads only what these functions return:
 - precision: rates and interval bounds are rounded to 0.1 percentage point, so
   a printed rate does not pin down k/n;
 - grain: trends use the finest period of series start (month, quarter,
-  half-year, year) whose points mostly survive, instead of a month grain
-  that hides all.
+  half-year, year) at which the points of both their lines (response and
+  remission) mostly survive, instead of a month grain that hides all.
 
 With min_cell_size 1 or 0 (only with disclosure control switched off by name)
 nothing is hidden and every page says it is not for publication.
@@ -246,18 +246,22 @@ def safe_survival_points(curves: pl.DataFrame, key: list[str], min_cell_size: in
     return rounded(ordered.filter(pl.Series(keep, dtype=pl.Boolean)).select(columns), ["survival", "ci_low", "ci_high"])
 
 
-def finest_trend_grain(rates: pl.DataFrame, cohort_key: list[str], shown: str) -> pl.DataFrame:
+def finest_trend_grain(rates: pl.DataFrame, cohort_key: list[str], shown: list[str]) -> pl.DataFrame:
     """Return, of rows over every period of series start, those of the finest period each trend can show.
 
     rates: rows whose "period" column names START_PERIODS, already suppressed; cohort_key: what one trend is
-    (cohort, instrument, series kind). The finest period whose points are shown for at least TREND_SHOWN_SHARE
-    of the periods with series is kept; else the coarsest.
+    (cohort, instrument, series kind); shown: the rates the trend draws. The finest period at which each of them
+    is shown for at least TREND_SHOWN_SHARE of the periods with series is kept; else the coarsest.
     """
     if rates.is_empty():
         return rates
     share = (
         rates.group_by([*cohort_key, "period"])
-        .agg((pl.col(shown).is_not_null().sum() / pl.len()).alias("shown_share"))
+        .agg(
+            pl.min_horizontal(pl.col(column).is_not_null().sum() for column in shown)
+            .truediv(pl.len())
+            .alias("shown_share")
+        )
         .with_columns(rank=pl.col("period").replace_strict({p: i for i, p in enumerate(START_PERIODS)}))
     )
     chosen = (

@@ -283,12 +283,18 @@ def trends(data: Publishable, cohort: Cohort) -> Figure | None:
         rows = rates.filter(pl.col("instrument") == instrument).sort("label")
         for measure, colour in (("response", COLOURS[0]), ("remission", COLOURS[2])):
             rate = rows[f"{measure}_rate"]
+            # A trend's remission is left out where no period grain shows enough of it (publishable.trend_rows).
+            name = (
+                f"{measure} rate ({PERIOD_NAMES[rows['period'][0]]})"
+                if rate.is_not_null().any()
+                else f"{measure} rate: too few per period to show"
+            )
             figure.add_trace(
                 scatter(
                     x=rows["label"].to_list(),
                     y=rate.to_list(),
                     mode="lines+markers",
-                    name=f"{measure} rate ({PERIOD_NAMES[rows['period'][0]]})",
+                    name=name,
                     line=dict(color=colour),
                     connectgaps=False,
                     error_y=dict(

@@ -132,34 +132,24 @@ def period_of(dimension: pl.Expr) -> pl.Expr:
     return dimension.replace_strict(mapping, default=None)
 
 
-def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Response and remission rates safe to publish: within each cohort's table, and across the clinics of a
-    period (whose cells add up to the network's cell of that period)."""
-    clinic_periods = [CLINIC_SPLITS[p] for p in START_PERIODS]
-    framed = with_parent(rates).with_columns(
-        period=period_of(pl.col("dimension")),
-        across_clinics=pl.when(pl.col("dimension").is_in(clinic_periods)).then(
-            pl.concat_str(
-                pl.col("dimension"), pl.lit(":"), pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.last()
-            )
-        ),
-    )
-    # The early check's flagged non-responders count in two rates (PPV and sensitivity), each within its own
-    # denominator: judged once in each, and hidden in both where either hides them.
-    suppressed = framed.with_columns(early_flagged_for_sensitivity=pl.col("early_flagged_non_responder_count"))
+def suppress_levels(
+    frame: pl.DataFrame, levels: tuple[tuple[str, dict[str, list[str]]], ...], tables: list[list[str]], k: int
+) -> pl.DataFrame:
+    """Return rates safe to publish, judged level by level (RATE_LEVELS' form): each level's denominator is a
+    count within the level above's."""
     # Each level is judged on its denominator's true value (_all_<name>): a denominator hidden only because the
     # series outside it are few (93 of 96 eligible) still carries its rates, without its count; one that is
     # small itself, or lies in a hidden cell, hides everything within it.
-    sub_denominators = [denominator for denominator, _ in RATE_LEVELS[1:]]
-    suppressed = suppressed.with_columns([pl.col(d).alias(f"_all_{d}") for d in sub_denominators])
-    for level, (denominator, measures) in enumerate(RATE_LEVELS):
+    sub_denominators = [denominator for denominator, _ in levels[1:]]
+    suppressed = frame.with_columns([pl.col(d).alias(f"_all_{d}") for d in sub_denominators])
+    for level, (denominator, measures) in enumerate(levels):
         total = denominator if level == 0 else f"_all_{denominator}"
         gone = pl.col(total).is_null()
         suppressed = suppress_cells(
             suppressed.with_columns(
                 [pl.when(gone).then(None).otherwise(pl.col(c)).alias(c) for m, d in measures.items() for c in (m, *d)]
             ),
-            tables=[RATE_TABLE, ["across_clinics", "instrument", "series_kind"]],
+            tables=tables,
             total=total,
             measures=measures,
             min_cell_size=k,
@@ -178,6 +168,27 @@ def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
             suppressed = suppressed.with_columns(
                 [pl.when(hidden_denominator).then(None).otherwise(pl.col(m)).alias(m) for m in measures]
             )
+    return suppressed.drop(f"_all_{d}" for d in sub_denominators)
+
+
+def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
+    """Response and remission rates safe to publish: within each cohort's table, and across the clinics of a
+    period (whose cells add up to the network's cell of that period)."""
+    clinic_periods = [CLINIC_SPLITS[p] for p in START_PERIODS]
+    framed = with_parent(rates).with_columns(
+        period=period_of(pl.col("dimension")),
+        across_clinics=pl.when(pl.col("dimension").is_in(clinic_periods)).then(
+            pl.concat_str(
+                pl.col("dimension"), pl.lit(":"), pl.col("dimension_value").str.split(SPLIT_SEPARATOR).list.last()
+            )
+        ),
+    )
+    # The early check's flagged non-responders count in two rates (PPV and sensitivity), each within its own
+    # denominator: judged once in each, and hidden in both where either hides them.
+    suppressed = framed.with_columns(early_flagged_for_sensitivity=pl.col("early_flagged_non_responder_count"))
+    suppressed = suppress_levels(
+        suppressed, RATE_LEVELS, [RATE_TABLE, ["across_clinics", "instrument", "series_kind"]], k
+    )
     # One shown rate and the other's denominator would give the hidden count away: both or neither.
     either_hidden = pl.col("early_ppv_rate").is_null() | pl.col("early_sensitivity_rate").is_null()
     suppressed = suppressed.with_columns(
@@ -185,7 +196,7 @@ def publishable_rates(rates: pl.DataFrame, k: int) -> pl.DataFrame:
             pl.when(either_hidden).then(None).otherwise(pl.col(c)).alias(c)
             for c in ("early_flagged_non_responder_count", *rate_of("early_ppv"), *rate_of("early_sensitivity"))
         ]
-    ).drop("early_flagged_for_sensitivity", *[f"_all_{d}" for d in sub_denominators])
+    ).drop("early_flagged_for_sensitivity")
     return rounded(suppressed.drop("across_clinics"), RATE_COLUMNS)
 
 
@@ -424,17 +435,59 @@ TREND_KEY = ["cohort", "instrument", "series_kind"]
 # A trend worth drawing has this many points; fewer calendar periods survive at a small clinic.
 TREND_MIN_POINTS = 4
 BALANCED = "balanced"
+# The count and denominator of each rate a trend draws (remission over remission-eligible series, spec §10.2).
+# A trend has one grain (one x axis) for both of its lines; remission, rarer than response, often needs a
+# coarser one.
+TREND_COUNTS = {
+    "response_rate": ("responder_count", "evaluable_count"),
+    "remission_rate": ("remitter_count", "remission_eligible_count"),
+}
+# Disclosure control of a trend's periods, level by level as RATE_LEVELS.
+TREND_LEVELS = (
+    ("evaluable_count", {"responder_count": rate_of("response"), "remission_eligible_count": []}),
+    ("remission_eligible_count", {"remitter_count": rate_of("remission")}),
+)
 
 
 def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Return each trend (cohort, instrument, series kind) at the finest calendar period of series start that
-    survives disclosure control; where that leaves fewer than TREND_MIN_POINTS points, consecutive months
-    grouped into periods of balanced size (each with at least k responders and k non-responders) instead."""
-    calendar = finest_trend_grain(labelled(period_rates), TREND_KEY, "response_rate")
-    balanced = balanced_periods(labelled(month_rates), k)
+    """Return each trend (cohort, instrument, series kind) at one grain for response and remission: the finest
+    calendar period of series start at which both survive disclosure control, or where that leaves fewer than
+    TREND_MIN_POINTS points, consecutive months grouped into periods of balanced size (each with at least k of
+    every count and its complement) instead. A trend whose remission no grain shows at TREND_MIN_POINTS points
+    is drawn at response's own grain with its remission left out (null), rather than as a line of a point or
+    two."""
+    both = trend_grain(period_rates, month_rates, k, list(TREND_COUNTS))
+    response = trend_grain(period_rates, month_rates, k, ["response_rate"])
+    both_shown = shown_points(both, list(TREND_COUNTS))
+    response_shown = shown_points(both, ["response_rate"]).join(
+        shown_points(response, ["response_rate"]), on=TREND_KEY, suffix="_alone"
+    )
+    drawn_together = pl.concat(
+        [
+            both_shown.filter(pl.col("shown") >= TREND_MIN_POINTS).select(TREND_KEY),
+            response_shown.filter(pl.col("shown") >= pl.col("shown_alone")).select(TREND_KEY),
+        ]
+    ).unique()
+    remission = [c for c in response.columns if c.startswith("remission_")]
+    return pl.concat(
+        [
+            both.join(drawn_together, on=TREND_KEY),
+            response.join(drawn_together, on=TREND_KEY, how="anti").with_columns(
+                [pl.lit(None, dtype=response.schema[c]).alias(c) for c in ["remitter_count", *remission]]
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+
+
+def trend_grain(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int, shown: list[str]) -> pl.DataFrame:
+    """Return each trend at the finest calendar period at which every rate of shown survives; where that
+    leaves fewer than TREND_MIN_POINTS points, at months grouped into periods of balanced size instead."""
+    calendar = finest_trend_grain(labelled(period_rates), TREND_KEY, shown)
+    balanced = balanced_periods(labelled(month_rates), k, [TREND_COUNTS[rate] for rate in shown])
     better = (
-        shown_points(balanced)
-        .join(shown_points(calendar), on=TREND_KEY, how="left", suffix="_calendar")
+        shown_points(balanced, shown)
+        .join(shown_points(calendar, shown), on=TREND_KEY, how="left", suffix="_calendar")
         .filter(
             (pl.col("shown_calendar").fill_null(0) < TREND_MIN_POINTS)
             & (pl.col("shown") > pl.col("shown_calendar").fill_null(0))
@@ -446,9 +499,9 @@ def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) ->
     )
 
 
-def shown_points(trends: pl.DataFrame) -> pl.DataFrame:
-    """Return how many points of each trend show a response rate."""
-    return trends.group_by(TREND_KEY).agg(shown=pl.col("response_rate").is_not_null().sum())
+def shown_points(trends: pl.DataFrame, shown: list[str]) -> pl.DataFrame:
+    """Return how many points of each trend show every rate of shown."""
+    return trends.group_by(TREND_KEY).agg(shown=pl.all_horizontal(pl.col(shown).is_not_null()).sum())
 
 
 def labelled(rates: pl.DataFrame) -> pl.DataFrame:
@@ -461,22 +514,31 @@ def labelled(rates: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def months_in_periods(rows: list[dict], k: int, target: int) -> list[list[dict]]:
-    """Group consecutive months into as many periods as possible of at least k responders, k non-responders
-    and target series each (dynamic programming over where periods end); months left at the end join the
-    last period, and all of them form one period when no grouping holds."""
+def months_in_periods(rows: list[dict], k: int, target: int, counts: list[tuple[str, str]]) -> list[list[dict]]:
+    """Group consecutive months into as many periods as possible of at least k of each count of counts (count,
+    its denominator), k of each complement within its denominator and target evaluable series each (dynamic
+    programming over where periods end); months left at the end join the last period, and all of them form one
+    period when no grouping holds."""
 
     # Counts of months [start, end) as differences of running totals: each candidate period is judged in
     # constant time (summing its months for each was most of the pages' trend time at twenty clinics).
-    responders_before, evaluable_before = [0], [0]
-    for row in rows:
-        responders_before.append(responders_before[-1] + row["responder_count"])
-        evaluable_before.append(evaluable_before[-1] + row["evaluable_count"])
+    def running(column: str) -> list[int]:
+        before = [0]
+        for row in rows:
+            before.append(before[-1] + row[column])
+        return before
+
+    evaluable_before = running("evaluable_count")
+    counts_before = [(running(count), running(denominator)) for count, denominator in counts]
 
     def holds(start: int, end: int) -> bool:
-        responders = responders_before[end] - responders_before[start]
-        evaluable = evaluable_before[end] - evaluable_before[start]
-        return responders >= k and evaluable - responders >= k and evaluable >= target
+        if evaluable_before[end] - evaluable_before[start] < target:
+            return False
+        for count_before, denominator_before in counts_before:
+            count = count_before[end] - count_before[start]
+            if count < k or denominator_before[end] - denominator_before[start] - count < k:
+                return False
+        return True
 
     most: dict[int, tuple[int, int]] = {0: (0, 0)}  # end -> (periods, start of the last period)
     for end in range(1, len(rows) + 1):
@@ -496,18 +558,18 @@ def months_in_periods(rows: list[dict], k: int, target: int) -> list[list[dict]]
     return blocks
 
 
-def balanced_periods(months: pl.DataFrame, k: int) -> pl.DataFrame:
-    """Return each trend's months grouped, in order, into periods holding at least k responders and k
-    non-responders (and at most about an eighth of the trend's series), with Wilson intervals, suppressed
-    and rounded as every rate is. Periods are disjoint and cover every month, so the union of any hidden
-    ones is the total minus the shown ones, which suppress_cells keeps safe."""
+def balanced_periods(months: pl.DataFrame, k: int, counts: list[tuple[str, str]]) -> pl.DataFrame:
+    """Return each trend's months grouped, in order, into periods holding at least k of each count of counts
+    (count, its denominator) and of each complement (and at most about an eighth of the trend's series), with
+    Wilson intervals, suppressed and rounded as every rate is. Periods are disjoint and cover every month, so
+    the union of any hidden ones is the total minus the shown ones, which suppress_cells keeps safe."""
     if months.is_empty():
         return months
     grouped = []
     for _, trend in months.sort([*TREND_KEY, "label"]).group_by(TREND_KEY, maintain_order=True):
         rows = trend.to_dicts()
         target = max(2 * k, trend["evaluable_count"].sum() // 8)
-        for block in months_in_periods(rows, k, target):
+        for block in months_in_periods(rows, k, target, counts):
             first, last = block[0], block[-1]
             grouped.append(
                 {
@@ -515,25 +577,16 @@ def balanced_periods(months: pl.DataFrame, k: int) -> pl.DataFrame:
                     "dimension_value": first["dimension_value"],
                     "label": first["label"] if first is last else f"{first['label']} to {last['label']}",
                     "period": BALANCED,
-                    **{c: sum(r[c] for r in block) for c in ("evaluable_count", "responder_count", "remitter_count")},
+                    **{c: sum(r[c] for r in block) for pair in TREND_COUNTS.values() for c in pair},
                 }
             )
     frame = pl.DataFrame(grouped)
-    for measure, count in (("response", "responder_count"), ("remission", "remitter_count")):
-        low, high = wilson_bounds(pl.col(count), pl.col("evaluable_count"))
+    for rate, (count, denominator) in TREND_COUNTS.items():
+        low, high = wilson_bounds(pl.col(count), pl.col(denominator))
         frame = frame.with_columns(
-            (pl.col(count) / pl.col("evaluable_count")).alias(f"{measure}_rate"),
-            low.alias(f"{measure}_ci_low"),
-            high.alias(f"{measure}_ci_high"),
+            (pl.col(count) / pl.col(denominator)).alias(rate),
+            low.alias(rate.replace("_rate", "_ci_low")),
+            high.alias(rate.replace("_rate", "_ci_high")),
         )
-    suppressed = suppress_cells(
-        frame,
-        tables=[["dimension", "parent", "instrument", "series_kind"]],
-        total="evaluable_count",
-        measures={
-            "responder_count": ["response_rate", "response_ci_low", "response_ci_high"],
-            "remitter_count": ["remission_rate", "remission_ci_low", "remission_ci_high"],
-        },
-        min_cell_size=k,
-    )
+    suppressed = suppress_levels(frame, TREND_LEVELS, [RATE_TABLE], k)
     return rounded(suppressed, RATE_COLUMNS)
