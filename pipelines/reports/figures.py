@@ -263,7 +263,8 @@ def instrument_menu(figure: Figure, trace_instruments: list[str]) -> Figure:
         )
         for code in instruments
     ]
-    figure.layout["updatemenus"] = [dict(buttons=buttons, x=1.0, xanchor="right", y=1.15, yanchor="top")]
+    # At the top left: the top right is the Plotly toolbar's, which would cover the menu.
+    figure.layout["updatemenus"] = [dict(buttons=buttons, x=0.0, xanchor="left", y=1.15, yanchor="top")]
     for trace, instrument in zip(figure.data, trace_instruments, strict=True):
         trace["visible"] = instrument == instruments[0]
     return figure
