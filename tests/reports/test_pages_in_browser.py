@@ -93,6 +93,25 @@ def test_the_instrument_menu_switches_the_relief_curves_without_a_server(browser
     assert before and after and before != after
 
 
+MENUS_UNDER_TOOLBAR = """
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(plot => {
+    const menu = plot.querySelector('g.updatemenu-header-group');
+    const toolbar = plot.querySelector('.modebar');
+    if (!menu || !toolbar) return [];
+    const [a, b] = [menu.getBoundingClientRect(), toolbar.getBoundingClientRect()];
+    const apart = a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top;
+    return apart ? [] : [plot.id];
+})
+"""
+
+
+def test_no_instrument_menu_lies_under_the_plotly_toolbar(browser, demo_warehouse):
+    page = browser.new_context(offline=True, viewport={"width": 1400, "height": 900}).new_page()
+    page.goto((demo_warehouse.parents[1] / "reports" / "network" / "network.html").as_uri(), wait_until="load")
+    assert page.locator("g.updatemenu-header-group").count() >= 4
+    assert page.evaluate(MENUS_UNDER_TOOLBAR) == []
+
+
 TREND_POINTS = """
 (instrument) => {
     const plot = document.getElementById('figure-trends');
