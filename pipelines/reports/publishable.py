@@ -484,7 +484,10 @@ def trend_grain(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int, s
     """Return each trend at the finest calendar period at which every rate of shown survives; where that
     leaves fewer than TREND_MIN_POINTS points, at months grouped into periods of balanced size instead."""
     calendar = finest_trend_grain(labelled(period_rates), TREND_KEY, shown)
-    balanced = balanced_periods(labelled(month_rates), k, [TREND_COUNTS[rate] for rate in shown])
+    # Months are grouped (a search in Python) only for the trends too sparse at every calendar period.
+    drawn_by_calendar = shown_points(calendar, shown).filter(pl.col("shown") >= TREND_MIN_POINTS)
+    months = labelled(month_rates).join(drawn_by_calendar, on=TREND_KEY, how="anti")
+    balanced = balanced_periods(months, k, [TREND_COUNTS[rate] for rate in shown])
     better = (
         shown_points(balanced, shown)
         .join(shown_points(calendar, shown), on=TREND_KEY, how="left", suffix="_calendar")
