@@ -587,7 +587,7 @@ def balanced_periods(months: pl.DataFrame, k: int, counts: list[tuple[str, str]]
     for rate, (count, denominator) in TREND_COUNTS.items():
         low, high = wilson_bounds(pl.col(count), pl.col(denominator))
         frame = frame.with_columns(
-            (pl.col(count) / pl.col(denominator)).alias(rate),
+            pl.when(pl.col(denominator) > 0).then(pl.col(count) / pl.col(denominator)).alias(rate),
             low.alias(rate.replace("_rate", "_ci_low")),
             high.alias(rate.replace("_rate", "_ci_high")),
         )

@@ -28,7 +28,7 @@ import pytest
 
 from pipelines.outcomes.rules import OutcomeRules
 from pipelines.reports.figures import Cohort, trends
-from pipelines.reports.publishable import publishable
+from pipelines.reports.publishable import TREND_COUNTS, balanced_periods, publishable
 from tests.conftest import Refresh, write_inbox
 
 MONTHS = [date(2024 + (6 + m) // 12, (6 + m) % 12 + 1, 3) for m in range(24)]  # 2024-07-03 .. 2026-06-03
@@ -118,3 +118,27 @@ def test_the_legend_says_why_a_trend_has_no_remission_line(clinic):
         assert names == ["response rate (period)", "remission rate (period)"]
     else:
         assert names == ["response rate (month)", "remission rate: too few per period to show"]
+
+
+def test_a_period_without_remission_eligible_series_has_no_remission_rate():
+    """Every baseline at or below the cut-off: nothing could remit, so remission is no rate (not 0%, not NaN)."""
+    months = pl.DataFrame(
+        {
+            "cohort": "north",
+            "instrument": "phq9",
+            "series_kind": "induction",
+            "dimension": "clinic_start_month",
+            "parent": "north",
+            "dimension_value": [f"north / 2026-0{m}" for m in range(1, 7)],
+            "label": [f"2026-0{m}" for m in range(1, 7)],
+            "evaluable_count": 30,
+            "responder_count": 15,
+            "remission_eligible_count": 0,
+            "remitter_count": 0,
+        }
+    )
+    periods = balanced_periods(months, 11, [TREND_COUNTS["response_rate"]])
+    # Each month holds 15 responders and 15 others, and 30 of the 22 series a period needs: a period each.
+    assert periods.select("label", "response_rate", "remission_rate").rows() == [
+        (f"2026-0{m}", 0.5, None) for m in range(1, 7)
+    ]
