@@ -27,6 +27,7 @@ from pipelines.reports.disclosure import (
 from pipelines.stats.dimensions import (
     CLINIC,
     CLINIC_SPLITS,
+    INDICATION,
     NETWORK,
     NETWORK_VALUE,
     SPLIT_SEPARATOR,
@@ -88,6 +89,9 @@ SUICIDALITY_WINDOW_DAYS = 90
 # A waterfall of quantiles needs enough series that no 5% slice is one patient's value.
 WATERFALL_MIN_SERIES = 20
 COHORT_TABLE = ["dimension", "parent"]
+# The relief curves pages draw: each cohort's whole and by indication (figures.whole_and_by_indication). The mart's
+# curves by period of start, provider and dose band, five points in six at a million patients, are for analysts.
+CURVE_DIMENSIONS = (NETWORK, CLINIC, INDICATION, CLINIC_SPLITS[INDICATION])
 RATE_TABLE = [*COHORT_TABLE, "instrument", "series_kind"]
 
 
@@ -236,8 +240,11 @@ def publishable(
     curve_key = ["dimension", "dimension_value", "instrument", "series_kind"]
     # A curve is drawn only for cohorts whose relapses may be shown, and only at its safe points.
     shown = summary.filter(pl.col("relapse_count").is_not_null()).select(curve_key)
+    drawn = ", ".join(f"'{dimension}'" for dimension in CURVE_DIMENSIONS)
     survival = safe_survival_points(
-        table("select * from marts.relief_survival").join(shown, on=curve_key), curve_key, k
+        table(f"select * from marts.relief_survival where dimension in ({drawn})").join(shown, on=curve_key),
+        curve_key,
+        k,
     )
     safety = suppress_cells(
         with_parent(table("select * from marts.safety_summary")),

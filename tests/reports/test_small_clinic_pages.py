@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import duckdb
 import polars as pl
 import pytest
 
+from pipelines.outcomes.rules import OutcomeRules
 from pipelines.reports.dashboard import median_interval, tiles
 from pipelines.reports.figures import Cohort, booster_intervals, relief_curves, trajectory
+from pipelines.reports.publishable import publishable
 from tests.reports.test_clinic_ids_with_separator import NORTH, data  # noqa: F401 - the module's fixture
 
 MOOD = ("phq9", "gad7")
@@ -107,3 +110,16 @@ def test_each_line_draws_its_own_rows_in_order_of_day_or_infusion(data):  # noqa
     assert whole["y"] == [1.0, *network["survival"].to_list()]
     for trace in trajectory(data, Cohort(NORTH), MOOD, "mood").data:
         assert trace["x"] == sorted(set(trace["x"])), trace["name"]
+
+
+def test_relief_curves_are_drawn_for_the_whole_cohort_and_each_indication(demo_warehouse):
+    """The curves pages draw are the only ones Publishable keeps (not the mart's by period, provider or dose)."""
+    with duckdb.connect(str(demo_warehouse), read_only=True) as con:
+        demo = publishable(con, OutcomeRules(), "2026-06-30")
+    drawn = {
+        clinic: curve_names(relief_curves(demo, Cohort(clinic), ("phq9",), "mood")) for clinic in [None, *demo.clinics]
+    }
+    assert drawn[None][0] == "All indications" and "Depression" in drawn[None][1:], drawn
+    # A clinic's depression curve is hidden where its relapses are too few to show (Denver's): not every clinic's.
+    assert any("Depression" in drawn[clinic] for clinic in demo.clinics), drawn
+    assert set(demo.relief_survival["dimension"]) == {"network", "clinic", "indication", "clinic_indication"}
