@@ -17,7 +17,7 @@ import polars as pl
 from plotly.offline import get_plotlyjs
 
 from pipelines.reports import figures as fig
-from pipelines.reports.disclosure import count_text, note
+from pipelines.reports.disclosure import WITHHELD, count_text, note
 from pipelines.reports.figures import Cohort, escaped
 from pipelines.reports.pages import INSTRUMENT_LABELS, PAGE_STYLE, PLOTLY_FILE
 from pipelines.reports.publishable import SUICIDALITY_WINDOW_DAYS, Publishable
@@ -95,6 +95,10 @@ def clinic_rank(data: Publishable, instrument: str, measure: str, clinic: str) -
     return f"{place}{suffix} of {len(names)} clinics"
 
 
+# A tile's rate is over these series; none (0) is a dash, a hidden rate WITHHELD.
+TILE_DENOMINATORS = {"response": "evaluable_count", "remission": "remission_eligible_count"}
+
+
 def tiles(data: Publishable, cohort: Cohort) -> str:
     """Headline tiles: the cohort's figure, with the network's beside it on a clinic's page."""
     network = Cohort()
@@ -122,14 +126,17 @@ def tiles(data: Publishable, cohort: Cohort) -> str:
                 beside = f"network {percent(other[f'{measure}_rate'])}" + (f" · {rank}" if rank else "")
             caption = f"{label} {measure} after induction"
             ci = interval(mine[f"{measure}_ci_low"], mine[f"{measure}_ci_high"])
-            cards.append((f"{caption} ({ci})" if ci else caption, percent(mine[f"{measure}_rate"]), beside))
+            rate = mine[f"{measure}_rate"]
+            # A rate is missing where no series counts (a dash) or where disclosure control hides it (said so).
+            shown = percent(rate) if rate is not None or mine[TILE_DENOMINATORS[measure]] == 0 else WITHHELD
+            cards.append((f"{caption} ({ci})" if ci else caption, shown, beside))
     relief = cohort.of_whole(data.relief_summary).filter(
         (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9")
     )
     if relief.height:
         r = relief.row(0, named=True)
         if r["relapse_count"] is None:  # withheld by disclosure control, and its interval with it
-            median, ci = "—", ""
+            median, ci = WITHHELD, ""
         else:
             median = "not reached" if r["median_relief_days"] is None else f"{r['median_relief_days']} days"
             ci = median_interval(r["median_ci_low"], r["median_ci_high"])
@@ -137,7 +144,8 @@ def tiles(data: Publishable, cohort: Cohort) -> str:
     suicidality = cohort.of_whole(data.suicidality)
     if suicidality.height and suicidality["scored_count"][0]:
         row = suicidality.row(0, named=True)
-        shown = "—" if row["flagged_rate"] is None else percent(row["flagged_rate"])
+        # Patients were scored: a missing rate is one disclosure control hides, never "none flagged".
+        shown = WITHHELD if row["flagged_rate"] is None else percent(row["flagged_rate"])
         scored = count_text(row["scored_count"])
         label = (
             f"PHQ-9 item 9 (thoughts of self-harm) positive at the latest PHQ-9 of the last "

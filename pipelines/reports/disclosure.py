@@ -37,10 +37,14 @@ RATE_DECIMALS = 3  # 0.1 percentage point
 TREND_SHOWN_SHARE = 2 / 3
 
 
+# What pages print for a figure this layer hides: "fewer than k" would be untrue of a cell hidden so that a
+# total does not give a small one away (suppress_cells), which may hold any number; a dash would read as "none".
+WITHHELD = "withheld"
+
+
 def count_text(value: int | None) -> str:
-    """Return a count as the pages print it, a hidden one as "withheld": a cell hidden so that a total does not
-    give a small one away (suppress_cells) may hold any number, and "fewer than k" would be untrue of it."""
-    return "withheld" if value is None else f"{value:,}"
+    """Return a count as the pages print it, a hidden one as WITHHELD."""
+    return WITHHELD if value is None else f"{value:,}"
 
 
 def note(min_cell_size: int) -> str:

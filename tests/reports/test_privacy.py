@@ -231,6 +231,8 @@ def test_no_page_shows_the_small_clinics_seven_of_twenty(published):
     page = (published.reports / clinic_folder(SMALL_CLINIC) / Cohort(SMALL_CLINIC).file_name).read_text()
     tiles = page.split('<section class="tiles">', 1)[1].split("</section>", 1)[0]
     assert "PHQ-9 response" in tiles and "35.0%" not in tiles and "35%" not in tiles
+    # Said to be withheld: a dash would read as "no series" or "none".
+    assert re.search(r"<div class='value'>withheld</div><div class='label'>PHQ-9 response after induction", tiles)
     for path in published.reports.rglob("*.html"):
         for figure in re.findall(
             r'Plotly\.newPlot\(\s*"figure-clinic-vs-network",\s*(\[.*?\]),\s*\{', path.read_text(), flags=re.S

@@ -79,7 +79,7 @@ def test_a_median_not_reached_shows_its_lower_bound_and_no_stray_dash(data):  # 
 
 def test_a_withheld_median_shows_no_interval(data):  # noqa: F811
     tile = relief_tile(data, relapse_count=None, median_relief_days=None, median_ci_low=None, median_ci_high=None)
-    assert ">—<" in tile
+    assert ">withheld<" in tile
     assert "CI" not in tile
 
 
@@ -123,3 +123,25 @@ def test_relief_curves_are_drawn_for_the_whole_cohort_and_each_indication(demo_w
     # A clinic's depression curve is hidden where its relapses are too few to show (Denver's): not every clinic's.
     assert any("Depression" in drawn[clinic] for clinic in demo.clinics), drawn
     assert set(demo.relief_survival["dimension"]) == {"network", "clinic", "indication", "clinic_indication"}
+
+
+@pytest.mark.parametrize(("eligible", "shown"), [(0, "—"), (None, "withheld"), (25, "withheld")])
+def test_a_missing_remission_tile_says_whether_no_series_counted_or_it_is_withheld(data, eligible, shown):  # noqa: F811
+    north = (
+        (pl.col("dimension") == "clinic")
+        & (pl.col("dimension_value") == NORTH)
+        & (pl.col("instrument") == "phq9")
+        & (pl.col("series_kind") == "induction")
+    )
+    rates = data.response_rates.with_columns(
+        pl.when(north)
+        .then(pl.lit(eligible, pl.Int64))
+        .otherwise("remission_eligible_count")
+        .alias("remission_eligible_count"),
+        *[
+            pl.when(north).then(None).otherwise(c).alias(c)
+            for c in ("remission_rate", "remission_ci_low", "remission_ci_high")
+        ],
+    )
+    html = tiles(dataclasses.replace(data, response_rates=rates), Cohort(NORTH))
+    assert f"<div class='value'>{shown}</div><div class='label'>PHQ-9 remission after induction<" in html
