@@ -95,8 +95,24 @@ def clinic_rank(data: Publishable, instrument: str, measure: str, clinic: str) -
     return f"{place}{suffix} of {len(names)} clinics"
 
 
-# A tile's rate is over these series; none (0) is a dash, a hidden rate WITHHELD.
-TILE_DENOMINATORS = {"response": "evaluable_count", "remission": "remission_eligible_count"}
+# A headline rate is over these series; none (0) is a dash, a hidden rate WITHHELD.
+HEADLINE_DENOMINATORS = {"response": "evaluable_count", "remission": "remission_eligible_count"}
+
+
+def headline_rate_text(rates: dict, measure: str) -> str:
+    """Return a cohort's response or remission rate (a headline_rates row) as tiles and the league print it: a
+    missing rate is a dash where no series counts, else one disclosure control hides."""
+    rate = rates.get(f"{measure}_rate")
+    if rate is None and rates.get(HEADLINE_DENOMINATORS[measure]) != 0:
+        return WITHHELD
+    return percent(rate)
+
+
+def median_relief_text(summary: dict) -> str:
+    """Return a relief_summary row's median as tiles and the league print it."""
+    if summary["relapse_count"] is None:  # withheld by disclosure control, and its interval with it
+        return WITHHELD
+    return "not reached" if summary["median_relief_days"] is None else f"{summary['median_relief_days']} days"
 
 
 def tiles(data: Publishable, cohort: Cohort) -> str:
@@ -126,21 +142,14 @@ def tiles(data: Publishable, cohort: Cohort) -> str:
                 beside = f"network {percent(other[f'{measure}_rate'])}" + (f" · {rank}" if rank else "")
             caption = f"{label} {measure} after induction"
             ci = interval(mine[f"{measure}_ci_low"], mine[f"{measure}_ci_high"])
-            rate = mine[f"{measure}_rate"]
-            # A rate is missing where no series counts (a dash) or where disclosure control hides it (said so).
-            shown = percent(rate) if rate is not None or mine[TILE_DENOMINATORS[measure]] == 0 else WITHHELD
-            cards.append((f"{caption} ({ci})" if ci else caption, shown, beside))
+            cards.append((f"{caption} ({ci})" if ci else caption, headline_rate_text(mine, measure), beside))
     relief = cohort.of_whole(data.relief_summary).filter(
         (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9")
     )
     if relief.height:
         r = relief.row(0, named=True)
-        if r["relapse_count"] is None:  # withheld by disclosure control, and its interval with it
-            median, ci = WITHHELD, ""
-        else:
-            median = "not reached" if r["median_relief_days"] is None else f"{r['median_relief_days']} days"
-            ci = median_interval(r["median_ci_low"], r["median_ci_high"])
-        cards.append((f"median relief, PHQ-9 ({ci})" if ci else "median relief, PHQ-9", median, ""))
+        ci = "" if r["relapse_count"] is None else median_interval(r["median_ci_low"], r["median_ci_high"])
+        cards.append((f"median relief, PHQ-9 ({ci})" if ci else "median relief, PHQ-9", median_relief_text(r), ""))
     suicidality = cohort.of_whole(data.suicidality)
     if suicidality.height and suicidality["scored_count"][0]:
         row = suicidality.row(0, named=True)
@@ -210,7 +219,7 @@ def league_table(data: Publishable) -> str:
         relief = cohort.of_whole(data.relief_summary).filter(
             (pl.col("series_kind") == "induction") & (pl.col("instrument") == "phq9")
         )
-        median = relief["median_relief_days"][0] if relief.height and relief["relapse_count"][0] is not None else None
+        summary = relief.row(0, named=True) if relief.height else None
         rows.append(
             {
                 "clinic": data.name_of(clinic),
@@ -218,10 +227,15 @@ def league_table(data: Publishable) -> str:
                 "inductions": funnel["inductions_reaching"][0] if funnel.height else None,
                 "completion": target["share_reaching"][0] if target.height else None,
                 "response": rate.get("response_rate"),
+                "response_text": headline_rate_text(rate, "response") if rate else "—",
                 "response_ci": interval(rate.get("response_ci_low"), rate.get("response_ci_high")),
                 "remission": rate.get("remission_rate"),
+                "remission_text": headline_rate_text(rate, "remission") if rate else "—",
                 "remission_ci": interval(rate.get("remission_ci_low"), rate.get("remission_ci_high")),
-                "relief": median,
+                "relief": None
+                if summary is None or summary["relapse_count"] is None
+                else summary["median_relief_days"],
+                "relief_text": "—" if summary is None else median_relief_text(summary),
             }
         )
     if not rows:
@@ -244,9 +258,9 @@ def league_table(data: Publishable) -> str:
             + cell(count_text(row["patients"]), row["patients"])
             + cell(count_text(row["inductions"]), row["inductions"])
             + cell(percent(row["completion"]), row["completion"])
-            + cell(f"{percent(row['response'])} {row['response_ci']}".strip(), row["response"])
-            + cell(f"{percent(row['remission'])} {row['remission_ci']}".strip(), row["remission"])
-            + cell("—" if row["relief"] is None else f"{row['relief']} days", row["relief"])
+            + cell(f"{row['response_text']} {row['response_ci']}".strip(), row["response"])
+            + cell(f"{row['remission_text']} {row['remission_ci']}".strip(), row["remission"])
+            + cell(row["relief_text"], row["relief"])
             + "</tr>"
         )
     footer = []

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 
 from pipelines.outcomes.rules import OutcomeRules
-from pipelines.reports.dashboard import median_interval, tiles
+from pipelines.reports.dashboard import league_table, median_interval, tiles
 from pipelines.reports.figures import Cohort, booster_intervals, relief_curves, trajectory
 from pipelines.reports.publishable import publishable
 from tests.reports.test_clinic_ids_with_separator import NORTH, data  # noqa: F401 - the module's fixture
@@ -145,3 +145,23 @@ def test_a_missing_remission_tile_says_whether_no_series_counted_or_it_is_withhe
     )
     html = tiles(dataclasses.replace(data, response_rates=rates), Cohort(NORTH))
     assert f"<div class='value'>{shown}</div><div class='label'>PHQ-9 remission after induction<" in html
+
+
+def league_row(data, clinic: str) -> str:  # noqa: F811
+    table = league_table(data)
+    start = table.index(f">{data.name_of(clinic)}<")
+    return table[start : table.index("</tr>", start)]
+
+
+def test_the_league_says_not_reached_and_withheld_as_the_tiles_do(data):  # noqa: F811
+    north = (pl.col("dimension") == "clinic") & (pl.col("dimension_value") == NORTH) & (pl.col("instrument") == "phq9")
+    relief = data.relief_summary.with_columns(
+        pl.when(north).then(pl.lit(value, pl.Int64)).otherwise(pl.col(column)).alias(column)
+        for column, value in {"relapse_count": 12, "median_relief_days": None}.items()
+    )
+    rates = data.response_rates.with_columns(
+        pl.when(north).then(None).otherwise(pl.col(c)).alias(c)
+        for c in ("remission_rate", "remission_ci_low", "remission_ci_high")
+    )
+    row = league_row(dataclasses.replace(data, relief_summary=relief, response_rates=rates), NORTH)
+    assert ">not reached</td>" in row and ">withheld</td>" in row and "—" not in row
