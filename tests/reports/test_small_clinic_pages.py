@@ -53,19 +53,25 @@ def test_the_median_relief_interval_says_which_bounds_were_reached(low, high, sh
     assert median_interval(low, high) == shown
 
 
+NORTH_PHQ9 = (
+    (pl.col("dimension") == "clinic")
+    & (pl.col("dimension_value") == NORTH)
+    & (pl.col("instrument") == "phq9")
+    & (pl.col("series_kind") == "induction")
+)
+
+
+def with_north(frame: pl.DataFrame, **values) -> pl.DataFrame:
+    """Return frame with North's PHQ-9 induction row's columns set to values."""
+    return frame.with_columns(
+        pl.when(NORTH_PHQ9).then(pl.lit(value, frame.schema[column])).otherwise(pl.col(column)).alias(column)
+        for column, value in values.items()
+    )
+
+
 def relief_tile(data, **summary) -> str:  # noqa: F811
     """North's tiles with its PHQ-9 induction relief summary set to summary's values."""
-    north = (
-        (pl.col("dimension") == "clinic")
-        & (pl.col("dimension_value") == NORTH)
-        & (pl.col("instrument") == "phq9")
-        & (pl.col("series_kind") == "induction")
-    )
-    changed = data.relief_summary.with_columns(
-        pl.when(north).then(pl.lit(value, pl.Int64)).otherwise(pl.col(column)).alias(column)
-        for column, value in summary.items()
-    )
-    html = tiles(dataclasses.replace(data, relief_summary=changed), Cohort(NORTH))
+    html = tiles(dataclasses.replace(data, relief_summary=with_north(data.relief_summary, **summary)), Cohort(NORTH))
     label = html.index("median relief, PHQ-9")
     return html[html.rindex("<div class='tile'>", 0, label) : html.index("</div></div>", label)]
 
@@ -127,22 +133,8 @@ def test_relief_curves_are_drawn_for_the_whole_cohort_and_each_indication(demo_w
 
 @pytest.mark.parametrize(("eligible", "shown"), [(0, "—"), (None, "withheld"), (25, "withheld")])
 def test_a_missing_remission_tile_says_whether_no_series_counted_or_it_is_withheld(data, eligible, shown):  # noqa: F811
-    north = (
-        (pl.col("dimension") == "clinic")
-        & (pl.col("dimension_value") == NORTH)
-        & (pl.col("instrument") == "phq9")
-        & (pl.col("series_kind") == "induction")
-    )
-    rates = data.response_rates.with_columns(
-        pl.when(north)
-        .then(pl.lit(eligible, pl.Int64))
-        .otherwise("remission_eligible_count")
-        .alias("remission_eligible_count"),
-        *[
-            pl.when(north).then(None).otherwise(c).alias(c)
-            for c in ("remission_rate", "remission_ci_low", "remission_ci_high")
-        ],
-    )
+    hidden = dict.fromkeys(("remission_rate", "remission_ci_low", "remission_ci_high"))
+    rates = with_north(data.response_rates, remission_eligible_count=eligible, **hidden)
     html = tiles(dataclasses.replace(data, response_rates=rates), Cohort(NORTH))
     assert f"<div class='value'>{shown}</div><div class='label'>PHQ-9 remission after induction<" in html
 
@@ -154,14 +146,9 @@ def league_row(data, clinic: str) -> str:  # noqa: F811
 
 
 def test_the_league_says_not_reached_and_withheld_as_the_tiles_do(data):  # noqa: F811
-    north = (pl.col("dimension") == "clinic") & (pl.col("dimension_value") == NORTH) & (pl.col("instrument") == "phq9")
-    relief = data.relief_summary.with_columns(
-        pl.when(north).then(pl.lit(value, pl.Int64)).otherwise(pl.col(column)).alias(column)
-        for column, value in {"relapse_count": 12, "median_relief_days": None}.items()
-    )
-    rates = data.response_rates.with_columns(
-        pl.when(north).then(None).otherwise(pl.col(c)).alias(c)
-        for c in ("remission_rate", "remission_ci_low", "remission_ci_high")
+    relief = with_north(data.relief_summary, relapse_count=12, median_relief_days=None)
+    rates = with_north(
+        data.response_rates, **dict.fromkeys(("remission_rate", "remission_ci_low", "remission_ci_high"))
     )
     row = league_row(dataclasses.replace(data, relief_summary=relief, response_rates=rates), NORTH)
     assert ">not reached</td>" in row and ">withheld</td>" in row and "—" not in row
