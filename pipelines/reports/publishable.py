@@ -463,8 +463,9 @@ def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) ->
     every count and its complement) instead. A trend whose remission no grain shows at TREND_MIN_POINTS points
     is drawn at response's own grain with its remission left out (null), rather than as a line of a point or
     two."""
-    both = trend_grain(period_rates, month_rates, k, list(TREND_COUNTS))
-    response = trend_grain(period_rates, month_rates, k, ["response_rate"])
+    periods, months = labelled(period_rates), labelled(month_rates)
+    both = trend_grain(periods, months, k, list(TREND_COUNTS))
+    response = trend_grain(periods, months, k, ["response_rate"])
     both_shown = shown_points(both, list(TREND_COUNTS))
     response_shown = shown_points(both, ["response_rate"]).join(
         shown_points(response, ["response_rate"]), on=TREND_KEY, suffix="_alone"
@@ -487,14 +488,15 @@ def trend_rows(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int) ->
     )
 
 
-def trend_grain(period_rates: pl.DataFrame, month_rates: pl.DataFrame, k: int, shown: list[str]) -> pl.DataFrame:
+def trend_grain(periods: pl.DataFrame, months: pl.DataFrame, k: int, shown: list[str]) -> pl.DataFrame:
     """Return each trend at the finest calendar period at which every rate of shown survives; where that
-    leaves fewer than TREND_MIN_POINTS points, at months grouped into periods of balanced size instead."""
-    calendar = finest_trend_grain(labelled(period_rates), TREND_KEY, shown)
+    leaves fewer than TREND_MIN_POINTS points, at months grouped into periods of balanced size instead.
+    periods, months: labelled rates of every calendar period and of months."""
+    calendar = finest_trend_grain(periods, TREND_KEY, shown)
     # Months are grouped (a search in Python) only for the trends too sparse at every calendar period.
     drawn_by_calendar = shown_points(calendar, shown).filter(pl.col("shown") >= TREND_MIN_POINTS)
-    months = labelled(month_rates).join(drawn_by_calendar, on=TREND_KEY, how="anti")
-    balanced = balanced_periods(months, k, [TREND_COUNTS[rate] for rate in shown])
+    sparse_months = months.join(drawn_by_calendar, on=TREND_KEY, how="anti")
+    balanced = balanced_periods(sparse_months, k, [TREND_COUNTS[rate] for rate in shown])
     better = (
         shown_points(balanced, shown)
         .join(shown_points(calendar, shown), on=TREND_KEY, how="left", suffix="_calendar")
@@ -593,10 +595,11 @@ def balanced_periods(months: pl.DataFrame, k: int, counts: list[tuple[str, str]]
     frame = pl.DataFrame(grouped)
     for rate, (count, denominator) in TREND_COUNTS.items():
         low, high = wilson_bounds(pl.col(count), pl.col(denominator))
+        _, low_name, high_name = rate_of(rate.removesuffix("_rate"))
         frame = frame.with_columns(
             pl.when(pl.col(denominator) > 0).then(pl.col(count) / pl.col(denominator)).alias(rate),
-            low.alias(rate.replace("_rate", "_ci_low")),
-            high.alias(rate.replace("_rate", "_ci_high")),
+            low.alias(low_name),
+            high.alias(high_name),
         )
     suppressed = suppress_levels(frame, TREND_LEVELS, [RATE_TABLE], k)
     return rounded(suppressed, RATE_COLUMNS)
