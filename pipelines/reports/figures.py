@@ -277,10 +277,12 @@ def trends(data: Publishable, cohort: Cohort) -> Figure | None:
         & (pl.col("dimension").is_in(list(CLINIC_SPLITS.values())) == (cohort.clinic is not None))
         & (pl.col("series_kind") == "induction")
     )
-    if rates.filter(pl.col("response_rate").is_not_null()).is_empty():
+    # An instrument whose response shows no point is left out of the menu rather than offered as an empty chart.
+    drawn = set(rates.filter(pl.col("response_rate").is_not_null())["instrument"])
+    if not drawn:
         return None
     figure, owners = Figure(), []
-    for instrument in [i for i in (*MOOD_INSTRUMENTS, *PAIN_INSTRUMENTS) if i in rates["instrument"].to_list()]:
+    for instrument in [i for i in (*MOOD_INSTRUMENTS, *PAIN_INSTRUMENTS) if i in drawn]:
         rows = rates.filter(pl.col("instrument") == instrument).sort("label")
         for measure, colour in (("response", COLOURS[0]), ("remission", COLOURS[2])):
             rate = rows[f"{measure}_rate"]

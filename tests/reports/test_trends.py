@@ -20,6 +20,7 @@ so months are grouped to hold 11 remitters: four months, 12 of 120 eligible
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, timedelta
 
 import duckdb
@@ -142,3 +143,17 @@ def test_a_period_without_remission_eligible_series_has_no_remission_rate():
     assert periods.select("label", "response_rate", "remission_rate").rows() == [
         (f"2026-0{m}", 0.5, None) for m in range(1, 7)
     ]
+
+
+def test_an_instrument_whose_trend_shows_no_point_is_left_out_of_the_menu(clinic):
+    _, data = clinic
+    phq9 = phq9_trend(data, "north")
+    first = phq9["label"][0]
+    one_point = phq9.with_columns(
+        instrument=pl.lit("gad7"), response_rate=pl.when(pl.col("label") == first).then(pl.col("response_rate"))
+    )
+    none = phq9.with_columns(instrument=pl.lit("madrs"), response_rate=pl.lit(None, pl.Float64))
+    figure = trends(dataclasses.replace(data, trends=pl.concat([phq9, one_point, none])), Cohort("north"))
+    # PHQ-9's and GAD-7's lines; MADRS, with nothing to draw, is not offered as an empty chart.
+    assert [button["label"] for button in figure.layout["updatemenus"][0]["buttons"]] == ["PHQ-9", "GAD-7"]
+    assert len(figure.data) == 4
