@@ -397,3 +397,16 @@ def test_a_cloned_warehouse_equals_its_source_and_writing_it_leaves_the_source_a
     with open(target, "r+b") as handle:
         handle.write(b"changed")
     assert source.read_bytes() == content
+
+
+def test_a_tables_materialization_reports_its_rows_and_a_views_is_not_computed_to_count_them(refresh):
+    result = refresh.ok(GOLDEN / "basic" / "inbox")
+    metadata = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    (series,) = refresh.rows("select count(*) as n from marts.series_outcomes")
+    assert metadata["marts/series_outcomes"]["row_count"].value == series["n"] > 0
+    # marts.assessment_outcomes is a view: counting it would run its join over every follow-up.
+    assert "row_count" not in metadata["marts/assessment_outcomes"]
+    assert "row_count" not in metadata["staging/assessments"]
