@@ -125,6 +125,23 @@ def appended_bytes(path: Path, previous: FileState) -> tuple[bytes, bytes, str] 
     return header, tail, digest.hexdigest()
 
 
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """A changed file compared with its kept state: its digest when it kept its size, or what was appended."""
+
+    same_size: FileDigest | None
+    appended: tuple[bytes, bytes, str] | None
+
+
+def compared_with_previous(path: Path, previous: FileState) -> Comparison:
+    """Return how a file whose size or time changed compares with its kept state (digest_if_same_size, and
+    appended_bytes when its bytes are not the same)."""
+    same_size = digest_if_same_size(path, previous)
+    if same_size is not None and same_size.sha256 == previous.sha256:
+        return Comparison(same_size, None)
+    return Comparison(same_size, appended_bytes(path, previous))
+
+
 def read_file_states(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], FileState]:
     """Return the kept state of every inbox file, by (source, file)."""
     if not table_exists(con, FILE_STATES_TABLE):
