@@ -296,10 +296,11 @@ def league_table(data: Publishable) -> str:
 
 
 def rate_cell(row: dict, prefix: str, denominator: str, k: int) -> str:
-    """Return a table cell: the rate, its interval and its denominator, or a dash where hidden or not defined."""
+    """Return a table cell: the rate, its interval and its denominator; a dash where no series counts, and
+    "withheld" where disclosure control hides the rate (as the tiles and the league print it)."""
     rate = row.get(f"{prefix}_rate")
     if rate is None:
-        return "<td>—</td>"
+        return f"<td>{'—' if row.get(denominator) == 0 else WITHHELD}</td>"
     ci = interval(row.get(f"{prefix}_ci_low"), row.get(f"{prefix}_ci_high")).removeprefix("95% CI ")
     # A rate shown without its n: the n is withheld because the series outside it are few (spec §10.8).
     n = "n withheld" if row.get(denominator) is None else f"n {row[denominator]:,}"
@@ -385,18 +386,14 @@ def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str)
     relief = cohort.of_split(data.relief_summary, by).filter(
         (pl.col("series_kind") == "induction") & (pl.col("instrument") == instrument)
     )
-    medians = {
-        row["label"]: row["median_relief_days"] if row["relapse_count"] is not None else None
-        for row in relief.iter_rows(named=True)
-    }
-    reached = {row["label"] for row in relief.iter_rows(named=True) if row["relapse_count"] is not None}
+    # A group without a relief row had no responder to follow: a dash.
+    relief_texts = {row["label"]: median_relief_text(row) for row in relief.iter_rows(named=True)}
     order = {band: i for i, band in enumerate(DOSE_ORDER)} if by == DOSE_BAND else {}
     rows = sorted(rates.iter_rows(named=True), key=lambda r: (order.get(r["label"], len(order)), r["label"]))
     body = []
     for row in rows:
         label = row["label"]
-        median = medians.get(label)
-        relief_text = "—" if label not in reached else ("not reached" if median is None else f"{median:.0f} days")
+        relief_text = relief_texts.get(label, "—")
         body.append(
             f"<tr><td>{escaped(label)}</td><td>{html.escape(count_text(row['evaluable_count']))}</td>"
             + rate_cell(row, "response", "evaluable_count", k)

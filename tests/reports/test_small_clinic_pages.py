@@ -8,15 +8,17 @@ network of several indications (the module of tests/reports/test_clinic_ids_with
 from __future__ import annotations
 
 import dataclasses
+from html import escape
 
 import duckdb
 import polars as pl
 import pytest
 
 from pipelines.outcomes.rules import OutcomeRules
-from pipelines.reports.dashboard import league_table, median_interval, tiles
+from pipelines.reports.dashboard import breakdown_table, league_table, median_interval, rate_cell, tiles
 from pipelines.reports.figures import Cohort, booster_intervals, relief_curves, trajectory
 from pipelines.reports.publishable import publishable
+from pipelines.stats.dimensions import DOSE_BAND
 from tests.reports.test_clinic_ids_with_separator import NORTH, data  # noqa: F401 - the module's fixture
 
 MOOD = ("phq9", "gad7")
@@ -152,3 +154,32 @@ def test_the_league_says_not_reached_and_withheld_as_the_tiles_do(data):  # noqa
     )
     row = league_row(dataclasses.replace(data, relief_summary=relief, response_rates=rates), NORTH)
     assert ">not reached</td>" in row and ">withheld</td>" in row and "—" not in row
+
+
+@pytest.mark.parametrize(
+    ("count", "shown"), [(0, "<td>—</td>"), (None, "<td>withheld</td>"), (25, "<td>withheld</td>")]
+)
+def test_a_missing_rate_in_a_table_says_whether_no_series_counted_or_it_is_withheld(count, shown):
+    assert rate_cell({"response_rate": None, "evaluable_count": count}, "response", "evaluable_count", 10) == shown
+
+
+def test_the_dose_band_table_says_withheld_for_a_hidden_median_and_a_dash_where_no_one_responded(data):  # noqa: F811
+    network_bands = (
+        (pl.col("dimension") == DOSE_BAND) & (pl.col("instrument") == "phq9") & (pl.col("series_kind") == "induction")
+    )
+    assert data.relief_summary.filter(network_bands).height >= 2
+    hidden, kept = data.relief_summary.filter(network_bands)["dimension_value"].sort()[:2]
+    relief = data.relief_summary.with_columns(
+        pl.when(network_bands & (pl.col("dimension_value") == hidden))
+        .then(None)
+        .otherwise(pl.col("relapse_count"))
+        .alias("relapse_count")
+    ).filter(~(network_bands & (pl.col("dimension_value") == kept)))
+    table = breakdown_table(dataclasses.replace(data, relief_summary=relief), Cohort(), DOSE_BAND, "phq9")
+
+    def median_of(band: str) -> str:
+        row = table[table.index(f"<td>{escape(band)}</td>") :]
+        return row[: row.index("</tr>")].rsplit("<td>", 1)[1].removesuffix("</td>")
+
+    assert median_of(hidden) == "withheld"
+    assert median_of(kept) == "—"  # no relief row: no responder to follow
