@@ -54,7 +54,7 @@ PERIOD_NAMES = {
     START_QUARTER: "quarter",
     START_HALF: "half-year",
     START_YEAR: "year",
-    "balanced": "period",
+    "balanced": "runs of months",  # the README's name; each x label spells out its run
 }
 
 
@@ -318,6 +318,8 @@ def trends(data: Publishable, cohort: Cohort) -> Figure | None:
         percent=True,
     )
     figure.axis("xaxis")["type"] = "category"
+    # Clear of the y axis's "0%": a run of months' label ("2023-12 to 2024-08") reaches left of its tick.
+    figure.axis("xaxis")["ticklabelstandoff"] = 8
     return instrument_menu(figure, owners)
 
 

@@ -112,6 +112,32 @@ def test_no_instrument_menu_lies_under_the_plotly_toolbar(browser, demo_warehous
     assert page.evaluate(MENUS_UNDER_TOOLBAR) == []
 
 
+TICK_LABELS_MEETING = """
+() => {
+    const plot = document.getElementById('figure-trends');
+    if (!plot) return null;
+    const boxes = selector => Array.from(plot.querySelectorAll(selector)).map(t => t.getBoundingClientRect());
+    const [xs, ys] = [boxes('g.xtick text'), boxes('g.ytick text')];
+    const meet = (a, b) => !(a.right <= b.left || b.right <= a.left || a.bottom <= b.top || b.bottom <= a.top);
+    return xs.some(x => ys.some(y => meet(x, y)));
+}
+"""
+
+
+def test_no_trend_date_label_meets_a_share_label(browser, demo_warehouse):
+    """A clinic's trend is drawn by runs of months, whose first label ("2023-12 to 2024-08") reaches left of
+    its tick, under the y axis's 0%."""
+    page = browser.new_context(offline=True, viewport={"width": 1400, "height": 900}).new_page()
+    pages = sorted((demo_warehouse.parents[1] / "reports").glob("**/*.html"))
+    checked = 0
+    for path in pages:
+        page.goto(path.as_uri(), wait_until="load")
+        meeting = page.evaluate(TICK_LABELS_MEETING)
+        checked += meeting is not None
+        assert meeting in (None, False), path.name
+    assert checked >= 5  # the network and four clinics, in the owner's and the directors' folders
+
+
 TREND_POINTS = """
 (instrument) => {
     const plot = document.getElementById('figure-trends');

@@ -116,7 +116,7 @@ def test_the_legend_says_why_a_trend_has_no_remission_line(clinic):
     if name == "3-remitters-a-month":
         assert names == ["response rate (half-year)", "remission rate (half-year)"]
     elif name == "ineligible":
-        assert names == ["response rate (period)", "remission rate (period)"]
+        assert names == ["response rate (runs of months)", "remission rate (runs of months)"]
     else:
         assert names == ["response rate (month)", "remission rate: too few per period to show"]
 
