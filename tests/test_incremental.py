@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 import pipelines.resources as resources
 from pipelines.demo.generator import write_inbox as write_demo_inbox
-from pipelines.incremental.file_states import FileState, appended_bytes
+from pipelines.incremental.file_states import FileState, appended_bytes, unchanged_prefix
 from tests.conftest import GOLDEN, Refresh
 
 NEW_DAY = "2026-06-30"
@@ -193,6 +193,29 @@ def test_rows_are_taken_as_appended_only_when_the_old_file_is_unchanged_before_t
     assert appended_bytes(path, previous) is None  # an old row changed
     path.write_bytes(b"patient_id,score\nP1,3\n")
     assert appended_bytes(path, previous) is None  # nothing new
+
+
+def test_rows_appended_are_read_only_from_the_file_whose_first_bytes_were_compared(tmp_path):
+    """Files are compared side by side before their appended rows are read: a file written again in between is
+    compared anew, never its new rows stuck onto the old file's digest."""
+    path = tmp_path / "assessments.csv"
+    path.write_bytes(b"patient_id,score\nP1,3\n")
+    old = path.read_bytes()
+    previous = FileState("inbox_csv", "assessments.csv", len(old), 0, hashlib.sha256(old).hexdigest(), 1, True)
+    path.write_bytes(b"patient_id,score\nP1,3\nP2,4\n")
+    prefix = unchanged_prefix(path, previous)
+    assert prefix is not None
+    assert appended_bytes(path, previous, prefix) == (
+        b"patient_id,score\n",
+        b"P2,4\n",
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+    )
+    replacement = tmp_path / "written-again.csv"
+    replacement.write_bytes(b"patient_id,score\nP1,5\nP2,4\n")  # an old row changed: to be read whole
+    os.replace(replacement, path)
+    assert appended_bytes(path, previous, prefix) is None
+    path.write_bytes(b"patient_id,score\nP1,3\nP2,4\nP3,1\n")  # written again, still only appended to
+    assert appended_bytes(path, previous, prefix)[1] == b"P2,4\nP3,1\n"
 
 
 def test_per_patient_tables_read_only_seeds_raw_rows_and_other_per_patient_tables():

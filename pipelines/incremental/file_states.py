@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -96,50 +98,89 @@ def digest_if_same_size(path: Path, previous: FileState) -> FileDigest | None:
     return digest_of_file(path)
 
 
-def appended_bytes(path: Path, previous: FileState) -> tuple[bytes, bytes, str] | None:
-    """Return (header line, bytes after the previous end, digest of the whole file) when rows were only appended.
+@dataclasses.dataclass(frozen=True)
+class Prefix:
+    """The SHA-256 state after a file's first bytes, and the file they were read from (device, inode, size and
+    modification time): rows appended to that file are read later, and only from that very file."""
 
-    Appended means: the file grew, the previous file ended with a line break,
-    and its first previous.size bytes are exactly the previous file (same
-    SHA-256). Anything else returns None and the file is read whole.
-    """
-    if previous.sha256 is None or not previous.ends_with_newline or path.stat().st_size <= previous.size:
-        return None
+    digest: hashlib._Hash
+    identity: tuple[int, int, int, int]
+
+
+def identity_of(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def prefix_digest(handle: BinaryIO, previous: FileState) -> hashlib._Hash | None:
+    """Return the SHA-256 state after the open file's first previous.size bytes when they are exactly the previous
+    file, else None."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        header = handle.readline()
-        handle.seek(0)
-        remaining = previous.size
-        while remaining:
-            block = handle.read(min(HASH_BLOCK, remaining))
-            if not block:
-                return None
-            digest.update(block)
-            remaining -= len(block)
-        if digest.hexdigest() != previous.sha256:
+    handle.seek(0)
+    remaining = previous.size
+    while remaining:
+        block = handle.read(min(HASH_BLOCK, remaining))
+        if not block:
             return None
+        digest.update(block)
+        remaining -= len(block)
+    return digest if digest.hexdigest() == previous.sha256 else None
+
+
+def may_be_appended_to(path: Path, previous: FileState) -> bool:
+    """True when rows may have been appended: the file grew, and the previous file ended with a line break."""
+    return previous.sha256 is not None and previous.ends_with_newline and path.stat().st_size > previous.size
+
+
+def unchanged_prefix(path: Path, previous: FileState) -> Prefix | None:
+    """Return the digest of the file's first previous.size bytes when rows may have been appended after them and
+    they are exactly the previous file; else None."""
+    if not may_be_appended_to(path, previous):
+        return None
+    with open(path, "rb") as handle:
+        identity = identity_of(os.fstat(handle.fileno()))
+        digest = prefix_digest(handle, previous)
+    return None if digest is None else Prefix(digest, identity)
+
+
+def appended_bytes(path: Path, previous: FileState, prefix: Prefix | None = None) -> tuple[bytes, bytes, str] | None:
+    """Return (header line, bytes after the previous end, digest of the whole file) when rows were only appended;
+    None, and the file is read whole, otherwise.
+
+    prefix: unchanged_prefix worked out before, used if the file is still the one it was read from (else its
+    first bytes are hashed again, from the same opening as the rows after them).
+    """
+    if not may_be_appended_to(path, previous):
+        return None
+    with open(path, "rb") as handle:
+        if prefix is not None and identity_of(os.fstat(handle.fileno())) == prefix.identity:
+            digest = prefix.digest.copy()
+        else:
+            digest = prefix_digest(handle, previous)
+            if digest is None:
+                return None
+        handle.seek(0)
+        header = handle.readline()
+        handle.seek(previous.size)
         tail = handle.read()
-    digest.update(tail)
     if header.startswith((b"\xff\xfe", b"\xfe\xff")) or not header.endswith(b"\n"):
         return None  # UTF-16 or a one-line file: read whole
+    digest.update(tail)
     return header, tail, digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-    """A changed file compared with its kept state: its digest when it kept its size, or what was appended."""
+    """A changed file compared with its kept state: its digest when it kept its size (digest_if_same_size), or
+    the digest of its unchanged first bytes when it grew (unchanged_prefix)."""
 
     same_size: FileDigest | None
-    appended: tuple[bytes, bytes, str] | None
+    prefix: Prefix | None
 
 
 def compared_with_previous(path: Path, previous: FileState) -> Comparison:
-    """Return how a file whose size or time changed compares with its kept state (digest_if_same_size, and
-    appended_bytes when its bytes are not the same)."""
-    same_size = digest_if_same_size(path, previous)
-    if same_size is not None and same_size.sha256 == previous.sha256:
-        return Comparison(same_size, None)
-    return Comparison(same_size, appended_bytes(path, previous))
+    """Return how a file whose size or time changed compares with its kept state. The rows appended are read
+    afterwards (appended_bytes), so that comparing files side by side holds none of them."""
+    return Comparison(digest_if_same_size(path, previous), unchanged_prefix(path, previous))
 
 
 def read_file_states(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], FileState]:

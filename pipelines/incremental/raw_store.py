@@ -14,6 +14,7 @@ from pipelines.database import column_names, drop_relation, sql_string
 from pipelines.incremental.file_states import (
     Comparison,
     FileState,
+    appended_bytes,
     compared_with_previous,
     digest_of_file,
     forget_source_files,
@@ -236,7 +237,8 @@ def read_contract_csvs(
             read.files[file] = "unchanged (written again with the same content)"
             states.append(dataclasses.replace(previous, mtime_ns=path.stat().st_mtime_ns))
             continue
-        appended = comparison.appended
+        # Its first bytes are the previous file: read what follows them (from the file they were hashed in).
+        appended = appended_bytes(path, previous, comparison.prefix) if comparison.prefix else None
         if appended:
             header, tail, digest = appended
             # The header comes first again: line 2 of header + tail is the line after the previous end.
