@@ -295,7 +295,7 @@ def league_table(data: Publishable) -> str:
     )
 
 
-def rate_cell(row: dict, prefix: str, denominator: str, k: int) -> str:
+def rate_cell(row: dict, prefix: str, denominator: str) -> str:
     """Return a table cell: the rate, its interval and its denominator; a dash where no series counts, and
     "withheld" where disclosure control hides the rate (as the tiles and the league print it)."""
     rate = row.get(f"{prefix}_rate")
@@ -319,14 +319,13 @@ OUTCOME_MEASURES = (
 def outcomes_table(data: Publishable, cohort: Cohort) -> str:
     """Return every outcome rate of the cohort's inductions by instrument: response and remission beside reliable
     change and recovery (spec §10.2-10.3), each with its interval and denominator."""
-    k = data.min_cell_size
     rows = headline_rates(data, cohort).filter(pl.col("evaluable_count").is_not_null()).sort("instrument")
     if rows.is_empty():
         return ""
     order = {code: i for i, code in enumerate(INSTRUMENT_LABELS)}
     body = "".join(
         f"<tr><td>{html.escape(INSTRUMENT_LABELS.get(row['instrument'], row['instrument']))}</td>"
-        + "".join(rate_cell(row, prefix, denominator, k) for prefix, denominator, _ in OUTCOME_MEASURES)
+        + "".join(rate_cell(row, prefix, denominator) for prefix, denominator, _ in OUTCOME_MEASURES)
         + "</tr>"
         for row in sorted(rows.iter_rows(named=True), key=lambda r: order.get(r["instrument"], len(order)))
     )
@@ -345,7 +344,6 @@ def outcomes_table(data: Publishable, cohort: Cohort) -> str:
 
 def early_check_table(data: Publishable, cohort: Cohort) -> str:
     """Return how well the early check predicted non-response in this cohort's own inductions (spec §10.4)."""
-    k = data.min_cell_size
     rules = data.rules
     rows = headline_rates(data, cohort).filter(pl.col("early_checked_count").fill_null(0) > 0)
     if rows.is_empty():
@@ -354,8 +352,8 @@ def early_check_table(data: Publishable, cohort: Cohort) -> str:
         f"<tr><td>{html.escape(INSTRUMENT_LABELS.get(row['instrument'], row['instrument']))}</td>"
         f"<td>{html.escape(count_text(row['early_checked_count']))}</td>"
         f"<td>{html.escape(count_text(row['early_non_improver_count']))}</td>"
-        + rate_cell(row, "early_ppv", "early_non_improver_count", k)
-        + rate_cell(row, "early_sensitivity", "early_checked_non_responder_count", k)
+        + rate_cell(row, "early_ppv", "early_non_improver_count")
+        + rate_cell(row, "early_sensitivity", "early_checked_non_responder_count")
         + "</tr>"
         for row in rows.sort("instrument").iter_rows(named=True)
     )
@@ -377,7 +375,6 @@ DOSE_ORDER = ("<0.5", "0.5-<0.75", "0.75-<1.0", ">=1.0", "unknown")
 
 def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str) -> str:
     """Return response, remission and median relief of the cohort's inductions by provider or dose band (§10.6)."""
-    k = data.min_cell_size
     rates = cohort.of_split(data.response_rates, by).filter(
         (pl.col("series_kind") == "induction") & (pl.col("instrument") == instrument)
     )
@@ -396,8 +393,8 @@ def breakdown_table(data: Publishable, cohort: Cohort, by: str, instrument: str)
         relief_text = relief_texts.get(label, "—")
         body.append(
             f"<tr><td>{escaped(label)}</td><td>{html.escape(count_text(row['evaluable_count']))}</td>"
-            + rate_cell(row, "response", "evaluable_count", k)
-            + rate_cell(row, "remission", "remission_eligible_count", k)
+            + rate_cell(row, "response", "evaluable_count")
+            + rate_cell(row, "remission", "remission_eligible_count")
             + f"<td>{html.escape(relief_text)}</td></tr>"
         )
     name = INSTRUMENT_LABELS.get(instrument, instrument)

@@ -210,8 +210,8 @@ def publishable(
     """Return the publishable aggregates of a warehouse."""
     k = rules.min_cell_size if disclosure_control else 0
 
-    def table(sql: str) -> pl.DataFrame:
-        return con.sql(sql).pl()
+    def table(sql: str, params: list | None = None) -> pl.DataFrame:
+        return con.sql(sql, params=params).pl()
 
     patient_counts = table(
         f"select '{NETWORK}' as dimension, '{NETWORK_VALUE}' as dimension_value, count(*) as patient_count "
@@ -240,12 +240,8 @@ def publishable(
     curve_key = ["dimension", "dimension_value", "instrument", "series_kind"]
     # A curve is drawn only for cohorts whose relapses may be shown, and only at its safe points.
     shown = summary.filter(pl.col("relapse_count").is_not_null()).select(curve_key)
-    drawn = ", ".join(f"'{dimension}'" for dimension in CURVE_DIMENSIONS)
-    survival = safe_survival_points(
-        table(f"select * from marts.relief_survival where dimension in ({drawn})").join(shown, on=curve_key),
-        curve_key,
-        k,
-    )
+    drawn = table("select * from marts.relief_survival where list_contains(?, dimension)", [list(CURVE_DIMENSIONS)])
+    survival = safe_survival_points(drawn.join(shown, on=curve_key), curve_key, k)
     safety = suppress_cells(
         with_parent(table("select * from marts.safety_summary")),
         tables=[COHORT_TABLE],

@@ -160,7 +160,7 @@ def test_the_league_says_not_reached_and_withheld_as_the_tiles_do(data):  # noqa
     ("count", "shown"), [(0, "<td>—</td>"), (None, "<td>withheld</td>"), (25, "<td>withheld</td>")]
 )
 def test_a_missing_rate_in_a_table_says_whether_no_series_counted_or_it_is_withheld(count, shown):
-    assert rate_cell({"response_rate": None, "evaluable_count": count}, "response", "evaluable_count", 10) == shown
+    assert rate_cell({"response_rate": None, "evaluable_count": count}, "response", "evaluable_count") == shown
 
 
 def test_the_dose_band_table_says_withheld_for_a_hidden_median_and_a_dash_where_no_one_responded(data):  # noqa: F811
