@@ -55,7 +55,8 @@ def note(min_cell_size: int) -> str:
         f"To protect patients' privacy, no count from 1 to {min_cell_size - 1} is shown or can be worked out from "
         "what is shown: such cells are hidden with their rates, a second cell is hidden where a total would "
         "reveal them, rates are rounded to 0.1 percentage point, curves and funnels show only steps of at least "
-        f"{min_cell_size}, and trends use quarters, half-years or years where months would be too small."
+        f"{min_cell_size}, and trends use quarters, half-years, years or runs of months where months would be "
+        f'too small. A hidden figure reads "{WITHHELD}"; a dash means there was nothing to count.'
     )
 
 

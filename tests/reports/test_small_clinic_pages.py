@@ -16,6 +16,7 @@ import pytest
 
 from pipelines.outcomes.rules import OutcomeRules
 from pipelines.reports.dashboard import breakdown_table, league_table, median_interval, rate_cell, tiles
+from pipelines.reports.disclosure import note
 from pipelines.reports.figures import Cohort, booster_intervals, relief_curves, trajectory
 from pipelines.reports.publishable import publishable
 from pipelines.stats.dimensions import DOSE_BAND
@@ -183,3 +184,9 @@ def test_the_dose_band_table_says_withheld_for_a_hidden_median_and_a_dash_where_
 
     assert median_of(hidden) == "withheld"
     assert median_of(kept) == "—"  # no relief row: no responder to follow
+
+
+def test_every_pages_note_says_what_withheld_and_a_dash_mean_and_names_runs_of_months():
+    text = note(11)
+    assert 'A hidden figure reads "withheld"; a dash means there was nothing to count.' in text
+    assert "runs of months" in text
