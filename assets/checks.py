@@ -15,7 +15,7 @@ import polars as pl
 
 from pipelines.analyst import formatted
 from pipelines.database import key_of
-from pipelines.incremental.scope import in_scope, scope_is_every_patient
+from pipelines.incremental.scope import scope_is_every_patient, scoped_rows
 
 GRAIN_CHECK = "grain_is_unique_and_not_null"
 
@@ -26,7 +26,7 @@ def checked_rows(con: duckdb.DuckDBPyConnection, table: str, per_patient: bool) 
     the keys of per-patient rows never collide across patients, as every changed row puts both its old and its
     new patient in scope)."""
     if per_patient and not scope_is_every_patient(con):
-        return f"(select * from {table} where {in_scope()})"
+        return scoped_rows(con, table)
     return table
 
 

@@ -8,7 +8,7 @@ import polars as pl
 from assets.checks import check_specs
 from assets.tables import REFRESH_SCOPE, polars_table_specs, write_tables
 from pipelines.database import key_of
-from pipelines.incremental.scope import in_scope, scope_is_every_patient
+from pipelines.incremental.scope import scope_is_every_patient, scoped_rows
 from pipelines.outcomes import outcome_frames_by_shard
 from pipelines.resources import RulesResource, Warehouse, rules_from
 
@@ -61,13 +61,16 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
     outcome_rules = rules_from(rules)
     with warehouse.connect() as con:
         merge = not scope_is_every_patient(con)
-        only = f"where {in_scope()}" if merge else ""
+
+        def rows_of(table: str) -> str:
+            return scoped_rows(con, table) if merge else table
+
         # DuckDB keeps blocks of the tables it wrote cached up to its cap; while the Polars engine holds every
         # patient's rows (the refresh's peak memory) it gets a smaller share and gives the cache back.
         con.execute(f"set memory_limit = '{ENGINE_DUCKDB_MEMORY}'")
         # Patient and instrument codes become Polars enums while the engine runs: sorting, joining and grouping
         # on their integer codes is several times faster than on text. The text comes back before writing.
-        patient_ids = con.sql(f"select patient_id from staging.patients {only} order by 1").pl()["patient_id"]
+        patient_ids = con.sql(f"select patient_id from {rows_of('staging.patients')} order by 1").pl()["patient_id"]
         patient_codes = pl.Enum(patient_ids)
         instruments = con.sql("select * from seeds.instruments").pl()
         instrument_codes = pl.Enum(sorted(instruments["instrument"]))
@@ -91,9 +94,9 @@ def outcome_tables(warehouse: Warehouse, rules: RulesResource):
         def decode(frame: pl.DataFrame) -> pl.DataFrame:
             return frame.with_columns(pl.col(c).cast(pl.String) for c in encoded if c in frame.columns)
 
-        infusions = read_encoded(f"select patient_id, infused_at from staging.infusions {only}")
+        infusions = read_encoded(f"select patient_id, infused_at from {rows_of('staging.infusions')}")
         assessments = read_encoded(
-            f"select patient_id, instrument, administered_at, score from staging.assessments {only}"
+            f"select patient_id, instrument, administered_at, score from {rows_of('staging.assessments')}"
         )
         tables = outcome_frames_by_shard(
             infusions, assessments, encode(instruments).lazy(), outcome_rules, patients=len(patient_ids)

@@ -9,7 +9,7 @@ from assets.checks import check_specs
 from assets.tables import polars_table_specs, write_tables
 from pipelines.database import key_of, table_exists
 from pipelines.dictionary import write_comments
-from pipelines.incremental.scope import in_scope, replaced_rows_table, scope_is_every_patient
+from pipelines.incremental.scope import replaced_rows_table, scope_is_every_patient, scoped_rows
 from pipelines.resources import Warehouse
 from pipelines.stats.case_mix import CASE_MIX_CELL, case_mix_cells, case_mix_comparison_from_cells
 from pipelines.stats.cells import updated_cells
@@ -202,14 +202,14 @@ def cells_brought_up_to_date(
     needed = [replaced, CELLS_SOURCE_TABLE, *(f"{CELLS_SCHEMA}.{name}" for name in CELL_TABLES)]
     if not all(table_exists(con, table) for table in needed):
         return None
-    rows_now, hashes_now, rows_recomputed, hashes_recomputed = con.execute(
-        f"select {row_hashes()}, {row_hashes(in_scope())} from {SERIES_OUTCOMES}"
-    ).fetchall()[0]
+    recomputed = scoped_rows(con, SERIES_OUTCOMES)
+    rows_now, hashes_now = con.execute(f"select {row_hashes()} from {SERIES_OUTCOMES}").fetchall()[0]
+    rows_recomputed, hashes_recomputed = con.execute(f"select {row_hashes()} from {recomputed}").fetchall()[0]
     rows_replaced, hashes_replaced = con.execute(f"select {row_hashes()} from {replaced}").fetchall()[0]
     before = (rows_now - rows_recomputed + rows_replaced, hashes_now - hashes_recomputed + hashes_replaced)
     if counted_from(con) != before:
         return None
-    added = con.sql(series_outcomes_sql(SERIES_OUTCOMES, f"where {in_scope('outcomes.patient_id')}")).pl().lazy()
+    added = con.sql(series_outcomes_sql(recomputed)).pl().lazy()
     removed = con.sql(series_outcomes_sql(replaced)).pl().lazy()
     cells, changed = {}, {}
     for name, (_, keys, cells_of) in CELL_TABLES.items():

@@ -17,7 +17,7 @@ from assets.statistics import (
     write_counted_from,
 )
 from pipelines.database import replace_table
-from pipelines.incremental.scope import SCOPE_TABLE, merge_by_patient
+from pipelines.incremental.scope import RECOMPUTED_DATABASE, SCOPE_TABLE, merge_by_patient
 from pipelines.stats.cohorts import RATE_KEY, cohorts_of_cells, relief_cells, relief_survival_from_cells
 from pipelines.stats.dimensions import CLINIC_SPLITS, INDICATION, START_MONTH
 
@@ -55,6 +55,7 @@ def con():
     """A warehouse of three patients' series outcomes whose cells were counted, as a full refresh leaves it."""
     con = duckdb.connect()
     con.execute("attach ':memory:' as raw")
+    con.execute(f"attach ':memory:' as {RECOMPUTED_DATABASE}")  # as the run's connection has it
     for schema in ("seeds", "marts", CELLS_SCHEMA):
         con.execute(f"create schema if not exists {schema}")
     con.execute(
@@ -85,9 +86,9 @@ def count_anew(con) -> dict[str, pl.DataFrame]:
 
 def merge_p1(con, **values) -> None:
     """Recompute patient P1's series outcomes as an incremental refresh merges them."""
-    con.register("recomputed", pl.DataFrame([series("P1", **values)]))
-    merge_by_patient(con, SERIES_OUTCOMES, "select * from recomputed")
-    con.unregister("recomputed")
+    con.register("p1_rows", pl.DataFrame([series("P1", **values)]))
+    merge_by_patient(con, SERIES_OUTCOMES, "select * from p1_rows")
+    con.unregister("p1_rows")
 
 
 def same_cells(left: pl.DataFrame, right: pl.DataFrame) -> None:
