@@ -27,8 +27,15 @@ def updated_cells(
 
     change = summed([added, removed.with_columns(-pl.col(column) for column in counts)])
     changed_keys = change.select(keys)
-    # Only the kept cells that changed are summed again; the others are passed on as they are (a million
-    # patients' relief cells: 0.15 s against 0.35 to 0.4 s to group every kept cell).
-    touched = kept.join(changed_keys, on=keys, how="semi", nulls_equal=True)
-    untouched = kept.join(changed_keys, on=keys, how="anti", nulls_equal=True)
+    # Only the kept cells that changed are summed again; the others are passed on as they are. They are told
+    # apart by a hash of their key: a kept cell whose hash equals a changed key's without its key being one is
+    # summed again too, to the same counts, so a collision costs nothing but time (a million patients' relief
+    # cells: 0.05 s against 0.15 s for a join on the key columns, 0.35 to 0.4 s to group every kept cell).
+    is_touched = key_hashes(kept, keys).is_in(key_hashes(changed_keys.cast(kept.select(keys).schema), keys).implode())
+    touched, untouched = kept.filter(is_touched), kept.filter(~is_touched)
     return pl.concat([untouched, summed([touched, change])]), changed_keys
+
+
+def key_hashes(cells: pl.DataFrame, keys: list[str]) -> pl.Series:
+    """Return a 64-bit hash of each cell's key (equal keys, nulls included, hash alike)."""
+    return cells.select(pl.struct(keys).hash()).to_series()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 from polars.testing import assert_frame_equal
 
+import pipelines.stats.cells as cells_module
 from pipelines.stats.cells import updated_cells
 
 KEYS = ["clinic_id", "provider_id"]
@@ -51,3 +52,15 @@ def test_a_series_recomputed_to_the_same_counts_changes_no_cell():
 
     assert_frame_equal(updated, kept)
     assert changed.height == 0
+
+
+def test_a_kept_cell_whose_key_hash_equals_a_changed_keys_is_summed_again_to_the_same_counts(monkeypatch):
+    # Every key hashes alike: each kept cell is taken for a changed one.
+    monkeypatch.setattr(cells_module, "key_hashes", lambda frame, keys: pl.Series([0] * frame.height, dtype=pl.UInt64))
+    kept = cells([("austin", "dr-a", 5, 2), ("waco", None, 2, 0)])
+    added = cells([("austin", "dr-a", 1, 1)])
+
+    updated, changed = updated_cells(kept, added, cells([]), KEYS)
+
+    assert_frame_equal(updated.sort(KEYS, nulls_last=True), cells([("austin", "dr-a", 6, 3), ("waco", None, 2, 0)]))
+    assert changed.rows() == [("austin", "dr-a")]
