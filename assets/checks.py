@@ -39,8 +39,8 @@ def grain_is_unique_and_not_null(
     """Return whether the table's key columns are unique and never null."""
     rows = checked_rows(con, table, per_patient)
     any_null = " or ".join(f"{column} is null" for column in key_columns)
-    # The bitmaps take two passes over the rows: they pay on a whole table, not on the few patients an
-    # incremental refresh checks, where each pass is a scan of the table for them (0.36 s against 0.18 s).
+    # The bitmaps take two passes over the rows: they pay on a whole table, not on the few patients' rows an
+    # incremental refresh checks, whose key hashes are counted in one pass.
     whole_table = rows == table
     counted = (
         row_number_key_counts(con, rows, key_columns, any_null) if ROW_NUMBER in key_columns and whole_table else None
