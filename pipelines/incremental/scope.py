@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import duckdb
 
 from pipelines.database import column_names, table_exists
-from pipelines.sql_models import sql_models, table_references
+from pipelines.sql_models import SqlModel, sql_models, table_references
 
 SCOPE_TABLE = "raw.refresh_scope"
 # Tables of reference rows that per-patient tables read whole: a change of their rows recomputes every patient
@@ -95,7 +95,7 @@ def scoped_rows(con: duckdb.DuckDBPyConnection, table: str) -> str:
     return f"(select * from {table} where {in_scope(is_raw=table.startswith('raw.'))})"
 
 
-def per_patient_views() -> dict:
+def per_patient_views() -> dict[str, SqlModel]:
     """Return the SQL models materialized as per-patient views, by table name."""
     return {model.table: model for model in sql_models() if model.is_view and model.is_per_patient}
 
