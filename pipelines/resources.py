@@ -30,7 +30,7 @@ from pipelines.database import (
 )
 from pipelines.dictionary import write_comments
 from pipelines.incremental.policy import BUILDING, code_fingerprint, reason_to_read_everything, stamp_raw_store
-from pipelines.incremental.scope import RECOMPUTED_DATABASE, plan_of
+from pipelines.incremental.scope import attach_recomputed_rows, plan_of
 from pipelines.outcomes.rules import OutcomeRules, rule_fields
 from pipelines.publication import Publication, clone_file, copy_tree_keeping_links
 
@@ -228,9 +228,7 @@ class Warehouse(dg.ConfigurableResource):
             if self.memory_limit:
                 database.execute(f"set memory_limit = '{self.memory_limit}'")
             database.execute(f"attach {sql_string(self.raw_store_path)} as raw")
-            # The rows this run's merges write, for the steps after them (pipelines.incremental.scope): gone
-            # with the connection, so no run reads another's. Past the memory limit DuckDB spills them to disk.
-            database.execute(f"attach ':memory:' as {RECOMPUTED_DATABASE}")
+            attach_recomputed_rows(database)  # the rows this run's merges write, for the steps after them
             for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
                 database.execute(f"create schema if not exists {schema}")
             self._database = database

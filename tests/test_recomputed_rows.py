@@ -11,6 +11,7 @@ from polars.testing import assert_frame_equal
 from pipelines.incremental.scope import (
     RECOMPUTED_DATABASE,
     SCOPE_TABLE,
+    attach_recomputed_rows,
     in_scope,
     merge_by_patient,
     recomputed_rows_table,
@@ -29,7 +30,7 @@ def con():
     scope (P9 a new patient)."""
     con = duckdb.connect()
     con.execute("attach ':memory:' as raw")
-    con.execute(f"attach ':memory:' as {RECOMPUTED_DATABASE}")
+    attach_recomputed_rows(con)
     for schema in ("quarantine", "staging"):
         con.execute(f"create schema {schema}")
     con.execute(f"create table {SCOPE_TABLE} as select unnest(['P1', 'P9']) as patient_key")

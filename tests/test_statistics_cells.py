@@ -17,7 +17,7 @@ from assets.statistics import (
     write_counted_from,
 )
 from pipelines.database import replace_table
-from pipelines.incremental.scope import RECOMPUTED_DATABASE, SCOPE_TABLE, merge_by_patient
+from pipelines.incremental.scope import SCOPE_TABLE, attach_recomputed_rows, merge_by_patient
 from pipelines.stats.cohorts import RATE_KEY, cohorts_of_cells, relief_cells, relief_survival_from_cells
 from pipelines.stats.dimensions import CLINIC_SPLITS, INDICATION, START_MONTH
 
@@ -55,7 +55,7 @@ def con():
     """A warehouse of three patients' series outcomes whose cells were counted, as a full refresh leaves it."""
     con = duckdb.connect()
     con.execute("attach ':memory:' as raw")
-    con.execute(f"attach ':memory:' as {RECOMPUTED_DATABASE}")  # as the run's connection has it
+    attach_recomputed_rows(con)  # as the run's connection has it
     for schema in ("seeds", "marts", CELLS_SCHEMA):
         con.execute(f"create schema if not exists {schema}")
     con.execute(

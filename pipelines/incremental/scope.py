@@ -73,6 +73,12 @@ def scoped_select(con: duckdb.DuckDBPyConnection, select: str, inputs: Iterable[
 RECOMPUTED_DATABASE = "recomputed"
 
 
+def attach_recomputed_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Attach RECOMPUTED_DATABASE, empty, in memory: it goes with the connection, so no run reads another's rows.
+    Past the memory limit DuckDB spills it to disk."""
+    con.execute(f"attach ':memory:' as {RECOMPUTED_DATABASE}")
+
+
 def recomputed_rows_table(table: str) -> str:
     """Return the table of RECOMPUTED_DATABASE that holds the recomputed patients' rows of a per-patient table."""
     return f"{RECOMPUTED_DATABASE}.{table.replace('.', '__')}"
