@@ -344,3 +344,31 @@ def test_a_working_copy_with_more_than_half_its_blocks_free_is_published_compact
     (last,) = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")
     assert last["refresh_scope"].startswith("incremental: ")
     assert refresh.warehouse.stat().st_size <= 1.2 * fresh
+
+
+def test_rejected_rows_of_no_patient_are_kept_once_whether_or_not_an_increment_recomputes_them(tmp_path):
+    inbox = tmp_path / "inbox"
+    shutil.copytree(GOLDEN / "basic" / "inbox", inbox)
+    # A clinic row without its id (read whole with the clinics, in every refresh) and a score without a patient.
+    (inbox / "clinics.csv").write_text("clinic_id,clinic_name,timezone\naustin,Austin,America/Chicago\n,Nameless,\n")
+    assessments = inbox / "assessments.csv"
+    with open(assessments, "a") as handle:
+        handle.write(",phq9,2026-01-09,12\n")
+    incremental = Refresh(tmp_path / "incremental")
+    incremental.ok(inbox)
+    rejected = "select record_type, patient_id, reason from quarantine.rejected_rows order by record_type, row_number"
+    for new_row in ("P1,phq9,2026-01-20,30\n", " ,phq9,2026-01-21,11\n"):  # P1 alone in scope; then no patient
+        with open(assessments, "a") as handle:
+            handle.write(new_row)
+        incremental.ok(inbox)
+        (last,) = incremental.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")
+        assert last["refresh_scope"] == "incremental: 1 patient recomputed"
+        full = Refresh(tmp_path / f"full{len(new_row)}")
+        full.ok(inbox, refresh_mode="full")
+        assert_same_warehouse(incremental.warehouse, full.warehouse)
+    assert incremental.rows(rejected) == [
+        {"record_type": "assessment", "patient_id": None, "reason": "missing_field"},
+        {"record_type": "assessment", "patient_id": "P1", "reason": "score_out_of_range"},
+        {"record_type": "assessment", "patient_id": None, "reason": "missing_field"},
+        {"record_type": "clinic", "patient_id": None, "reason": "missing_field"},
+    ]

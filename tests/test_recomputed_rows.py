@@ -84,10 +84,20 @@ def test_a_merged_table_is_read_from_the_rows_its_merge_wrote_which_are_its_rows
     assert rows(con, scoped_rows(con, VALIDATED))["score"].to_list() == [21, 21, 25]
 
 
-def test_rows_a_merge_wrote_for_a_patient_out_of_scope_are_in_the_table_but_not_among_its_rows_in_scope(con):
-    merge_by_patient(con, VALIDATED, f"select * replace ('P7' as patient_id) from {VALIDATED} where patient_id = 'P1'")
+def test_rows_a_merge_returns_for_patients_out_of_scope_leave_the_table_as_it_was(con):
+    # P3's row has no patient in scope: returned again (as a reference table's rows are, read whole), it stays
+    # once. P1's rows come back as P7's, a patient out of scope: P7 gets none, and P1's rows are gone.
+    merge_by_patient(
+        con,
+        VALIDATED,
+        f"""
+        select * replace ('P7' as patient_id) from {VALIDATED} where patient_id = 'P1'
+        union all
+        select * from {VALIDATED} where patient_id = 'P3'
+        """,
+    )
 
-    assert con.sql(f"select count(*) from {VALIDATED} where patient_id = 'P7'").fetchall()[0][0] == 2
+    assert rows(con, VALIDATED)["patient_id"].to_list() == ["P2", "P3"]
     assert rows(con, scoped_rows(con, VALIDATED)).height == 0
     assert_frame_equal(rows(con, scoped_rows(con, VALIDATED)), rows_in_scope(con, VALIDATED))
 

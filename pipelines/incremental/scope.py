@@ -80,7 +80,8 @@ def attach_recomputed_rows(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def recomputed_rows_table(table: str) -> str:
-    """Return the table of RECOMPUTED_DATABASE that holds the recomputed patients' rows of a per-patient table."""
+    """Return the table of RECOMPUTED_DATABASE that holds the recomputed patients' rows of a per-patient table
+    (or of a raw table, as read)."""
     return f"{RECOMPUTED_DATABASE}.{table.replace('.', '__')}"
 
 
@@ -91,14 +92,23 @@ def scoped_rows(con: duckdb.DuckDBPyConnection, table: str) -> str:
     A table merged earlier in this run is read from the rows its merge wrote (a few thousand rows) rather than
     scanned: the recomputed patients are spread over every row group of a table of millions of rows, so each
     scan for them read the table whole (at a million patients 0.05 to 0.4 s a read, over a dozen reads). A
-    per-patient view is its SELECT over its own inputs' scoped rows; any other relation is scanned for them.
+    per-patient view is its SELECT over its own inputs' scoped rows. A raw table's rows in scope are read out
+    once and kept with the merged rows; any other relation is scanned for them.
     """
-    if table_exists(con, recomputed_rows_table(table)):
-        return recomputed_rows_table(table)
+    recomputed = recomputed_rows_table(table)
+    if table_exists(con, recomputed):
+        return recomputed
     view = per_patient_views().get(table)
     if view is not None:
         return f"({scoped_select(con, view.select, view.inputs)}\n)"  # a line break ends the file's last comment
-    return f"(select * from {table} where {in_scope(is_raw=table.startswith('raw.'))})"
+    if table.startswith("raw."):
+        # The raw rows are read before any step reads them in scope and do not change after. Their rows in scope
+        # are taken out once, every column (the validation reads them all), and kept for the later readers (the
+        # rejected rows' records as sent): at a million patients each scan of the raw assessments for them read
+        # 16.7 million rows whole.
+        con.execute(f"create table {recomputed} as select * from {table} where {in_scope(is_raw=True)}")
+        return recomputed
+    return f"(select * from {table} where {in_scope()})"
 
 
 def per_patient_views() -> dict[str, SqlModel]:
@@ -117,7 +127,7 @@ def replaced_rows_table(table: str) -> str:
 
 
 def merge_by_patient(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> int:
-    """Replace the recomputed patients' rows of a table with the rows a query returns; return how many.
+    """Replace the recomputed patients' rows of a table with the rows in scope a query returns; return how many.
 
     The rows written stay in recomputed_rows_table(table) for the rest of the run, where later steps read the
     recomputed patients' rows (scoped_rows). The rows replaced in a table of KEEPS_REPLACED_ROWS are kept in
@@ -125,15 +135,15 @@ def merge_by_patient(con: duckdb.DuckDBPyConnection, table: str, rows: str) -> i
     """
     recomputed = recomputed_rows_table(table)
     con.execute(f"create or replace table {recomputed} as {rows}")
+    # Only rows of patients in scope replace the table's: a table that also holds rows of no patient read whole
+    # from a reference table (the clinics' rejected rows) returns them again, and they are kept as they are
+    # unless rows without a patient are in scope. A per-patient model's inputs hold no other patient's rows.
+    con.execute(f"delete from {recomputed} where not ({in_scope()})")
     if table in KEEPS_REPLACED_ROWS:
         con.execute(f"create or replace table {replaced_rows_table(table)} as select * from {table} where {in_scope()}")
     con.execute(f"delete from {table} where {in_scope()}")
     con.execute(f"insert into {table} by name select * from {recomputed}")
-    count = con.execute(f"select count(*) from {recomputed}").fetchall()[0][0]
-    # It stands for the table's rows in scope: a row of a patient out of scope (none is expected: the inputs
-    # held only patients in scope) is in the table, but not among them.
-    con.execute(f"delete from {recomputed} where not ({in_scope()})")
-    return count
+    return con.execute(f"select count(*) from {recomputed}").fetchall()[0][0]
 
 
 def scope_is_every_patient(con: duckdb.DuckDBPyConnection) -> bool:

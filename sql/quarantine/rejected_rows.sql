@@ -3,12 +3,14 @@
 -- Note:    line_number is the line of the file (the header is line 1; a spreadsheet's row) where the row starts
 -- Inputs:  quarantine.clinics_validated, quarantine.patients_validated, quarantine.infusions_validated, quarantine.assessments_validated, raw.clinics, raw.patients, raw.infusions, raw.assessments
 -- Rule:    shared spec §8: nothing is lost; raw_record is the whole original row as sent, as JSON
+-- Refresh: per patient; a clinic row (no patient) changes only with the clinics, which recompute every patient
 
 with rejected as (
     select
         source_file,
         row_number,
         'clinic' as record_type,
+        null::varchar as patient_id,
         reason,
         detail
     from quarantine.clinics_validated
@@ -18,6 +20,7 @@ with rejected as (
         source_file,
         row_number,
         'patient',
+        patient_id,
         reason,
         detail
     from quarantine.patients_validated
@@ -27,6 +30,7 @@ with rejected as (
         source_file,
         row_number,
         'infusion',
+        patient_id,
         reason,
         detail
     from quarantine.infusions_validated
@@ -36,6 +40,7 @@ with rejected as (
         source_file,
         row_number,
         'assessment',
+        patient_id,
         reason,
         detail
     from quarantine.assessments_validated
@@ -102,7 +107,8 @@ final as (
         rejected.reason,
         rejected.detail,
         raw_records.raw_record,
-        raw_records._line_number as line_number
+        raw_records._line_number as line_number,
+        rejected.patient_id
     from rejected
     inner join raw_records
         on rejected.source_file = raw_records._source_file
