@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from datetime import date
@@ -16,7 +15,7 @@ from polars.testing import assert_frame_equal
 
 import pipelines.resources as resources
 from pipelines.demo.generator import write_inbox as write_demo_inbox
-from pipelines.incremental.file_states import FileState, appended_bytes, unchanged_prefix
+from pipelines.incremental.file_states import FileState, appended_bytes, digest_of_bytes, unchanged_prefix
 from tests.conftest import GOLDEN, Refresh
 
 NEW_DAY = "2026-06-30"
@@ -183,7 +182,7 @@ def test_rows_are_taken_as_appended_only_when_the_old_file_is_unchanged_before_t
         "assessments.csv",
         path.stat().st_size,
         path.stat().st_mtime_ns,
-        hashlib.sha256(path.read_bytes()).hexdigest(),
+        digest_of_bytes(path.read_bytes()),
         1,
         True,
     )
@@ -201,14 +200,14 @@ def test_rows_appended_are_read_only_from_the_file_whose_first_bytes_were_compar
     path = tmp_path / "assessments.csv"
     path.write_bytes(b"patient_id,score\nP1,3\n")
     old = path.read_bytes()
-    previous = FileState("inbox_csv", "assessments.csv", len(old), 0, hashlib.sha256(old).hexdigest(), 1, True)
+    previous = FileState("inbox_csv", "assessments.csv", len(old), 0, digest_of_bytes(old), 1, True)
     path.write_bytes(b"patient_id,score\nP1,3\nP2,4\n")
     prefix = unchanged_prefix(path, previous)
     assert prefix is not None
     assert appended_bytes(path, previous, prefix) == (
         b"patient_id,score\n",
         b"P2,4\n",
-        hashlib.sha256(path.read_bytes()).hexdigest(),
+        digest_of_bytes(path.read_bytes()),
     )
     replacement = tmp_path / "written-again.csv"
     replacement.write_bytes(b"patient_id,score\nP1,5\nP2,4\n")  # an old row changed: to be read whole

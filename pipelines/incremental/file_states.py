@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+import blake3
 import duckdb
 
 from pipelines.database import table_exists
@@ -16,6 +16,20 @@ from pipelines.ingest.csv_inbox import LineAccount
 
 FILE_STATES_TABLE = "raw.file_states"
 HASH_BLOCK = 1 << 24
+
+
+def new_digest() -> blake3.blake3:
+    """Return an empty digest of a file's bytes: BLAKE3, a cryptographic hash like SHA-256 (which it replaced).
+
+    An appended file's old part is hashed every night to prove it untouched: BLAKE3 hashed a million patients'
+    718 MB of assessments in 0.15 to 0.21 s against SHA-256's 0.45 s. It lets go of the interpreter lock too.
+    """
+    return blake3.blake3()
+
+
+def digest_of_bytes(data: bytes) -> str:
+    """Return the hex digest (new_digest) of bytes at hand."""
+    return blake3.blake3(data).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,7 +40,7 @@ class FileState:
     file: str
     size: int
     mtime_ns: int
-    sha256: str | None = None
+    digest: str | None = None
     data_rows: int | None = None
     ends_with_newline: bool | None = None
     # Where the lines of a CSV went (csv_inbox.LineAccount); None for files read by a mapping.
@@ -48,19 +62,20 @@ class FileState:
 
 @dataclasses.dataclass(frozen=True)
 class FileDigest:
-    """A file's SHA-256 and whether it ends with a line break (rows appended after it start a line of their own)."""
+    """A file's digest (new_digest) and whether it ends with a line break (rows appended after it start a line of
+    their own)."""
 
-    sha256: str
+    digest: str
     ends_with_newline: bool
 
 
 def digest_of_file(path: Path) -> FileDigest:
     """Return the digest of a file, read in blocks.
 
-    hashlib lets go of the interpreter lock while it hashes a block, so this may run in a thread beside the
+    The hash lets go of the interpreter lock while it hashes a block, so this may run in a thread beside the
     parse of the same file (raw_store.read_contract_csvs): a million patients' files take 0.8 s to hash.
     """
-    digest, last = hashlib.sha256(), b""
+    digest, last = new_digest(), b""
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(HASH_BLOCK), b""):
             digest.update(block)
@@ -78,7 +93,7 @@ def state_of_file(
         file,
         stat.st_size,
         stat.st_mtime_ns,
-        digest.sha256,
+        digest.digest,
         account.rows(),
         digest.ends_with_newline,
         *dataclasses.astuple(account),
@@ -93,17 +108,17 @@ def digest_if_same_size(path: Path, previous: FileState) -> FileDigest | None:
     nightly export anew. Hashing it (0.05 s for a million patients' patients.csv) is far cheaper than reading it
     whole and finding which patients changed; when the bytes differ, the digest is the read file's state.
     """
-    if previous.sha256 is None or path.stat().st_size != previous.size:
+    if previous.digest is None or path.stat().st_size != previous.size:
         return None
     return digest_of_file(path)
 
 
 @dataclasses.dataclass(frozen=True)
 class Prefix:
-    """The SHA-256 state after a file's first bytes, and the file they were read from (device, inode, size and
+    """The digest's state after a file's first bytes, and the file they were read from (device, inode, size and
     modification time): rows appended to that file are read later, and only from that very file."""
 
-    digest: hashlib._Hash
+    digest: blake3.blake3
     identity: tuple[int, int, int, int]
 
 
@@ -111,10 +126,10 @@ def identity_of(stat: os.stat_result) -> tuple[int, int, int, int]:
     return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def prefix_digest(handle: BinaryIO, previous: FileState) -> hashlib._Hash | None:
-    """Return the SHA-256 state after the open file's first previous.size bytes when they are exactly the previous
+def prefix_digest(handle: BinaryIO, previous: FileState) -> blake3.blake3 | None:
+    """Return the digest's state after the open file's first previous.size bytes when they are exactly the previous
     file, else None."""
-    digest = hashlib.sha256()
+    digest = new_digest()
     handle.seek(0)
     remaining = previous.size
     while remaining:
@@ -123,12 +138,12 @@ def prefix_digest(handle: BinaryIO, previous: FileState) -> hashlib._Hash | None
             return None
         digest.update(block)
         remaining -= len(block)
-    return digest if digest.hexdigest() == previous.sha256 else None
+    return digest if digest.hexdigest() == previous.digest else None
 
 
 def may_be_appended_to(path: Path, previous: FileState) -> bool:
     """True when rows may have been appended: the file grew, and the previous file ended with a line break."""
-    return previous.sha256 is not None and previous.ends_with_newline and path.stat().st_size > previous.size
+    return previous.digest is not None and previous.ends_with_newline and path.stat().st_size > previous.size
 
 
 def unchanged_prefix(path: Path, previous: FileState) -> Prefix | None:
@@ -195,7 +210,7 @@ def write_file_states(con: duckdb.DuckDBPyConnection, source: str, states: Itera
     """Replace the kept state of one source's files."""
     con.execute(
         f"""create table if not exists {FILE_STATES_TABLE} (
-            source varchar, file varchar, size bigint, mtime_ns bigint, sha256 varchar, data_rows bigint,
+            source varchar, file varchar, size bigint, mtime_ns bigint, digest varchar, data_rows bigint,
             ends_with_newline boolean, lines bigint, header_lines bigint, blank_lines bigint,
             continuation_lines bigint, record_type varchar)"""
     )

@@ -242,7 +242,7 @@ def read_contract_csvs(
         else:  # no kept state, or the file changed after it was compared
             comparison = compared_with_previous(path, previous) if previous else Comparison(None, None)
         same_size = comparison.same_size
-        if same_size is not None and same_size.sha256 == previous.sha256:
+        if same_size is not None and same_size.digest == previous.digest:
             # Kept with its new time, so that the next refresh's quick check passes without hashing it again.
             read.files[file] = "unchanged (written again with the same content)"
             states.append(dataclasses.replace(previous, mtime_ns=path.stat().st_mtime_ns))
