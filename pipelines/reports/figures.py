@@ -581,17 +581,22 @@ def funnel_plot(data: Publishable, cohort: Cohort, reader: str | None = None) ->
     if network.is_empty() or network["response_rate"][0] is None or clinics.is_empty():
         return None
     p0 = network["response_rate"][0]
-    largest = max(clinics["evaluable_count"].max(), 20)
+    smallest, largest = clinics["evaluable_count"].min(), clinics["evaluable_count"].max()
+    # The limits are drawn over the clinics' sizes, from a third of the smallest: drawn from 5 series they spread
+    # to 0 and 100%, and twenty clinics of tens of thousands of series lay flat along one line in between.
     # A geometric grid: smooth curves in a fixed number of points, however large the clinics grow.
-    sizes = sorted({round(n) for n in np.geomspace(5, largest * 1.2, 200)})
+    sizes = sorted({round(n) for n in np.geomspace(max(smallest / 3, 5), max(largest * 1.2, 20), 200)})
     figure = Figure()
+    shown = [p0, *clinics["response_rate"].to_list()]
     for z, name, dash in ((1.959964, "95% limits", "dash"), (3.090232, "99.8% limits", "dot")):
         for sign in (1, -1):
+            # Rounded as every published rate is: the limits must not print the network rate precisely.
+            limits = [round(min(max(p0 + sign * z * (p0 * (1 - p0) / n) ** 0.5, 0), 1), 3) for n in sizes]
+            shown += limits
             figure.add_trace(
                 scatter(
                     x=sizes,
-                    # Rounded as every published rate is: the limits must not print the network rate precisely.
-                    y=[round(min(max(p0 + sign * z * (p0 * (1 - p0) / n) ** 0.5, 0), 1), 3) for n in sizes],
+                    y=limits,
                     mode="lines",
                     line=dict(color="#7f7f7f", dash=dash, width=1),
                     name=name,
@@ -602,31 +607,53 @@ def funnel_plot(data: Publishable, cohort: Cohort, reader: str | None = None) ->
     figure.add_trace(
         scatter(x=[sizes[0], sizes[-1]], y=[p0, p0], mode="lines", name="network rate", line=dict(color="#333333"))
     )
-    clinics = clinics.sort("response_rate")
-    mine = clinics["dimension_value"] == (cohort.clinic or "")
-    figure.add_trace(
-        scatter(
-            x=clinics["evaluable_count"].to_list(),
-            y=clinics["response_rate"].to_list(),
-            mode="markers+text",
-            text=[
-                escaped(data.name_of(c)) if reader is None or c == reader else "another clinic"
-                for c in clinics["dimension_value"].to_list()
-            ],
-            # Alternate labels above and below, by rate, so that neighbouring clinics' names do not overlap.
-            textposition=["top center" if i % 2 else "bottom center" for i in range(clinics.height)],
-            name="clinics",
-            marker=dict(size=[14 if m else 9 for m in mine], color=[COLOURS[1] if m else COLOURS[0] for m in mine]),
-            hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
+    is_this_clinic = pl.col("dimension_value") == (cohort.clinic or "")
+    # No name is written beside a dot: twenty names (or "another clinic" twenty times) covered one another and
+    # the dots, and a single label still covered its neighbours. The page's clinic is the large red dot, drawn
+    # last (on top) and named in the legend; the others are named on hover, for the network owner only.
+    others = clinics.filter(~is_this_clinic)
+    if others.height:
+        figure.add_trace(
+            scatter(
+                x=others["evaluable_count"].to_list(),
+                y=others["response_rate"].to_list(),
+                mode="markers",
+                text=[
+                    escaped(data.name_of(c)) if reader is None else "another clinic"
+                    for c in others["dimension_value"].to_list()
+                ],
+                name="other clinics",
+                marker=dict(size=9, color=COLOURS[0]),
+                hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
+            )
         )
-    )
-    return layout(
+    this = clinics.filter(is_this_clinic)
+    if this.height:
+        label = escaped(data.name_of(cohort.clinic))
+        figure.add_trace(
+            scatter(
+                x=this["evaluable_count"].to_list(),
+                y=this["response_rate"].to_list(),
+                mode="markers",
+                text=[label],
+                name=label,
+                marker=dict(size=14, color=COLOURS[1], line=dict(color="white", width=1)),
+                hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
+            )
+        )
+    layout(
         figure,
         "PHQ-9 response after induction: clinics against the network (funnel plot)",
         "response rate",
         "evaluable induction series",
         percent=True,
     )
+    # The axis spans the limits and the clinics, not 0 to 100%: what the plot shows is how far each clinic lies
+    # from the network against the chance spread its size allows, which the limits mark (at a million patients
+    # that spread is a point or two).
+    low, high = max(min(shown) - 0.03, 0.0), min(max(shown) + 0.03, 1.05)
+    figure.axis("yaxis").update(range=[low, high], tickformat=".1%" if high - low < 0.1 else ".0%")
+    return figure
 
 
 def series_statuses(data: Publishable, cohort: Cohort) -> Figure | None:

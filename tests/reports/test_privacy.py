@@ -237,10 +237,11 @@ def test_no_page_shows_the_small_clinics_seven_of_twenty(published):
         for figure in re.findall(
             r'Plotly\.newPlot\(\s*"figure-clinic-vs-network",\s*(\[.*?\]),\s*\{', path.read_text(), flags=re.S
         ):
-            for trace in json.loads(figure):
-                if trace.get("name") == "clinics":
-                    assert SMALL_CLINIC not in trace["text"]
-                    assert 0.35 not in trace["y"]
+            clinic_traces = [trace for trace in json.loads(figure) if "markers" in trace["mode"]]
+            assert clinic_traces, path.name
+            for trace in clinic_traces:
+                assert SMALL_CLINIC not in trace["text"] and SMALL_CLINIC not in trace["name"]
+                assert 0.35 not in trace["y"]
     assert "no count from 1 to 10 is shown or can be worked out" in page
 
 
