@@ -29,7 +29,9 @@ def new_digest() -> blake3.blake3:
 
 def digest_of_bytes(data: bytes) -> str:
     """Return the hex digest (new_digest) of bytes at hand."""
-    return blake3.blake3(data).hexdigest()
+    digest = new_digest()
+    digest.update(data)
+    return digest.hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -611,36 +611,32 @@ def funnel_plot(data: Publishable, cohort: Cohort, reader: str | None = None) ->
     # No name is written beside a dot: twenty names (or "another clinic" twenty times) covered one another and
     # the dots, and a single label still covered its neighbours. The page's clinic is the large red dot, drawn
     # last (on top) and named in the legend; the others are named on hover, for the network owner only.
-    others = clinics.filter(~is_this_clinic)
-    if others.height:
-        figure.add_trace(
-            scatter(
-                x=others["evaluable_count"].to_list(),
-                y=others["response_rate"].to_list(),
-                mode="markers",
-                text=[
-                    escaped(data.name_of(c)) if reader is None else "another clinic"
-                    for c in others["dimension_value"].to_list()
-                ],
-                name="other clinics",
-                marker=dict(size=9, color=COLOURS[0]),
-                hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
+    others, this = clinics.filter(~is_this_clinic), clinics.filter(is_this_clinic)
+    other_names = [
+        escaped(data.name_of(c)) if reader is None else "another clinic" for c in others["dimension_value"].to_list()
+    ]
+    this_name = [escaped(data.name_of(c)) for c in this["dimension_value"].to_list()]
+    for rows, names, legend, marker in (
+        (others, other_names, "other clinics", dict(size=9, color=COLOURS[0])),
+        (
+            this,
+            this_name,
+            this_name[0] if this_name else "",
+            dict(size=14, color=COLOURS[1], line=dict(color="white", width=1)),
+        ),
+    ):
+        if rows.height:
+            figure.add_trace(
+                scatter(
+                    x=rows["evaluable_count"].to_list(),
+                    y=rows["response_rate"].to_list(),
+                    mode="markers",
+                    text=names,
+                    name=legend,
+                    marker=marker,
+                    hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
+                )
             )
-        )
-    this = clinics.filter(is_this_clinic)
-    if this.height:
-        label = escaped(data.name_of(cohort.clinic))
-        figure.add_trace(
-            scatter(
-                x=this["evaluable_count"].to_list(),
-                y=this["response_rate"].to_list(),
-                mode="markers",
-                text=[label],
-                name=label,
-                marker=dict(size=14, color=COLOURS[1], line=dict(color="white", width=1)),
-                hovertemplate="%{text}: %{y:.1%} of %{x} series<extra></extra>",
-            )
-        )
     layout(
         figure,
         "PHQ-9 response after induction: clinics against the network (funnel plot)",
