@@ -133,6 +133,9 @@ create or replace macro as_of_in(zone) as (
 );
 
 -- as_of: the run's as-of time in the row's clinic's zone (as_of_in), so that each clinic's "now" is the same instant.
+-- The detail does not name the as-of time (meta.refreshes keeps it): a row still in the future the next night is
+-- rejected exactly as before, so an incremental refresh recomputes only the patients of rows the as-of time has
+-- passed (pipelines.incremental.policy), not every patient with a date typed years ahead.
 create or replace macro future_failure(field_name, value, as_of) as (
     case when value > as_of
             then {
@@ -140,8 +143,7 @@ create or replace macro future_failure(field_name, value, as_of) as (
                     'detail': field_name
                     || ' '
                     || strftime(value, '%Y-%m-%dT%H:%M:%S')
-                    || ' is after the run''s as-of time '
-                    || strftime(as_of, '%Y-%m-%dT%H:%M:%S')
+                    || ' (clinic local time) is after the refresh''s as-of time'
                 }
     end
 );

@@ -31,7 +31,7 @@ STORE_STATE_TABLE = "main.store_state"
 # The raw rows the as-of time judges (spec §8: future-dated rows are rejected), by record type and timestamp.
 DATED_ROWS = {"raw.infusions": "infused_at", "raw.assessments": "administered_at"}
 # An offset moves a timestamp by at most 14 hours (iso_timestamp accepts -14:00 to +14:00): 5 days of slack
-# on the date as sent finds every row whose local time can fall after the earlier as-of time, with room.
+# on the date as sent finds every row whose local time can fall between the two as-of times, with room.
 OFFSET_SLACK_DAYS = 5
 
 
@@ -142,23 +142,27 @@ def patients_to_recompute(
         for name in sources
         if table_exists(con, changed_patients_table(name))
     ]
-    earlier = min(previous_as_of, as_of)
+    earlier, later = min(previous_as_of, as_of), max(previous_as_of, as_of)
     first_text = (earlier.date() - timedelta(days=OFFSET_SLACK_DAYS)).isoformat()
-    # A row dated after the earlier as-of time was future then and is not now (or the other way round), or is
-    # future both times and its reason names the as-of time: few rows, all recomputed. ISO dates sort as text,
-    # so a text comparison finds the few candidates before any is parsed.
+    last_text = (later.date() + timedelta(days=OFFSET_SLACK_DAYS + 1)).isoformat()
+    # A row dated after the earlier as-of time and at or before the later one was future then and is not now
+    # (or the other way round): its patient is recomputed. A row future at both times is rejected alike both
+    # times (its reason does not name the as-of time), so a date typed years ahead recomputes no one night
+    # after night. ISO dates sort as text, so a text comparison finds the few candidates before any is parsed.
     candidates = " union all ".join(
-        f"select {patient_key()} as patient_key, {column} as value from {table} where ltrim({column}) >= '{first_text}'"
+        f"select {patient_key()} as patient_key, {column} as value from {table} "
+        f"where ltrim({column}) >= '{first_text}' and ltrim({column}) < '{last_text}'"
         for table, column in DATED_ROWS.items()
     )
     default_zone = "getvariable('clinic_timezone')"
     earlier_instant = f"timezone({default_zone}, timestamp '{earlier.isoformat()}')"
+    later_instant = f"timezone({default_zone}, timestamp '{later.isoformat()}')"
     # Each candidate's zone as validation will read it (spec §10.1), from this run's raw rows; a zone validation
     # will refuse counts as the default here (the run fails on it later). Only the candidates' patients are
     # looked up: the zones of a million patients took 0.5 s.
     parts.append(
         f"""
-        select patient_key, 'dated after the last or this as-of time' from (
+        select patient_key, 'dated between the last and this as-of time' from (
             with candidates as materialized ({candidates}),
 
             zones as (
@@ -174,9 +178,14 @@ def patients_to_recompute(
                 group by all
             )
 
-            select candidates.patient_key from candidates left join zones using (patient_key)
-            where iso_timestamp(value, coalesce(zone, {default_zone}))
-                > timezone(coalesce(zone, {default_zone}), {earlier_instant})
+            select patient_key from (
+                select
+                    candidates.patient_key,
+                    iso_timestamp(value, coalesce(zone, {default_zone})) as local_time,
+                    coalesce(zone, {default_zone}) as zone
+                from candidates left join zones using (patient_key)
+            )
+            where local_time > timezone(zone, {earlier_instant}) and local_time <= timezone(zone, {later_instant})
         )
         """
     )

@@ -163,7 +163,56 @@ def test_a_future_timestamp_is_judged_against_the_same_instant_in_every_zone(tmp
     refresh.ok(inbox, clinic_timezone="America/Chicago", as_of="2026-11-01T00:00:00")
     rejected = refresh.rows("select row_number, reason, detail from quarantine.rejected_rows")
     assert [(r["row_number"], r["reason"]) for r in rejected] == [(2, "future_timestamp")]
-    assert "is after the run's as-of time 2026-10-31T23:00:00" in rejected[0]["detail"]
+    assert (
+        rejected[0]["detail"] == "infused_at 2026-10-31T23:30:00 (clinic local time) is after the refresh's as-of time"
+    )
+
+
+def test_the_night_its_clinics_time_passes_a_future_row_its_patient_alone_is_recomputed(tmp_path):
+    # Night 1 is as of 00:00 on 31 October 2026 in Chicago (UTC-5): 23:00 on 30 October in Denver (UTC-6).
+    # Night 2 is as of 01:00 in Chicago: 00:00 in Denver. D-passed's 23:30 (Denver) is future on night 1 and
+    # not on night 2; read in Chicago's zone it would never have been future. D-ahead's 00:30 on 31 October
+    # (Denver, 01:30 in Chicago) and C-ahead's 01:30 (Chicago) are future both nights, rejected alike.
+    from tests.conftest import Refresh
+
+    clinics = "clinic_id,clinic_name,timezone\nden,Denver,America/Denver\nchi,Chicago,America/Chicago\n"
+    inbox = inbox_with_clinics(
+        tmp_path / "inbox",
+        clinics,
+        patients=(
+            "patient_id,clinic_id,primary_indication\n"
+            "D-passed,den,depression\nD-ahead,den,depression\nC-ahead,chi,depression\n"
+        ),
+        infusions=(
+            "patient_id,infused_at\n"
+            "D-passed,2026-10-20T10:00:00\nD-passed,2026-10-30T23:30:00\n"
+            "D-ahead,2026-10-20T10:00:00\nD-ahead,2026-10-31T00:30:00\n"
+            "C-ahead,2026-10-20T10:00:00\nC-ahead,2026-10-31T01:30:00\n"
+        ),
+        assessments="",
+    )
+    (inbox / "assessments.csv").write_text("patient_id,instrument,administered_at,score\n")
+    future = "select patient_id, detail from quarantine.rejected_rows where reason = 'future_timestamp' order by 1"
+    nightly = Refresh(tmp_path / "nightly")
+    nightly.ok(inbox, clinic_timezone="America/Chicago", as_of="2026-10-31T00:00:00")
+    assert [row["patient_id"] for row in nightly.rows(future)] == ["C-ahead", "D-ahead", "D-passed"]
+
+    nightly.ok(inbox, clinic_timezone="America/Chicago", as_of="2026-10-31T01:00:00")
+    last = nightly.rows("select refresh_scope, patients_recomputed from meta.refreshes order by refreshed_at")[-1]
+    assert last["refresh_scope"] == "incremental: 1 patient recomputed"
+    assert last["patients_recomputed"] == 1
+    assert [row["patient_id"] for row in nightly.rows(future)] == ["C-ahead", "D-ahead"]
+    full = Refresh(tmp_path / "full")
+    full.ok(inbox, clinic_timezone="America/Chicago", as_of="2026-10-31T01:00:00")
+    for query in (
+        future,
+        "select * from staging.infusions order by all",
+        "select * from marts.treatment_series order by all",
+    ):
+        assert nightly.rows(query) == full.rows(query)
+    # The infusion the as-of time passed joins D-passed's series.
+    passed = "select infusion_count from marts.treatment_series where patient_id = 'D-passed'"
+    assert nightly.rows(passed) == [{"infusion_count": 2}]
 
 
 def test_a_changed_clinic_zone_recomputes_every_patient_and_equals_a_full_refresh(tmp_path):
