@@ -721,5 +721,9 @@ def case_mix_plot(data: Publishable, cohort: Cohort, reader: str | None = None) 
         "observed / expected responders (1 = as the case mix predicts)",
     )
     figure.layout["height"] = max(300, 120 + 40 * rows.height)
+    # The figure is short for few clinics: a legend placed a fifth of the plot's height below it (layout) sat
+    # against the axis title. It sits at the figure's foot instead, under a margin that holds the axis title.
+    figure.layout["legend"] = dict(orientation="h", yref="container", y=0, yanchor="bottom")
+    figure.layout["margin"] = {**figure.layout["margin"], "b": 100}
     figure.axis("yaxis")["automargin"] = True
     return figure

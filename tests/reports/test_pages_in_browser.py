@@ -138,6 +138,29 @@ def test_no_trend_date_label_meets_a_share_label(browser, demo_warehouse):
     assert checked >= 5  # the network and four clinics, in the owner's and the directors' folders
 
 
+LEGENDS_MEETING_AXIS_TITLES = """
+() => Array.from(document.querySelectorAll('.js-plotly-plot')).flatMap(plot => {
+    const legend = plot.querySelector('g.legend');
+    const title = plot.querySelector('g.g-xtitle text');
+    if (!legend || !title || !title.textContent) return [];
+    const [a, b] = [legend.getBoundingClientRect(), title.getBoundingClientRect()];
+    const apart = a.top >= b.bottom + 4 || b.top >= a.bottom + 4 || a.right <= b.left || b.right <= a.left;
+    return apart ? [] : [plot.id];
+})
+"""
+
+
+def test_no_legend_lies_against_its_figures_axis_title(browser, demo_warehouse):
+    """The case-mix figure is short for four clinics: its legend, a fifth of the plot's height below it, sat
+    against the axis title."""
+    page = browser.new_context(offline=True, viewport={"width": 1400, "height": 900}).new_page()
+    pages = sorted((demo_warehouse.parents[1] / "reports").glob("**/*.html"))
+    for path in pages:
+        page.goto(path.as_uri(), wait_until="load")
+        assert page.evaluate(LEGENDS_MEETING_AXIS_TITLES) == [], path.name
+    assert len(pages) >= 10
+
+
 TREND_POINTS = """
 (instrument) => {
     const plot = document.getElementById('figure-trends');
