@@ -214,6 +214,14 @@ def test_the_night_its_clinics_time_passes_a_future_row_its_patient_alone_is_rec
     passed = "select infusion_count from marts.treatment_series where patient_id = 'D-passed'"
     assert nightly.rows(passed) == [{"infusion_count": 2}]
 
+    # Run again as of the first night (an as-of time moved back): the row is future again, its patient alone
+    # recomputed.
+    nightly.ok(inbox, clinic_timezone="America/Chicago", as_of="2026-10-31T00:00:00")
+    last = nightly.rows("select refresh_scope from meta.refreshes order by refreshed_at")[-1]
+    assert last["refresh_scope"] == "incremental: 1 patient recomputed"
+    assert [row["patient_id"] for row in nightly.rows(future)] == ["C-ahead", "D-ahead", "D-passed"]
+    assert nightly.rows(passed) == [{"infusion_count": 1}]
+
 
 def test_a_changed_clinic_zone_recomputes_every_patient_and_equals_a_full_refresh(tmp_path):
     from tests.conftest import Refresh
