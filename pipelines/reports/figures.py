@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import html
+import itertools
 import weakref
 
 import numpy as np
@@ -682,8 +683,10 @@ def case_mix_plot(data: Publishable, cohort: Cohort, reader: str | None = None) 
     if rows.is_empty():
         return None
     names = [escaped(data.name_of(c)) if reader is None or c == reader else "another clinic" for c in rows["clinic_id"]]
-    # Same-named "another clinic" rows would share one category: number them so each keeps its own line.
-    labels = [f"{name} ({i + 1})" if name == "another clinic" else name for i, name in enumerate(names)]
+    # Same-named "another clinic" rows would share one category: number them so each keeps its own line, 1 to
+    # n without a gap where the page's clinic lies between them.
+    others = itertools.count(1)
+    labels = [f"{name} ({next(others)})" if name == "another clinic" else name for name in names]
     mine = [c == cohort.clinic for c in rows["clinic_id"]]
     ratio = rows["observed_expected_ratio"].to_list()
     figure = Figure(

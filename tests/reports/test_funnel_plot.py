@@ -1,5 +1,6 @@
 """The clinic-against-network funnel plot: the page's clinic is the one named on it (in the legend), and the
-axis spans the limits and the clinics, so that a network of large clinics does not lie flat along one line."""
+axis spans the limits and the clinics, so that a network of large clinics does not lie flat along one line.
+The case-mix plot beside it: a director's page numbers the other clinics without naming them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import duckdb
 import pytest
 
 from pipelines.outcomes.rules import OutcomeRules
-from pipelines.reports.figures import Cohort, funnel_plot
+from pipelines.reports.figures import Cohort, case_mix_plot, funnel_plot
 from pipelines.reports.publishable import publishable
 
 
@@ -42,3 +43,12 @@ def test_the_rate_axis_spans_the_limits_and_the_clinics_not_zero_to_one_hundred_
     values = [y for trace in figure.data for y in trace["y"]]
     assert low <= min(values) and max(values) <= high
     assert low > 0 and high < 1  # four clinics of about 500 patients: limits within a few points of the network
+
+
+def test_a_directors_case_mix_plot_numbers_the_other_clinics_one_to_n_around_its_own(data):
+    for clinic in data.clinics:
+        figure = case_mix_plot(data, Cohort(clinic), clinic)
+        labels = figure.data[0]["y"]
+        assert labels.count(data.name_of(clinic)) == 1
+        others = [label for label in labels if label != data.name_of(clinic)]
+        assert others == [f"another clinic ({n})" for n in range(1, len(data.clinics))]
