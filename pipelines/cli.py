@@ -238,9 +238,10 @@ def generate(out: Path, patients: int, clinics: int, seed: int, end_date: dateti
 def refresh(verbose: bool, quiet: bool, timings: Path | None, **options: Any) -> None:
     """Read the inbox, validate, compute outcomes, check, and publish warehouse and reports.
 
-    After a published refresh, only patients with new, changed or removed rows
-    are recomputed (and merged), unless --full, the clinical parameters, the
-    code or the clinic timezone say otherwise; the first line printed says which.
+    After a published refresh, only patients with new, changed or removed rows,
+    or with a row dated in the future that the as-of time has since passed, are
+    recomputed (and merged), unless --full, the clinical parameters, the code or
+    the clinic timezone say otherwise; the first line printed says which.
     """
     try:
         settings = settings_from(**options)
