@@ -121,7 +121,7 @@ def run_refresh(settings, verbose: bool = False, timings: Path | None = None, qu
     import time
 
     from pipelines.incremental.policy import reason_to_read_everything
-    from pipelines.progress import preflight
+    from pipelines.progress import carrying_on_unread, preflight
 
     started = time.monotonic()
     problems = preflight(Path(settings.inbox), Path(settings.warehouse), Path(settings.reports))
@@ -132,7 +132,8 @@ def run_refresh(settings, verbose: bool = False, timings: Path | None = None, qu
     reason = reason_to_read_everything(
         warehouse, warehouse.with_name(warehouse.name + ".raw"), settings.refresh_mode, settings.clinic_timezone
     )
-    say(f"mode: full ({reason})" if reason else "mode: incremental, if the clinical parameters are unchanged")
+    with carrying_on_unread():
+        say(f"mode: full ({reason})" if reason else "mode: incremental, if the clinical parameters are unchanged")
     instance = refresh_instance()
     result = execute_refresh(settings, verbose, instance, progress=not quiet)
     if timings is not None:
@@ -141,12 +142,13 @@ def run_refresh(settings, verbose: bool = False, timings: Path | None = None, qu
         raise click.ClickException(f"refresh failed: {failure_reason(result)}")
     if quiet:
         return
-    print_summary(settings)
-    for event in result.get_asset_materialization_events():
-        board_pack = event.materialization.metadata.get("board_pack")
-        if board_pack is not None:
-            say(board_pack.value)
-    say(f"refresh finished in {time.monotonic() - started:.1f} s")
+    with carrying_on_unread():  # the refresh is published: a reader gone is no failure
+        print_summary(settings)
+        for event in result.get_asset_materialization_events():
+            board_pack = event.materialization.metadata.get("board_pack")
+            if board_pack is not None:
+                say(board_pack.value)
+        say(f"refresh finished in {time.monotonic() - started:.1f} s")
 
 
 def print_summary(settings) -> None:

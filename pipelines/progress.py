@@ -15,6 +15,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -29,6 +31,21 @@ WORKING_COPIES = 3
 def step_name(step_key: str) -> str:
     """Return a step key as the operator reads it: marts__series_outcomes -> marts.series_outcomes."""
     return step_key.replace("__", ".", 1)
+
+
+@contextmanager
+def carrying_on_unread(stream=None) -> Iterator[None]:
+    """Carry on when the reader of the output has gone (refresh | head): the rest of the output goes nowhere.
+
+    The output is for the operator, not part of the work: a closed pipe failed the step printing the line,
+    and the next refresh read every file again. The stream is pointed at the null device, so that later lines
+    and the interpreter's last flush fail no more.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        stream = stream or sys.stdout
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 class StepLines(logging.Handler):
@@ -64,7 +81,8 @@ class StepLines(logging.Handler):
             outcome = "done" if event.event_type_value == "STEP_SUCCESS" else "FAILED"
             line = f"[{clock}] {name} {outcome} in {seconds:.1f} s ({self.done} steps done)"
         if not self.live:
-            print(line, file=self.stream, flush=True)
+            with carrying_on_unread(self.stream):
+                print(line, file=self.stream, flush=True)
             return
         if line:
             self.console.print(line, markup=False)

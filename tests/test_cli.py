@@ -203,6 +203,25 @@ def test_a_refresh_prints_the_mode_first_then_each_step_as_it_runs_and_the_total
     assert lines[-1][0] - first_step > 0.5
 
 
+def test_a_refresh_whose_reader_leaves_after_the_first_line_still_publishes(tmp_path):
+    """refresh | head -1: the reader closes the pipe while steps still run. The refresh carries on and publishes
+    (before, the step printing the next line failed, and the next refresh read every file again)."""
+    import duckdb
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "basic" / "inbox"),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
+         "--as-of", "2026-11-01T00:00:00"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stdout.readline() == "mode: full (nothing is published yet)\n"
+    process.stdout.close()
+    assert process.wait() == 0, process.stderr.read()
+    assert process.stderr.read() == ""
+    with duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True) as con:
+        assert con.execute("select count(*) from meta.refreshes").fetchall() == [(1,)]
+
+
 def test_a_quiet_refresh_prints_nothing_when_it_succeeds(tmp_path):
     completed = subprocess.run(
         [sys.executable, "-m", "pipelines.cli", "refresh", "--quiet", "--inbox", str(GOLDEN / "basic" / "inbox"),
