@@ -176,15 +176,20 @@ def test_the_readme_lists_every_command():
     assert commands <= listed
 
 
-def test_a_refresh_prints_the_mode_first_then_each_step_as_it_runs_and_the_total_time_last(tmp_path):
-    import time
-
-    process = subprocess.Popen(
+def golden_refresh_reading_its_output(tmp_path) -> subprocess.Popen:
+    """Start a refresh of the basic golden inbox into tmp_path, its output read through pipes as it comes."""
+    return subprocess.Popen(
         [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "basic" / "inbox"),
          "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
          "--as-of", "2026-11-01T00:00:00"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+
+
+def test_a_refresh_prints_the_mode_first_then_each_step_as_it_runs_and_the_total_time_last(tmp_path):
+    import time
+
+    process = golden_refresh_reading_its_output(tmp_path)
     lines, step_line_seen_while_running = [], False
     for line in process.stdout:
         lines.append((time.monotonic(), line.rstrip("\n")))
@@ -208,12 +213,7 @@ def test_a_refresh_whose_reader_leaves_after_the_first_line_still_publishes(tmp_
     (before, the step printing the next line failed, and the next refresh read every file again)."""
     import duckdb
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.cli", "refresh", "--inbox", str(GOLDEN / "basic" / "inbox"),
-         "--warehouse", str(tmp_path / "w.duckdb"), "--reports", str(tmp_path / "reports"),
-         "--as-of", "2026-11-01T00:00:00"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = golden_refresh_reading_its_output(tmp_path)
     assert process.stdout.readline() == "mode: full (nothing is published yet)\n"
     process.stdout.close()
     assert process.wait() == 0, process.stderr.read()
