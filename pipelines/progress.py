@@ -44,8 +44,9 @@ def carrying_on_unread(stream=None) -> Iterator[None]:
     try:
         yield
     except BrokenPipeError:
-        stream = stream or sys.stdout
-        os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        null_device = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null_device, (stream or sys.stdout).fileno())
+        os.close(null_device)  # the stream's descriptor now refers to it; this copy is not needed
 
 
 class StepLines(logging.Handler):
