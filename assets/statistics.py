@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.checks import check_specs
 from assets.tables import polars_table_specs, write_tables
-from pipelines.database import key_of, table_exists
+from pipelines.database import column_names, key_of, table_exists
 from pipelines.dictionary import write_comments
 from pipelines.incremental.scope import replaced_rows_table, scope_is_every_patient, scoped_rows
 from pipelines.resources import Warehouse
@@ -16,6 +16,7 @@ from pipelines.stats.cells import updated_cells
 from pipelines.stats.cohorts import (
     CELL,
     END_CHANGE_CELL,
+    RATE_KEY,
     RELIEF_CELL,
     TRAJECTORY_CELLS_SQL,
     cohorts_of_cells,
@@ -23,6 +24,7 @@ from pipelines.stats.cohorts import (
     end_change_quantiles_from_cells,
     relief_cells,
     relief_summary_from_survival,
+    relief_survival_brought_up_to_date,
     relief_survival_from_cells,
     response_rate_cells,
     response_rates_from_cells,
@@ -157,9 +159,14 @@ CELLS_SOURCE = "statistics_cells_source"
 CELLS_SOURCE_TABLE = f"{CELLS_SCHEMA}.{CELLS_SOURCE}"
 CELLS_SOURCE_DESCRIPTION = (
     "The rows of marts.series_outcomes the statistics cells were counted from: how many, and the sum of their "
-    "hashes. An incremental refresh updates the cells only when they match."
+    "hashes; and the sum of the hashes of marts.relief_survival's counts as written with them. An incremental "
+    "refresh updates the cells only when the rows match, and the relief curves from their kept counts only when "
+    "those match too."
 )
 SERIES_OUTCOMES = "marts.series_outcomes"
+RELIEF_SURVIVAL = "marts.relief_survival"
+# The columns of marts.relief_survival that an incremental refresh adds the changed cells' counts to.
+RELIEF_COUNT_COLUMNS = (*RATE_KEY, "day", "events", "censored")
 
 
 def series_outcomes_sql(source: str, where: str = "") -> str:
@@ -183,6 +190,34 @@ def counted_from(con) -> tuple[int, int]:
     return con.execute(f"select series_count, row_hash_sum from {CELLS_SOURCE_TABLE}").fetchall()[0]
 
 
+def relief_counts_hash(con) -> int | None:
+    """Return the sum of the hashes of marts.relief_survival's counts (RELIEF_COUNT_COLUMNS); None without it."""
+    if not table_exists(con, RELIEF_SURVIVAL):
+        return None
+    columns = ", ".join(RELIEF_COUNT_COLUMNS)
+    return con.execute(f"select coalesce(sum(hash({columns})), 0) from {RELIEF_SURVIVAL}").fetchall()[0][0]
+
+
+def kept_relief_counts(con, cohorts: pl.DataFrame) -> pl.LazyFrame | None:
+    """Return the counts per day (RELIEF_COUNT_KEY) of some cohorts (RATE_KEY) as marts.relief_survival keeps
+    them; None when that table is not the one written with the kept cells (its hash is not the one recorded)."""
+    if "relief_survival_hash" not in column_names(con, CELLS_SOURCE_TABLE):  # recorded by an older version
+        return None
+    recorded = con.execute(f"select relief_survival_hash from {CELLS_SOURCE_TABLE}").fetchall()[0][0]
+    if recorded is None or recorded != relief_counts_hash(con):
+        return None
+    matches = " and ".join(f'curves."{column}" is not distinct from cohorts."{column}"' for column in RATE_KEY)
+    con.register("cohorts_to_update", cohorts)
+    try:
+        kept = con.sql(
+            f"select {', '.join(f'curves.{column}' for column in RATE_KEY)}, curves.day as duration, curves.events, "
+            f"curves.censored from {RELIEF_SURVIVAL} as curves semi join cohorts_to_update as cohorts on {matches}"
+        ).pl()
+    finally:
+        con.unregister("cohorts_to_update")
+    return kept.lazy()
+
+
 def cells_counted_anew(con) -> tuple[dict[str, pl.DataFrame], tuple[int, int]]:
     """Return every cell counted from every series, and the rows they were counted from (counted_from)."""
     # Only the columns and rows the statistics use: the marts hold millions of rows.
@@ -195,9 +230,9 @@ def cells_brought_up_to_date(
     con,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, pl.DataFrame], pl.LazyFrame, tuple[int, int]] | None:
     """Return the kept cells with the recomputed series' counts added and the replaced series' taken away, the
-    keys of the cells that changed, the cohorts of relief_survival whose cells changed, and the rows now counted
-    (counted_from); None when the kept cells were not counted from the rows the merge replaced (then every
-    cell is counted anew)."""
+    change of the cells that changed (updated_cells), the cohorts of relief_survival whose cells changed, and the
+    rows now counted (counted_from); None when the kept cells were not counted from the rows the merge replaced
+    (then every cell is counted anew)."""
     replaced = replaced_rows_table(SERIES_OUTCOMES)
     needed = [replaced, CELLS_SOURCE_TABLE, *(f"{CELLS_SCHEMA}.{name}" for name in CELL_TABLES)]
     if not all(table_exists(con, table) for table in needed):
@@ -211,18 +246,38 @@ def cells_brought_up_to_date(
         return None
     added = con.sql(series_outcomes_sql(recomputed)).pl().lazy()
     removed = con.sql(series_outcomes_sql(replaced)).pl().lazy()
-    cells, changed = {}, {}
+    cells, changes = {}, {}
     for name, (_, keys, cells_of) in CELL_TABLES.items():
         kept = con.sql(f"select * from {CELLS_SCHEMA}.{name}").pl()
-        cells[name], changed[name] = updated_cells(kept, cells_of(added).collect(), cells_of(removed).collect(), keys)
-    changed_relief = cohorts_of_cells(changed["relief_cells"].lazy(), periods=(START_MONTH,), breakdowns=True)
-    return cells, changed, changed_relief, (rows_now, hashes_now)
+        cells[name], changes[name] = updated_cells(kept, cells_of(added).collect(), cells_of(removed).collect(), keys)
+    changed_relief = cohorts_of_cells(changes["relief_cells"].lazy(), periods=(START_MONTH,), breakdowns=True)
+    return cells, changes, changed_relief, (rows_now, hashes_now)
+
+
+def relief_survival_of(con, relief_cells: pl.DataFrame, change: pl.DataFrame | None, cohorts: pl.DataFrame | None):
+    """Return the relief curves: of every cohort from every cell in a full refresh; in an incremental one, of the
+    cohorts whose cells changed, from their kept counts and the change when the kept curves are those written
+    with the cells, else from every cell."""
+    if change is None:
+        return relief_survival_from_cells(relief_cells.lazy()).collect()
+    kept = kept_relief_counts(con, cohorts)
+    if kept is None:
+        return relief_survival_from_cells(relief_cells.lazy(), only=cohorts.lazy()).collect()
+    return relief_survival_brought_up_to_date(kept, change.lazy()).collect()
 
 
 def write_counted_from(con, rows: int, hashes: int, cells: str) -> dg.MaterializeResult:
-    """Write CELLS_SOURCE_TABLE; cells says how the cells were made (metadata shown in the UI)."""
-    con.execute(f"create or replace table {CELLS_SOURCE_TABLE} (series_count bigint, row_hash_sum hugeint)")
-    con.execute(f"insert into {CELLS_SOURCE_TABLE} values (?, ?::hugeint)", [rows, str(hashes)])
+    """Write CELLS_SOURCE_TABLE, after marts.relief_survival; cells says how the cells were made (metadata shown
+    in the UI)."""
+    con.execute(
+        f"create or replace table {CELLS_SOURCE_TABLE} "
+        "(series_count bigint, row_hash_sum hugeint, relief_survival_hash hugeint)"
+    )
+    relief_hash = relief_counts_hash(con)
+    con.execute(
+        f"insert into {CELLS_SOURCE_TABLE} values (?, ?::hugeint, ?::hugeint)",
+        [rows, str(hashes), None if relief_hash is None else str(relief_hash)],
+    )
     write_comments(con, CELLS_SOURCE_TABLE, CELLS_SOURCE_DESCRIPTION)
     return dg.MaterializeResult(asset_key=key_of(CELLS_SOURCE_TABLE), metadata={"row_count": 1, "cells": cells})
 
@@ -249,13 +304,17 @@ def statistics_marts(warehouse: Warehouse):
         up_to_date = None if scope_is_every_patient(con) else cells_brought_up_to_date(con)
         if up_to_date is None:
             cells, counted = cells_counted_anew(con)
-            changed_cells = changed_relief = None
+            changes = changed_cells = changed_relief = None
         else:
-            cells, changed_cells, changed_relief, counted = up_to_date
+            cells, changes, changed_relief, counted = up_to_date
+            changed_cells = {name: changes[name].select(keys) for name, (_, keys, _) in CELL_TABLES.items()}
+            changed_relief = changed_relief.collect()
         trajectory_cells = con.sql(TRAJECTORY_CELLS_SQL).pl().lazy()
         # In an incremental refresh only the relief cohorts whose cells changed are worked out and replaced: the
         # curves of every cohort, one row per day, are the largest of these marts.
-        survival = relief_survival_from_cells(cells["relief_cells"].lazy(), only=changed_relief).collect()
+        survival = relief_survival_of(
+            con, cells["relief_cells"], None if changes is None else changes["relief_cells"], changed_relief
+        )
         tables: dict[str, pl.DataFrame] = {
             "response_rates": response_rates_from_cells(cells["response_rate_cells"].lazy()).collect(),
             "relief_survival": survival,
@@ -267,8 +326,7 @@ def statistics_marts(warehouse: Warehouse):
         del survival
         replacing = None
         if changed_relief is not None:
-            changed = changed_relief.collect()
-            replacing = {"relief_survival": changed, "relief_summary": changed}
+            replacing = {"relief_survival": changed_relief, "relief_summary": changed_relief}
         yield from write_tables(con, "marts", tables, DESCRIPTIONS, keys=KEY_COLUMNS, replacing=replacing)
         if changed_cells is not None:  # only the cells that changed are written
             for name, (_, keys, _) in CELL_TABLES.items():

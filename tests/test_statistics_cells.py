@@ -11,9 +11,13 @@ from polars.testing import assert_frame_equal
 
 from assets.statistics import (
     CELLS_SCHEMA,
+    CELLS_SOURCE_TABLE,
+    RELIEF_SURVIVAL,
     SERIES_OUTCOMES,
     cells_brought_up_to_date,
     cells_counted_anew,
+    kept_relief_counts,
+    relief_survival_of,
     write_counted_from,
 )
 from pipelines.database import replace_table
@@ -76,8 +80,10 @@ def con():
 
 
 def count_anew(con) -> dict[str, pl.DataFrame]:
-    """Count every cell from every series and keep them, as a full refresh does; return them."""
+    """Count every cell from every series and keep them with the relief curves, as a full refresh does; return
+    them."""
     cells, counted = cells_counted_anew(con)
+    replace_table(con, RELIEF_SURVIVAL, relief_survival_from_cells(cells["relief_cells"].lazy()).collect())
     for name, frame in cells.items():
         replace_table(con, f"{CELLS_SCHEMA}.{name}", frame)
     write_counted_from(con, *counted, "counted")
@@ -152,3 +158,53 @@ def test_relief_curves_of_some_cohorts_are_those_cohorts_curves_of_every_cohort(
     assert shared_split["at_risk"].max() == 2, "P1's and P2's clinics are one cohort in the split"
     network = some.filter(pl.col("dimension") == "network")
     assert network["at_risk"].max() == 5, "a cohort asked for is summed over every cell, not only the changed ones"
+
+
+def relief_curves_brought_up_to_date(con) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Return the relief curves an incremental refresh works out after merge_p1, and the cohorts they replace."""
+    cells, changes, changed_relief, _ = cells_brought_up_to_date(con)
+    cohorts = changed_relief.collect()
+    return relief_survival_of(con, cells["relief_cells"], changes["relief_cells"], cohorts), cohorts
+
+
+def relief_curves_counted_anew(con, cohorts: pl.DataFrame) -> pl.DataFrame:
+    curves = relief_survival_from_cells(count_anew(con)["relief_cells"].lazy()).collect()
+    return curves.join(cohorts, on=RATE_KEY, how="semi", nulls_equal=True)
+
+
+def test_relief_curves_are_brought_up_to_date_from_the_kept_curves_counts(con):
+    # P1, austin's only responder (censored at 30 days), moves to frisco and relapses on day 12.
+    merge_p1(con, clinic_id="frisco", relief_status="relapsed", relief_days=12)
+
+    assert kept_relief_counts(con, pl.DataFrame({column: ["x"] for column in RATE_KEY})) is not None
+    curves, cohorts = relief_curves_brought_up_to_date(con)
+
+    assert_frame_equal(curves, relief_curves_counted_anew(con, cohorts))
+    clinics = curves.filter(pl.col("dimension") == "clinic")
+    # austin is among the cohorts replaced, and has no curve left: its rows go.
+    assert "austin" in set(cohorts.filter(pl.col("dimension") == "clinic")["dimension_value"])
+    assert clinics.select("dimension_value", "day", "at_risk", "events", "censored", "survival").rows() == [
+        ("frisco", 12, 1, 1, 0, 0.0)
+    ]
+    # The network's curve: P1 left day 30 for day 12, and was the only responder.
+    network = curves.filter(pl.col("dimension") == "network")
+    assert network.select("day", "at_risk", "events", "censored").rows() == [(12, 1, 1, 0)]
+
+
+@pytest.mark.parametrize(
+    "change_after_counting",
+    [
+        f"update {RELIEF_SURVIVAL} set events = events + 1 where dimension = 'network'",
+        f"alter table {CELLS_SOURCE_TABLE} drop column relief_survival_hash",  # as an older version wrote it
+    ],
+    ids=["curves changed since", "no hash recorded"],
+)
+def test_relief_curves_are_summed_from_every_cell_when_the_kept_ones_cannot_be_trusted(con, change_after_counting):
+    con.execute(change_after_counting)
+    merge_p1(con, clinic_id="frisco", relief_status="relapsed", relief_days=12)
+
+    curves, cohorts = relief_curves_brought_up_to_date(con)
+
+    assert kept_relief_counts(con, cohorts) is None
+    assert_frame_equal(curves, relief_curves_counted_anew(con, cohorts))
+    assert curves.filter(pl.col("dimension") == "network").select("day", "events").rows() == [(12, 1)]

@@ -14,8 +14,9 @@ def counts_of(cells: pl.LazyFrame | pl.DataFrame, keys: list[str]) -> list[str]:
 def updated_cells(
     kept: pl.DataFrame, added: pl.DataFrame, removed: pl.DataFrame, keys: list[str]
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Return (cells, changed): kept plus added minus removed, summed per key, without the cells whose counts
-    all come to 0 (as though the series were counted anew); and the keys of the cells whose counts changed.
+    """Return (cells, change): kept plus added minus removed, summed per key, without the cells whose counts
+    all come to 0 (as though the series were counted anew); and the change itself, added minus removed per key,
+    one row per cell whose counts changed (what the kept statistics summed from the cells need added, too).
 
     kept, added and removed hold the keys (a null key part is a key like any other) and the same count columns.
     """
@@ -26,14 +27,14 @@ def updated_cells(
         return pl.concat(frames).group_by(keys).agg(pl.col(counts).sum()).filter(nonzero)
 
     change = summed([added, removed.with_columns(-pl.col(column) for column in counts)])
-    changed_keys = change.select(keys)
+    change = change.select(kept.columns).cast(kept.schema)
     # Only the kept cells that changed are summed again; the others are passed on as they are. They are told
     # apart by a hash of their key: a kept cell whose hash equals a changed key's without its key being one is
     # summed again too, to the same counts, so a collision costs nothing but time (a million patients' relief
     # cells: 0.05 s against 0.15 s for a join on the key columns, 0.35 to 0.4 s to group every kept cell).
-    is_touched = key_hashes(kept, keys).is_in(key_hashes(changed_keys.cast(kept.select(keys).schema), keys).implode())
+    is_touched = key_hashes(kept, keys).is_in(key_hashes(change, keys).implode())
     touched, untouched = kept.filter(is_touched), kept.filter(~is_touched)
-    return pl.concat([untouched, summed([touched, change])]), changed_keys
+    return pl.concat([untouched, summed([touched, change])]), change
 
 
 def key_hashes(cells: pl.DataFrame, keys: list[str]) -> pl.Series:

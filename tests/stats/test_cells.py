@@ -38,9 +38,11 @@ def test_counts_are_added_and_taken_away_per_cell_and_emptied_cells_go():
         updated.sort(KEYS, nulls_last=True),
         cells([("austin", "dr-a", 6, 3), ("austin", None, 4, 1), ("waco", None, 2, 0)]),
     )
-    # frisco's only cell is empty now: gone, as a count from nothing would not have it; and it changed.
-    assert sorted(changed.rows(), key=str) == sorted(
-        [("austin", "dr-a"), ("austin", None), ("frisco", "dr-b")], key=str
+    # frisco's only cell is empty now: gone, as a count from nothing would not have it; and it changed, by what
+    # was taken away.
+    assert_frame_equal(
+        changed.sort(KEYS, nulls_last=True),
+        cells([("austin", "dr-a", 1, 1), ("austin", None, 1, 0), ("frisco", "dr-b", -1, -1)]),
     )
 
 
@@ -63,4 +65,4 @@ def test_a_kept_cell_whose_key_hash_equals_a_changed_keys_is_summed_again_to_the
     updated, changed = updated_cells(kept, added, cells([]), KEYS)
 
     assert_frame_equal(updated.sort(KEYS, nulls_last=True), cells([("austin", "dr-a", 6, 3), ("waco", None, 2, 0)]))
-    assert changed.rows() == [("austin", "dr-a")]
+    assert changed.rows() == [("austin", "dr-a", 1, 1)]
