@@ -254,16 +254,20 @@ def cells_brought_up_to_date(
     return cells, changes, changed_relief, (rows_now, hashes_now)
 
 
-def relief_survival_of(con, relief_cells: pl.DataFrame, change: pl.DataFrame | None, cohorts: pl.DataFrame | None):
-    """Return the relief curves: of every cohort from every cell in a full refresh; in an incremental one, of the
-    cohorts whose cells changed, from their kept counts and the change when the kept curves are those written
-    with the cells, else from every cell."""
+def relief_survival_of(
+    con, relief_cells: pl.DataFrame, change: pl.DataFrame | None, cohorts: pl.DataFrame | None
+) -> tuple[pl.DataFrame, str]:
+    """Return the relief curves, and how they were made: of every cohort from every cell in a full refresh; in
+    an incremental one, of the cohorts whose cells changed, from their kept counts and the change when the kept
+    curves are those written with the cells, else from every cell."""
     if change is None:
-        return relief_survival_from_cells(relief_cells.lazy()).collect()
+        return relief_survival_from_cells(relief_cells.lazy()).collect(), "relief curves from every cell"
     kept = kept_relief_counts(con, cohorts)
     if kept is None:
-        return relief_survival_from_cells(relief_cells.lazy(), only=cohorts.lazy()).collect()
-    return relief_survival_brought_up_to_date(kept, change.lazy()).collect()
+        curves = relief_survival_from_cells(relief_cells.lazy(), only=cohorts.lazy()).collect()
+        return curves, f"relief curves of {cohorts.height} cohorts from every cell"
+    curves = relief_survival_brought_up_to_date(kept, change.lazy()).collect()
+    return curves, f"relief curves of {cohorts.height} cohorts from their kept counts"
 
 
 def write_counted_from(con, rows: int, hashes: int, cells: str) -> dg.MaterializeResult:
@@ -312,7 +316,7 @@ def statistics_marts(warehouse: Warehouse):
         trajectory_cells = con.sql(TRAJECTORY_CELLS_SQL).pl().lazy()
         # In an incremental refresh only the relief cohorts whose cells changed are worked out and replaced: the
         # curves of every cohort, one row per day, are the largest of these marts.
-        survival = relief_survival_of(
+        survival, relief_how = relief_survival_of(
             con, cells["relief_cells"], None if changes is None else changes["relief_cells"], changed_relief
         )
         tables: dict[str, pl.DataFrame] = {
@@ -336,5 +340,5 @@ def statistics_marts(warehouse: Warehouse):
             how = "counted from every series"
         else:
             how = f"brought up to date: {sum(keys.height for keys in changed_cells.values())} cells changed"
-        yield write_counted_from(con, *counted, how)
+        yield write_counted_from(con, *counted, f"{how}; {relief_how}")
         con.execute(f"drop table if exists {replaced_rows_table(SERIES_OUTCOMES)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -155,6 +156,37 @@ def test_a_day_of_new_rows_recomputes_only_their_patients_and_equals_a_full_refr
     full = Refresh(tmp_path / "full")
     full.ok(inbox, as_of=SECOND_AS_OF)
     assert full.rows("select refresh_scope from meta.refreshes")[0]["refresh_scope"].startswith("full")
+    assert_same_warehouse(nightly.warehouse, full.warehouse)
+
+
+def test_a_second_night_builds_on_the_first_and_still_equals_a_full_refresh(inboxes, tmp_path):
+    root, _, new_rows = inboxes
+    inbox = tmp_path / "inbox"
+    split_inbox(root / "generated", inbox)  # yesterday's inbox afresh: the module's gains rows in another test
+    nightly = Refresh(tmp_path / "nightly")
+    nightly.ok(inbox, as_of=FIRST_AS_OF)
+    for name, frame in new_rows.items():
+        write_text_csv(frame, inbox / name, append=True)
+    first_night = nightly.ok(inbox, as_of=SECOND_AS_OF)
+    # The second night: every 97th score corrected to 0, in the middle of the file as well, which moves some
+    # of their patients' responses, remissions and relief, on top of what the first night brought up to date.
+    assessments = read_text_csv(inbox / "assessments.csv")
+    corrected = assessments.with_columns(
+        pl.when(pl.int_range(pl.len()) % 97 == 0).then(pl.lit("0")).otherwise(pl.col("score")).alias("score")
+    )
+    write_text_csv(corrected, inbox / "assessments.csv")
+    second_night = nightly.ok(inbox, as_of=SECOND_AS_OF)
+
+    # Each night's relief curves come from the curves the night before published, not from every cell; the
+    # first night's new rows happen to move no relief.
+    made = [statistics_cells(result) for result in (first_night, second_night)]
+    relief_cohorts = [
+        re.search(r"brought up to date: .*relief curves of (\d+) cohorts from their kept counts", m) for m in made
+    ]
+    assert all(relief_cohorts), made
+    assert int(relief_cohorts[1].group(1)) > 0, made[1]
+    full = Refresh(tmp_path / "full")
+    full.ok(inbox, as_of=SECOND_AS_OF)
     assert_same_warehouse(nightly.warehouse, full.warehouse)
 
 

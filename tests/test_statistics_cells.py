@@ -164,7 +164,8 @@ def relief_curves_brought_up_to_date(con) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Return the relief curves an incremental refresh works out after merge_p1, and the cohorts they replace."""
     cells, changes, changed_relief, _ = cells_brought_up_to_date(con)
     cohorts = changed_relief.collect()
-    return relief_survival_of(con, cells["relief_cells"], changes["relief_cells"], cohorts), cohorts
+    curves, _ = relief_survival_of(con, cells["relief_cells"], changes["relief_cells"], cohorts)
+    return curves, cohorts
 
 
 def relief_curves_counted_anew(con, cohorts: pl.DataFrame) -> pl.DataFrame:
