@@ -7,7 +7,7 @@ import polars as pl
 
 from assets.checks import check_specs
 from assets.tables import polars_table_specs, write_tables
-from pipelines.database import column_names, key_of, table_exists
+from pipelines.database import column_names, key_of, rows_with_keys, table_exists
 from pipelines.dictionary import write_comments
 from pipelines.incremental.scope import replaced_rows_table, scope_is_every_patient, scoped_rows
 from pipelines.resources import Warehouse
@@ -206,16 +206,9 @@ def kept_relief_counts(con, cohorts: pl.DataFrame) -> pl.LazyFrame | None:
     recorded = con.execute(f"select relief_survival_hash from {CELLS_SOURCE_TABLE}").fetchall()[0][0]
     if recorded is None or recorded != relief_counts_hash(con):
         return None
-    matches = " and ".join(f'curves."{column}" is not distinct from cohorts."{column}"' for column in RATE_KEY)
-    con.register("cohorts_to_update", cohorts)
-    try:
-        kept = con.sql(
-            f"select {', '.join(f'curves.{column}' for column in RATE_KEY)}, curves.day as duration, curves.events, "
-            f"curves.censored from {RELIEF_SURVIVAL} as curves semi join cohorts_to_update as cohorts on {matches}"
-        ).pl()
-    finally:
-        con.unregister("cohorts_to_update")
-    return kept.lazy()
+    columns = ", ".join(f"{RELIEF_SURVIVAL}.{column}" for column in RATE_KEY)
+    counts = f"{columns}, {RELIEF_SURVIVAL}.day as duration, {RELIEF_SURVIVAL}.events, {RELIEF_SURVIVAL}.censored"
+    return rows_with_keys(con, RELIEF_SURVIVAL, cohorts.select(RATE_KEY), counts).lazy()
 
 
 def cells_counted_anew(con) -> tuple[dict[str, pl.DataFrame], tuple[int, int]]:

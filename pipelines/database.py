@@ -7,7 +7,7 @@ house, imported by everything above and importing nothing of the project.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
@@ -100,12 +100,26 @@ def replace_table(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFram
     return frame.height
 
 
+def keys_match(table: str, keys: str, columns: Iterable[str]) -> str:
+    """Return the SQL condition: a row of table has the key (columns) of a row of keys; a null part matches a null."""
+    return " and ".join(f'{table}."{column}" is not distinct from {keys}."{column}"' for column in columns)
+
+
+def rows_with_keys(con: duckdb.DuckDBPyConnection, table: str, keys: pl.DataFrame, columns: str) -> pl.DataFrame:
+    """Return columns (SQL over the table's own columns) of the rows of a table whose key (the columns of keys) is
+    among keys. A null key part matches a null."""
+    con.register("wanted_keys", keys)
+    try:
+        matches = keys_match(table, "wanted_keys", keys.columns)
+        return con.sql(f"select {columns} from {table} semi join wanted_keys on {matches}").pl()
+    finally:
+        con.unregister("wanted_keys")
+
+
 def replace_rows(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame, keys: pl.DataFrame) -> None:
     """Replace the rows of a table whose key (the columns of keys) is among keys with the rows of frame, which
     holds those keys' rows only; a key without rows in frame loses its rows. A null key part matches a null."""
-    matches = " and ".join(
-        f'{table}."{column}" is not distinct from replaced_keys."{column}"' for column in keys.columns
-    )
+    matches = keys_match(table, "replaced_keys", keys.columns)
     con.register("replaced_keys", keys)
     con.register("replacing_rows", frame)
     try:
