@@ -21,12 +21,16 @@ from pipelines.ingest.sources import source_names
 from pipelines.resources import Inbox, Warehouse
 
 SOURCES_TABLE = "raw.source_names"
+# Run before any step ready beside them (the seeds), as none of them needs the warehouse: an incremental
+# refresh makes its working copy of the published warehouse meanwhile (pipelines.resources.WorkingCopy).
+READ_FIRST = {"dagster/priority": "1"}
 
 
 @dg.asset(
     key=["raw", "sources"],
     group_name="raw",
     kinds={"polars", "duckdb"},
+    op_tags=READ_FIRST,
     description=(
         "Every source of the inbox, found when the run starts (a new mapping needs no reload): the contract CSVs "
         "(clinics.csv, patients.csv, infusions.csv, assessments.csv), one source per mapping file in sources/, and "
@@ -38,7 +42,7 @@ def raw_sources(inbox: Inbox, warehouse: Warehouse) -> dg.MaterializeResult:
     names = source_names(folder)
     metadata: dict = {}
     skipped: dict = {}
-    with warehouse.connect() as con:
+    with warehouse.connect_to_raw_store() as con:
         changes_only = warehouse.reads_changes_only
         kept = read_file_states(con) if changes_only else {}
         for name in names:
@@ -78,10 +82,11 @@ def record_type_asset(record_type: str) -> dg.AssetsDefinition:
         group_name="raw",
         deps=[raw_sources.key],
         kinds={"duckdb"},
+        op_tags=READ_FIRST,
         description=f"Every {record_type} row of every source, as sent: one row per data row of its file.",
     )
     def unite_sources(warehouse: Warehouse) -> dg.MaterializeResult:
-        with warehouse.connect() as con:
+        with warehouse.connect_to_raw_store() as con:
             tables = [
                 source_table(name, record_type)
                 for name in sources_read(con)

@@ -7,6 +7,7 @@ the Dagster run config override it, in that order of precedence from lowest.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -117,6 +118,27 @@ COMPACT_FREE_SHARE = 0.5
 RAW_PATIENTS = dg.AssetKey(["raw", "patients"])
 
 
+class WorkingCopy:
+    """A copy of the published warehouse made in a thread of its own (clone_file), for a run to wait for."""
+
+    def __init__(self, source: Path, target: Path):
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._make, args=(source, target), name="working-copy")
+        self._thread.start()
+
+    def _make(self, source: Path, target: Path) -> None:
+        try:
+            clone_file(source, target)
+        except BaseException as error:  # raised again in the step that waits for the copy
+            self._error = error
+
+    def wait(self, raise_error: bool = True) -> None:
+        """Return once the copy is made; raise what made it fail (a full disk, say), unless told not to."""
+        self._thread.join()
+        if self._error is not None and raise_error:
+            raise self._error
+
+
 class WarehouseBusyError(RuntimeError):
     """Another refresh is writing the same warehouse."""
 
@@ -139,6 +161,8 @@ class Warehouse(dg.ConfigurableResource):
 
     _lock: filelock.BaseFileLock | None = PrivateAttr(default=None)
     _database: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _raw_store_database: duckdb.DuckDBPyConnection | None = PrivateAttr(default=None)
+    _working_copy: WorkingCopy | None = PrivateAttr(default=None)
     _as_of: datetime | None = PrivateAttr(default=None)
     _full_read_reason: str | None = PrivateAttr(default=None)
 
@@ -178,8 +202,10 @@ class Warehouse(dg.ConfigurableResource):
         self._full_read_reason = self.reason_to_read_everything()
         run = context.run
         if self.reads_changes_only:
-            # An incremental refresh merges into what is published.
-            clone_file(self.published_path, self.working_path)
+            # An incremental refresh merges into what is published. Where the file system cannot clone, the
+            # copy (a million patients' 1.25 GB: 0.3 to 0.9 s) is made while the raw steps read the inbox, which
+            # need the raw store only (connect_to_raw_store); the first step that needs the copy waits for it.
+            self._working_copy = WorkingCopy(self.published_path, self.working_path)
         elif run is not None and run.asset_selection and RAW_PATIENTS not in run.asset_selection:
             # Materializing a few assets in the UI: start from what is published, so the tables upstream of
             # them are there. (A job's run carries an empty selection: everything.)
@@ -212,6 +238,10 @@ class Warehouse(dg.ConfigurableResource):
         )
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._working_copy is not None:
+            # Never let the lock go while the copy is still being written: the next refresh would write it too.
+            self._working_copy.wait(raise_error=False)
+            self._working_copy = None
         self.close()
         if self._lock is not None:
             self._lock.release()
@@ -224,18 +254,37 @@ class Warehouse(dg.ConfigurableResource):
         close), seconds over a run of some sixty steps.
         """
         if self._database is None:
-            database = duckdb.connect(str(self.working_path), config=WAREHOUSE_CONFIG)
-            if self.memory_limit:
-                database.execute(f"set memory_limit = '{self.memory_limit}'")
-            database.execute(f"attach {sql_string(self.raw_store_path)} as raw")
+            if self._working_copy is not None:
+                self._working_copy.wait()
+            self.close_raw_store_database()  # the raw store is attached below: one instance writes it at a time
+            database = self.connect_with_raw_store(str(self.working_path))
             attach_recomputed_rows(database)  # the rows this run's merges write, for the steps after them
             for schema in ("seeds", "quarantine", "staging", "intermediate", "marts"):
                 database.execute(f"create schema if not exists {schema}")
             self._database = database
         return self._database
 
+    def connect_with_raw_store(self, database_path: str) -> duckdb.DuckDBPyConnection:
+        """Return a new DuckDB connection to a database file (or ':memory:') with the raw store attached as raw."""
+        database = duckdb.connect(
+            database_path,
+            # Where DuckDB spills past its memory limit: beside the working copy, as it does for a file it opens
+            # (an in-memory database would spill into the current folder).
+            config={**WAREHOUSE_CONFIG, "temp_directory": str(self.working_path) + ".tmp"},
+        )
+        if self.memory_limit:
+            database.execute(f"set memory_limit = '{self.memory_limit}'")
+        database.execute(f"attach {sql_string(self.raw_store_path)} as raw")
+        return database
+
+    def close_raw_store_database(self) -> None:
+        if self._raw_store_database is not None:
+            self._raw_store_database.close()
+            self._raw_store_database = None
+
     def close(self) -> None:
-        """Close the run's connection (its changes are checkpointed into the working copy)."""
+        """Close the run's connections (their changes are checkpointed into the working copy and the raw store)."""
+        self.close_raw_store_database()
         if self._database is not None:
             self._database.close()
             self._database = None
@@ -243,7 +292,26 @@ class Warehouse(dg.ConfigurableResource):
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a cursor on the working copy, with the raw tables attached and the run's variables set."""
-        con = self.open_database().cursor()
+        with self.cursor_of(self.open_database()) as con:
+            yield con
+
+    @contextmanager
+    def connect_to_raw_store(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor that reaches the raw store (as raw), for the steps that read the inbox into it and need
+        nothing of the warehouse: on the run's connection once it is open, else on one of the raw store alone, so
+        that they run while the working copy is still being made."""
+        database = self._database
+        if database is None:
+            if self._raw_store_database is None:
+                self._raw_store_database = self.connect_with_raw_store(":memory:")
+            database = self._raw_store_database
+        with self.cursor_of(database) as con:
+            yield con
+
+    @contextmanager
+    def cursor_of(self, database: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a cursor of a connection with the run's variables set."""
+        con = database.cursor()
         try:
             con.execute("set enable_progress_bar = false")  # the CLI's output is the summary, not DuckDB's bars
             con.execute("set variable as_of = ?::timestamp", [self.as_of_time])

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -397,6 +398,77 @@ def test_a_cloned_warehouse_equals_its_source_and_writing_it_leaves_the_source_a
     with open(target, "r+b") as handle:
         handle.write(b"changed")
     assert source.read_bytes() == content
+
+
+def nightly_inbox(tmp_path: Path) -> Path:
+    """A copy of the basic golden inbox, for a refresh and then another with a score added: incremental."""
+    inbox = tmp_path / "inbox"
+    shutil.copytree(GOLDEN / "basic" / "inbox", inbox)
+    return inbox
+
+
+def add_a_score(inbox: Path) -> None:
+    assessments = inbox / "assessments.csv"
+    header = assessments.read_text().splitlines()[0].split(",")
+    row = {"patient_id": "P1", "instrument": "phq9", "administered_at": "2026-10-30T09:00:00", "score": "9"}
+    with open(assessments, "a") as handle:
+        handle.write(",".join(row.get(column, "") for column in header) + "\n")
+
+
+def test_an_incremental_refresh_reads_the_inbox_while_the_published_warehouse_is_copied(tmp_path, monkeypatch):
+    inbox, refresh = nightly_inbox(tmp_path), Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    add_a_score(inbox)
+    raw_steps_done, united, copied = threading.Event(), [], []
+
+    def slow_copy(source, target):
+        # As a large warehouse on a file system that cannot clone: the copy ends once the raw steps have read
+        # the inbox (or after 30 s, if they wait for it, as they would on the warehouse's connection).
+        raw_steps_done.wait(timeout=30)
+        clone_file(source, target)
+        copied.append(time.monotonic())
+
+    def replace_table(con, table, frame):  # the last thing each raw step that unites a record type does
+        assets_ingest_replace_table(con, table, frame)
+        united.append(time.monotonic())
+        if len(united) == 4:
+            raw_steps_done.set()
+
+    import assets.ingest
+
+    assets_ingest_replace_table = assets.ingest.replace_table
+    monkeypatch.setattr("pipelines.resources.clone_file", slow_copy)
+    monkeypatch.setattr("assets.ingest.replace_table", replace_table)
+    refresh.ok(inbox)
+
+    assert len(united) == 4 and len(copied) == 1
+    assert max(united) < copied[0], "the raw steps ran while the working copy was being made"
+    last = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")[0]
+    assert last["refresh_scope"] == "incremental: 1 patient recomputed"
+    (score,) = refresh.rows("select score from staging.assessments where administered_at = '2026-10-30 09:00:00'")
+    assert score == {"score": 9}
+
+
+def test_a_working_copy_that_cannot_be_made_fails_the_refresh_naming_why_and_readers_keep_what_was_published(
+    tmp_path, monkeypatch
+):
+    inbox, refresh = nightly_inbox(tmp_path), Refresh(tmp_path / "out")
+    refresh.ok(inbox)
+    published = readers_view(refresh.warehouse, refresh.reports)
+    add_a_score(inbox)
+
+    def full_disk(source, target):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr("pipelines.resources.clone_file", full_disk)
+    result = refresh.run(inbox)
+
+    assert not result.success
+    assert "No space left on device" in failure_reason(result)
+    assert readers_view(refresh.warehouse, refresh.reports) == published
+    monkeypatch.undo()
+    refresh.ok(inbox)  # the next night publishes
+    assert refresh.rows("select count(*) as n from staging.assessments where score = 9 and patient_id = 'P1'")
 
 
 def test_a_tables_materialization_reports_its_rows_and_a_views_is_not_computed_to_count_them(refresh):
