@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -190,7 +191,10 @@ def clinics_without_vitals(tmp_path_factory):
         root / "inbox" / "infusions.csv"
     )
     refresh = Refresh(root / "out")
-    refresh.ok(root / "inbox", as_of="2026-06-30T00:00:00")
+    # In a thread of its own: the browser's sync API runs an event loop in this one, which Dagster's run would
+    # find running when it closes its own (a RuntimeWarning of a coroutine never awaited).
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        worker.submit(refresh.ok, root / "inbox", as_of="2026-06-30T00:00:00").result()
     return refresh
 
 
