@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -255,7 +256,12 @@ class Warehouse(dg.ConfigurableResource):
         """
         if self._database is None:
             if self._working_copy is not None:
+                started = time.monotonic()
                 self._working_copy.wait()
+                if (waited := time.monotonic() - started) >= 0.1:  # counted in this step's time: said in its log
+                    dg.get_dagster_logger().info(
+                        f"waited {waited:.1f} s for the working copy of {self.published_path} to be made"
+                    )
             self.close_raw_store_database()  # the raw store is attached below: one instance writes it at a time
             database = self.connect_with_raw_store(str(self.working_path))
             attach_recomputed_rows(database)  # the rows this run's merges write, for the steps after them

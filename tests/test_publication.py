@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.cli import failure_reason, settings_from
+from pipelines.cli import execute_refresh, failure_reason, refresh_instance, settings_from
 from pipelines.definitions import REFRESH_JOB, build_definitions
 from pipelines.demo.generator import write_inbox as write_demo_inbox
 from pipelines.publication import Publication, clone_file
@@ -425,6 +425,7 @@ def test_an_incremental_refresh_reads_the_inbox_while_the_published_warehouse_is
         # As a large warehouse on a file system that cannot clone: the copy ends once the raw steps have read
         # the inbox (or after 30 s, if they wait for it, as they would on the warehouse's connection).
         raw_steps_done.wait(timeout=30)
+        time.sleep(0.3)  # and then some: the first step that opens the warehouse waits, and says so
         clone_file(source, target)
         copied.append(time.monotonic())
 
@@ -439,10 +440,21 @@ def test_an_incremental_refresh_reads_the_inbox_while_the_published_warehouse_is
     assets_ingest_replace_table = assets.ingest.replace_table
     monkeypatch.setattr("pipelines.resources.clone_file", slow_copy)
     monkeypatch.setattr("assets.ingest.replace_table", replace_table)
-    refresh.ok(inbox)
+    instance = refresh_instance()
+    settings = settings_from(inbox=inbox, warehouse=refresh.warehouse, reports=refresh.reports, as_of="2026-11-01")
+    result = execute_refresh(settings, instance=instance)
 
+    assert result.success, failure_reason(result)
     assert len(united) == 4 and len(copied) == 1
     assert max(united) < copied[0], "the raw steps ran while the working copy was being made"
+    waits = [
+        (record.step_key, record.user_message)
+        for record in instance.all_logs(result.run_id)
+        if "for the working copy" in (record.user_message or "")
+    ]
+    assert len(waits) == 1 and re.fullmatch(
+        rf"waited \d+\.\d s for the working copy of {re.escape(str(refresh.warehouse))} to be made", waits[0][1]
+    ), waits
     last = refresh.rows("select refresh_scope from meta.refreshes order by refreshed_at desc limit 1")[0]
     assert last["refresh_scope"] == "incremental: 1 patient recomputed"
     (score,) = refresh.rows("select score from staging.assessments where administered_at = '2026-10-30 09:00:00'")
