@@ -204,7 +204,7 @@ class Warehouse(dg.ConfigurableResource):
         run = context.run
         if self.reads_changes_only:
             # An incremental refresh merges into what is published. Where the file system cannot clone, the
-            # copy (a million patients' 1.25 GB: 0.3 to 0.9 s) is made while the raw steps read the inbox, which
+            # copy (a million patients' 1.25 GB: 0.3 to 2 s) is made while the raw steps read the inbox, which
             # need the raw store only (connect_to_raw_store); the first step that needs the copy waits for it.
             self._working_copy = WorkingCopy(self.published_path, self.working_path)
         elif run is not None and run.asset_selection and RAW_PATIENTS not in run.asset_selection:
