@@ -28,6 +28,10 @@ STEP_EVENTS = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE"}
 WORKING_COPIES = 3
 
 
+def steps_done(count: int) -> str:
+    return f"{count} step{'' if count == 1 else 's'} done"
+
+
 def step_name(step_key: str) -> str:
     """Return a step key as the operator reads it: marts__series_outcomes -> marts.series_outcomes."""
     return step_key.replace("__", ".", 1)
@@ -80,7 +84,7 @@ class StepLines(logging.Handler):
             self.done += 1
             seconds = now - self.started.pop(event.step_key, now)
             outcome = "done" if event.event_type_value == "STEP_SUCCESS" else "FAILED"
-            line = f"[{clock}] {name} {outcome} in {seconds:.1f} s ({self.done} steps done)"
+            line = f"[{clock}] {name} {outcome} in {seconds:.1f} s ({steps_done(self.done)})"
         if not self.live:
             with carrying_on_unread(self.stream):
                 print(line, file=self.stream, flush=True)
@@ -99,7 +103,7 @@ class StepLines(logging.Handler):
             f"{step_name(key)} (since {self.clock_at(at)})"
             for key, at in sorted(self.started.items(), key=lambda kv: kv[1])
         )
-        text = f"running: {running} - {self.done} steps done"
+        text = f"running: {running} - {steps_done(self.done)}"
         if self.status is None:
             self.status = self.console.status(text)
             self.status.start()

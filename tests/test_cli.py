@@ -202,6 +202,8 @@ def test_a_refresh_prints_the_mode_first_then_each_step_as_it_runs_and_the_total
     steps = [line for line in text if line.startswith("[")]
     assert any(" marts.series_outcomes done in " in line for line in steps)
     assert any(line.endswith(" published_warehouse ...") for line in steps)
+    finished = [line for line in steps if " done in " in line]
+    assert finished[0].endswith(" s (1 step done)") and finished[1].endswith(" s (2 steps done)"), finished[:2]
     assert re.fullmatch(r"refresh finished in \d+\.\d s", text[-1])
     # The first step line came well before the last line: the output streams, it is not printed at the end.
     first_step = next(moment for moment, line in lines if line.startswith("["))
