@@ -206,8 +206,8 @@ def kept_relief_counts(con, cohorts: pl.DataFrame) -> pl.LazyFrame | None:
     recorded = con.execute(f"select relief_survival_hash from {CELLS_SOURCE_TABLE}").fetchall()[0][0]
     if recorded is None or recorded != relief_counts_hash(con):
         return None
-    columns = ", ".join(f"{RELIEF_SURVIVAL}.{column}" for column in RATE_KEY)
-    counts = f"{columns}, {RELIEF_SURVIVAL}.day as duration, {RELIEF_SURVIVAL}.events, {RELIEF_SURVIVAL}.censored"
+    # Unqualified: a semi join brings none of the keys' columns into the select list.
+    counts = f"{', '.join(RATE_KEY)}, day as duration, events, censored"
     return rows_with_keys(con, RELIEF_SURVIVAL, cohorts.select(RATE_KEY), counts).lazy()
 
 
